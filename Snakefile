@@ -1,0 +1,43 @@
+# wsss: weakly-supervised semantic segmentation as a Snakemake DAG.
+# Table of contents only: config validation, includes, the default target.
+# Rules declare; the wsss_stages package computes (one `python -m wsss_stages <stage>` per rule).
+
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)
+from wsss_stages import WsssError  # noqa: E402
+from wsss_stages.config import validate_config  # noqa: E402
+
+
+configfile: "config.yaml"
+
+
+try:
+    _validated = validate_config(config)
+except WsssError as error:
+    sys.exit(f"wsss: {error}")
+config.clear()
+config.update(_validated)
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/cams.smk"
+include: "rules/refine.smk"
+include: "rules/segmentation.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/metrics.json",
+        f"{RESULTS}/metrics.md",
+
+
+onsuccess:
+    print_metrics_table()

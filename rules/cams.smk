@@ -1,0 +1,86 @@
+# Classifier training, CAM extraction and the CAM threshold sweep.
+
+
+rule train_classifier:
+    input:
+        data=data_input(),
+        code=code("train_classifier"),
+    output:
+        model=f"{RESULTS}/train_classifier/model.pt",
+        info=f"{RESULTS}/train_classifier/model.json",
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["classifier"],
+        args=training_args("train_classifier"),
+        seed=config["seed"],
+        device=device(),
+    log:
+        f"{LOGS}/train_classifier.log",
+    benchmark:
+        f"{BENCH}/train_classifier.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=8000,
+        runtime=600,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} train_classifier --data-root {params.data_root} --split {params.split} --out-model {output.model} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule make_cams:
+    input:
+        data=data_input(),
+        model=rules.train_classifier.output.model,
+        code=code("make_cams"),
+    output:
+        cams=directory(f"{RESULTS}/make_cams/cams"),
+    params:
+        data_root=DATA_ROOT,
+        splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
+        scales=config["make_cams"]["scales"],
+        flip=flag("flip", config["make_cams"]["flip"]),
+        device=device(),
+    log:
+        f"{LOGS}/make_cams.log",
+    benchmark:
+        f"{BENCH}/make_cams.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule eval_cams:
+    input:
+        data=data_input(),
+        cams=rules.make_cams.output.cams,
+        code=code("eval_cams"),
+    output:
+        sweep=f"{RESULTS}/eval_cams/sweep.csv",
+        best=f"{RESULTS}/eval_cams/best.json",
+        per_class=f"{RESULTS}/eval_cams/per_class.csv",
+        plot=f"{RESULTS}/eval_cams/sweep.png",
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["seeds"],
+        thresholds=config["eval_cams"]["thresholds"],
+        mask_folder=mask_folder_arg(),
+    log:
+        f"{LOGS}/eval_cams.log",
+    benchmark:
+        f"{BENCH}/eval_cams.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} eval_cams --cams {input.cams} --data-root {params.data_root} --split {params.split} --out-csv {output.sweep} --out-best {output.best} --out-per-class {output.per_class} --out-plot {output.plot} --thresholds {params.thresholds} {params.mask_folder} > {log} 2>&1"

@@ -1,0 +1,101 @@
+# Helpers shared by the rules: paths, the stage command, code dependencies, resources.
+# The config -> argument mapping lives in each rule's `params:` (only the keys that rule uses).
+
+import os
+import shlex
+from pathlib import Path
+
+from wsss_stages.codedeps import stage_code_files
+
+EXPERIMENT = config["experiment"]
+RESULTS = f"results/{EXPERIMENT}"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+DEMO_ROOT = "results/make_demo_data/VOC2012"
+DATA_ROOT = DEMO_ROOT if config["dataset"] == "demo" else str(config["data_root"])
+REFINEMENT = config["make_pseudo_masks"]["refinement"]
+
+# Run the stage code of this checkout (the code Snakemake tracks), whatever is installed.
+WSSS = f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} python -m wsss_stages"
+
+wildcard_constraints:
+    refinement="none|crf",
+
+
+def code(stage):
+    """The stage module and the package modules it imports: edits to them rerun the stage."""
+    return [os.path.relpath(p) if Path(p).is_relative_to(Path.cwd()) else p for p in stage_code_files(stage)]
+
+
+def data_input():
+    """The demo dataset is itself an artifact; a real VOC tree is an external input."""
+    return [f"{DEMO_ROOT}/manifest.json"] if config["dataset"] == "demo" else []
+
+
+def device():
+    return config["device"]
+
+
+def gpus():
+    """Training/inference jobs ask for a GPU unless the config pins the CPU."""
+    return 0 if config["device"] == "cpu" else 1
+
+
+def heavy_threads():
+    return min(max(workflow.cores, 1), 8)
+
+
+def training_args(stage):
+    """The training/backbone section of a training stage, as CLI flags (only that stage's keys)."""
+    backbone = config[stage]["backbone"]
+    training = config[stage]["training"]
+    flags = {
+        "backbone": backbone["name"],
+        "weights": backbone["weights"],
+        "output-stride": backbone["output_stride"],
+        "epochs": training["epochs"],
+        "batch-size": training["batch_size"],
+        "crop-size": training["crop_size"],
+        "scale-range": " ".join(str(v) for v in training["scale_range"]),
+        "lr": training["lr"],
+        "head-lr-mult": training["head_lr_mult"],
+        "weight-decay": training["weight_decay"],
+        "momentum": training["momentum"],
+        "workers": training["workers"],
+        "checkpoint-every": training["checkpoint_every"],
+    }
+    args = " ".join(f"--{k} {v}" for k, v in flags.items())
+    return args + (" --freeze-bn" if backbone["freeze_bn"] else " --no-freeze-bn")
+
+
+def threshold_input(value, best_json):
+    """A threshold set to "auto" comes from the best of a sweep (best.json), else from params."""
+    return best_json if value == "auto" else []
+
+
+def threshold_arg(value, best_json):
+    return f"--bg-threshold-from {best_json}" if value == "auto" else f"--bg-threshold {value}"
+
+
+CAM_BEST = f"{RESULTS}/eval_cams/best.json"
+CRF_BEST = f"{RESULTS}/tune_crf/best.json"
+
+
+def scores_for(wildcards):
+    """Score maps (or CAMs) that become pseudo-masks, by refinement."""
+    return {"none": f"{RESULTS}/make_cams/cams", "crf": f"{RESULTS}/refine_crf/scores"}[wildcards.refinement]
+
+
+def flag(name, value):
+    return f"--{name}" if value else f"--no-{name}"
+
+
+def print_metrics_table():
+    path = Path(RESULTS) / "metrics.md"
+    if path.is_file():
+        print("\n" + path.read_text())
+
+
+def mask_folder_arg():
+    folder = config["mask_folder"]
+    return f"--mask-folder {folder}" if folder else ""

@@ -1,0 +1,28 @@
+# The experiment's headline numbers.
+
+
+rule summarize_metrics:
+    input:
+        cam_best=f"{RESULTS}/eval_cams/best.json",
+        pseudo_masks=f"{RESULTS}/eval_pseudo_masks/{REFINEMENT}/metrics.json",
+        pseudo_mask_dir=f"{RESULTS}/make_pseudo_masks/{REFINEMENT}/masks",
+        segmentation=f"{RESULTS}/eval_segmentation/{REFINEMENT}/metrics.json",
+        code=code("summarize_metrics"),
+    output:
+        json=f"{RESULTS}/metrics.json",
+        md=f"{RESULTS}/metrics.md",
+    params:
+        experiment=EXPERIMENT,
+        refinement=REFINEMENT,
+    log:
+        f"{LOGS}/summarize_metrics.log",
+    benchmark:
+        f"{BENCH}/summarize_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} --out-json {output.json} --out-md {output.md} > {log} 2>&1"

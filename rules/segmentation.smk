@@ -1,0 +1,85 @@
+# DeepLab training on pseudo-masks, prediction and scoring on val.
+
+
+rule train_segmentation:
+    input:
+        data=data_input(),
+        masks=rules.make_pseudo_masks.output.masks,
+        code=code("train_segmentation"),
+    output:
+        model=f"{RESULTS}/train_segmentation/{{refinement}}/model.pt",
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["segmentation"],
+        head=config["train_segmentation"]["head"],
+        args=training_args("train_segmentation"),
+        seed=config["seed"],
+        device=device(),
+    log:
+        f"{LOGS}/train_segmentation_{{refinement}}.log",
+    benchmark:
+        f"{BENCH}/train_segmentation_{{refinement}}.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=12000,
+        runtime=1440,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} train_segmentation --data-root {params.data_root} --split {params.split} --masks {input.masks} --out-model {output.model} --head {params.head} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule predict_segmentation:
+    input:
+        data=data_input(),
+        model=rules.train_segmentation.output.model,
+        code=code("predict_segmentation"),
+    output:
+        masks=directory(f"{RESULTS}/predict_segmentation/{{refinement}}/masks"),
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["val"],
+        scales=config["predict_segmentation"]["scales"],
+        flip=flag("flip", config["predict_segmentation"]["flip"]),
+        crf=flag("crf", config["predict_segmentation"]["crf"]),
+        device=device(),
+    log:
+        f"{LOGS}/predict_segmentation_{{refinement}}.log",
+    benchmark:
+        f"{BENCH}/predict_segmentation_{{refinement}}.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} predict_segmentation --model {input.model} --data-root {params.data_root} --split {params.split} --out-dir {output.masks} --scales {params.scales} {params.flip} {params.crf} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule eval_segmentation:
+    input:
+        data=data_input(),
+        masks=rules.predict_segmentation.output.masks,
+        code=code("eval_segmentation"),
+    output:
+        metrics=f"{RESULTS}/eval_segmentation/{{refinement}}/metrics.json",
+        per_class=f"{RESULTS}/eval_segmentation/{{refinement}}/per_class.csv",
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["val"],
+        mask_folder=mask_folder_arg(),
+    log:
+        f"{LOGS}/eval_segmentation_{{refinement}}.log",
+    benchmark:
+        f"{BENCH}/eval_segmentation_{{refinement}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} eval_segmentation --masks {input.masks} --data-root {params.data_root} --split {params.split} --out-json {output.metrics} --out-csv {output.per_class} {params.mask_folder} > {log} 2>&1"

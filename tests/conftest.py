@@ -1,0 +1,49 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wsss_stages.artifacts import save_mask  # noqa: E402
+
+
+def write_voc_tree(root: Path, ids: dict[str, list[str]], size=(24, 32), classes_txt=None, labels=None) -> Path:
+    """A minimal VOC tree: each image gets a mask with one square object of its first class."""
+    names = classes_txt or ["background", "cat", "dog"]
+    for folder in ("JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    if classes_txt:
+        (root / "classes.txt").write_text("\n".join(classes_txt) + "\n")
+    rng = np.random.default_rng(0)
+    all_ids = sorted({i for split in ids.values() for i in split})
+    for n, image_id in enumerate(all_ids):
+        h, w = size
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        objs = (labels or {}).get(image_id, [names[1 + n % (len(names) - 1)]])
+        mask = np.zeros((h, w), np.uint8)
+        for k, name in enumerate(objs):
+            mask[4 + k : 12 + k, 4 + 8 * k : 12 + 8 * k] = names.index(name) if name in names else 1
+        save_mask(root / "SegmentationClass" / f"{image_id}.png", mask)
+        objects = "".join(f"<object><name>{o}</name></object>" for o in objs)
+        (root / "Annotations" / f"{image_id}.xml").write_text(f"<annotation>{objects}</annotation>")
+    for split, members in ids.items():
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(members) + "\n")
+    return root
+
+
+@pytest.fixture
+def voc_tree(tmp_path):
+    return write_voc_tree(tmp_path / "VOC2012", {"train": ["a", "b", "c"], "val": ["d"]})
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,0 +1,58 @@
+import pytest
+
+from wsss_stages import WsssError
+from wsss_stages.config import load_config_file, validate_config
+
+
+def test_defaults_are_filled_recursively():
+    config = validate_config({})
+    assert config["refine_crf"] == {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 80,
+                                    "bilateral_srgb": 13, "bilateral_compat": 10}
+    assert config["make_cams"]["scales"] == [1.0, 0.5, 1.5, 2.0]
+    assert config["train_classifier"]["training"]["momentum"] == 0.9
+    assert config["cam_bg_threshold"] == "auto"
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"bogus": 1}, "'bogus'"),
+    ({"refine_crf": {"sxy": 3}}, "'refine_crf.sxy'"),
+    ({"train_classifier": {"training": {"epoch": 3}}}, "'train_classifier.training.epoch'"),
+])
+def test_unknown_keys_are_named(config, key):
+    with pytest.raises(WsssError, match=f"unknown config key {key}"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"cam_bg_threshold": 1.5}, "cam_bg_threshold"),
+    ({"cam_bg_threshold": -0.1}, "cam_bg_threshold"),
+    ({"eval_cams": {"thresholds": [0.1, 2.0]}}, "eval_cams.thresholds.1"),
+    ({"make_pseudo_masks": {"ignore_band": [0.6, 0.2]}}, "make_pseudo_masks.ignore_band"),
+])
+def test_thresholds_outside_unit_interval_are_named(config, key):
+    with pytest.raises(WsssError, match=key.replace(".", r"\.")):
+        validate_config(config)
+
+
+def test_voc_needs_an_existing_data_root(tmp_path):
+    with pytest.raises(WsssError, match="data_root"):
+        validate_config({"dataset": "voc"})
+    with pytest.raises(WsssError, match="does not exist"):
+        validate_config({"dataset": "voc", "data_root": str(tmp_path / "missing")})
+
+
+def test_repository_configs_are_valid(tmp_path):
+    from conftest import REPO
+
+    for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        data = load_config_file(path)
+        if data.get("dataset") == "voc":
+            data["data_root"] = str(tmp_path)
+        validate_config(data)
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: [1, 2\n")
+    with pytest.raises(WsssError, match="c.yaml"):
+        load_config_file(path)

@@ -1,0 +1,3 @@
+from wsss_stages.cli import main
+
+raise SystemExit(main())

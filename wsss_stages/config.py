@@ -1,0 +1,100 @@
+"""Config validation: JSON Schema (with defaults and descriptions) plus cross-key checks.
+
+Used by the Snakefile before the DAG is built and by tests. Light on imports on purpose.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from wsss_stages import WsssError
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _validator_filling_defaults():
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults})
+
+
+_Validator = _validator_filling_defaults()
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with every default filled in.
+
+    Raises :class:`WsssError` naming each offending key (dotted path).
+    """
+    config = copy.deepcopy(dict(config))
+    schema = load_schema()
+    # Fill defaults first (the validator does it while walking), then collect errors on the result.
+    list(_Validator(schema).iter_errors(config))
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise WsssError("invalid config:\n" + "\n".join(_describe(e) for e in errors))
+    _check_cross_keys(config)
+    return config
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f"{key}." if error.absolute_path else ""
+        return "  " + "; ".join(f"unknown config key '{where}{name}'" for name in unknown)
+    if error.validator == "oneOf" and error.context:
+        # the branch that failed on a value (range, length) says more than one of the wrong type
+        specific = [e for e in error.context if e.validator not in ("type", "const", "enum")]
+        detail = min(specific or error.context, key=lambda e: len(e.message)).message
+        return f"  config key '{key}': {error.instance!r} is not valid ({detail})"
+    return f"  config key '{key}': {error.message}"
+
+
+def _check_cross_keys(config: dict) -> None:
+    problems = []
+    if config["dataset"] == "voc" and not config["data_root"]:
+        problems.append("config key 'data_root' is required when dataset is 'voc' (--config data_root=/path/to/VOC2012)")
+    if config["dataset"] == "voc" and config["data_root"] and not Path(config["data_root"]).is_dir():
+        problems.append(f"config key 'data_root': {config['data_root']} does not exist")
+    band = config["make_pseudo_masks"]["ignore_band"]
+    if band is not None and band[0] > band[1]:
+        problems.append(f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}")
+    demo = config["make_demo_data"]
+    if demo["num_seed_eval"] > demo["num_train"]:
+        problems.append("config key 'make_demo_data.num_seed_eval' exceeds make_demo_data.num_train")
+    for stage in ("train_classifier", "train_segmentation"):
+        lo, hi = config[stage]["training"]["scale_range"]
+        if lo > hi:
+            problems.append(f"config key '{stage}.training.scale_range': {lo} > {hi}")
+    if problems:
+        raise WsssError("invalid config:\n" + "\n".join("  " + p for p in problems))
+
+
+def load_config_file(path: Path | str) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise WsssError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise WsssError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise WsssError(f"config file {path} must hold a mapping at the top level")
+    return data

@@ -1,0 +1,22 @@
+"""Score the segmentation network's predicted masks on the val split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsss_stages.evaluation import evaluate_mask_folder
+
+
+def eval_segmentation(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path,
+                      mask_folder: str | None = None) -> None:
+    """mIoU, per-class IoU, precision and recall of predicted masks (val in the standard protocol).
+
+    Args:
+        masks: folder of predictions from predict_segmentation
+        data_root: VOC2012-layout root
+        split: split with ground truth
+        out_json: metrics JSON
+        out_csv: per-class CSV
+        mask_folder: SegmentationClass or SegmentationClassAug (default: whichever exists)
+    """
+    evaluate_mask_folder(masks=masks, data_root=data_root, split=split, out_json=out_json, out_csv=out_csv, mask_folder=mask_folder)

@@ -1,0 +1,110 @@
+"""Multi-scale + flip class activation maps (CAM, and the shared inference machinery).
+
+For each image and each of its labelled classes c: CAM_c = sum over scales s and flips of
+upsample(ReLU(w_c · f(image_s))), then divided by its maximum, so every map peaks at 1.
+Speed: images of equal size are batched together with their flips, and only the image's own
+classes are upsampled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsss_stages.artifacts import atomic_dir, save_cams, write_manifest
+from wsss_stages.models import CamClassifier, load_model
+from wsss_stages.training import pick_device, progress, set_threads, to_tensor
+from wsss_stages.voc import VOCDataset, split_labelled
+
+log = logging.getLogger(__name__)
+
+
+def normalise_cams(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Divide each map ``[K, H, W]`` by its own maximum (maps that are all zero stay zero)."""
+    peak = cams.flatten(1).max(dim=1).values.clamp_min(eps)
+    return cams / peak[:, None, None]
+
+
+def class_maps_multiscale(model: CamClassifier, images: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:
+    """Summed ReLU class maps ``[B, C, H, W]`` at the input resolution, over scales and flips."""
+    _, _, h, w = images.shape
+    total = None
+    for scale in scales:
+        x = images if scale == 1.0 else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        maps = F.relu(model.class_maps(batch))
+        if flip:
+            half = maps.shape[0] // 2
+            maps = maps[:half] + maps[half:].flip(-1)
+        maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
+        total = maps if total is None else total + maps
+    return total
+
+
+def batches_by_size(dataset: VOCDataset, ids: Sequence[str], batch_size: int) -> Iterator[list[str]]:
+    """Group ids of identical image size (most of VOC is 500x375) into batches."""
+    groups: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for image_id in ids:
+        groups[dataset.image_size(image_id)].append(image_id)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            yield members[start : start + batch_size]
+
+
+def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path, scales: list[float] = (1.0, 0.5, 1.5, 2.0),
+              flip: bool = True, batch_size: int = 4, device: str = "auto", threads: int = 1) -> None:
+    """Compute normalised multi-scale CAMs for every labelled image of the given splits.
+
+    Args:
+        model: classifier weights from train_classifier
+        data_root: VOC2012-layout root
+        splits: splits whose images get CAMs (union, each image once)
+        out_dir: output folder of <id>.npz CAM files and manifest.json
+        scales: inference scales
+        flip: add horizontally flipped inputs
+        batch_size: images of equal size per forward pass
+        device: auto, cpu or cuda
+        threads: CPU threads to use
+    """
+    set_threads(threads)
+    device = pick_device(device)
+    net, meta = load_model(model, ("classifier",))
+    net.to(device).eval()
+    dataset = VOCDataset(data_root)
+    ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
+    ids = split_labelled(dataset, ids, log)
+    log.info("CAMs for %d images, scales %s, flip %s, on %s", len(ids), list(scales), flip, device)
+    with atomic_dir(out_dir) as tmp, torch.inference_mode():
+        n_batches = -(-len(ids) // batch_size)
+        for batch_ids in progress(batches_by_size(dataset, ids, batch_size), desc="make_cams", total=n_batches):
+            images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
+            summed = class_maps_multiscale(net, images, scales, flip)
+            for image_id, maps in zip(batch_ids, summed):
+                classes = dataset.labels(image_id)
+                cams = normalise_cams(maps[torch.as_tensor(classes - 1, device=maps.device)])
+                save_cams(tmp / f"{image_id}.npz", cams.cpu().numpy(), classes)
+        write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model))
+    log.info("wrote %d CAM files to %s", len(ids), out_dir)
+
+
+def plain_loop_cams(net: CamClassifier, image: np.ndarray, classes: np.ndarray, mean, std, scales, flip: bool, device) -> np.ndarray:
+    """Reference-style extraction: one forward per scale and per flip of one image (for benchmarks)."""
+    h, w = image.shape[:2]
+    total = torch.zeros(len(classes), h, w, device=device)
+    with torch.inference_mode():
+        x = to_tensor(image, mean, std)[None].to(device)
+        for scale in scales:
+            xs = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+            for flipped in ([False, True] if flip else [False]):
+                inp = xs.flip(-1) if flipped else xs
+                maps = F.relu(net.class_maps(inp))[0]
+                maps = maps.flip(-1) if flipped else maps
+                maps = F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+                total += maps[torch.as_tensor(classes - 1)]
+    return normalise_cams(total).cpu().numpy()

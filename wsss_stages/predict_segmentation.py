@@ -1,0 +1,64 @@
+"""Predict masks with the trained segmentation network (multi-scale + flip, optional dense CRF)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsss_stages.artifacts import atomic_dir, save_mask, write_manifest
+from wsss_stages.crf import DEEPLAB_CRF, crf_on_scores
+from wsss_stages.models import load_model
+from wsss_stages.training import pick_device, progress, set_threads, to_tensor
+from wsss_stages.voc import VOCDataset
+
+log = logging.getLogger(__name__)
+
+
+def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:
+    """Softmax ``[C, H, W]`` averaged over scales (and flips) for one normalised image ``[3, H, W]``."""
+    _, h, w = image.shape
+    total = 0
+    for scale in scales:
+        x = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="bilinear", align_corners=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        logits = F.interpolate(net(batch), size=(h, w), mode="bilinear", align_corners=False)
+        probs = logits.softmax(1)
+        total = total + (probs[0] + probs[1].flip(-1) if flip else probs[0])
+    return total / (len(scales) * (2 if flip else 1))
+
+
+def predict_segmentation(*, model: Path, data_root: Path, split: str, out_dir: Path, scales: list[float] = (1.0,),
+                         flip: bool = True, crf: bool = False, device: str = "auto", threads: int = 1) -> None:
+    """Write one palette-PNG prediction per image of the split.
+
+    Args:
+        model: segmentation weights from train_segmentation
+        data_root: VOC2012-layout root
+        split: split to predict (val in the standard protocol)
+        out_dir: output folder of <id>.png masks and manifest.json
+        scales: test-time scales (softmax averaged)
+        flip: also average the flipped prediction
+        crf: dense-CRF post-processing with the DeepLab parameters
+        device: auto, cpu or cuda
+        threads: CPU threads to use
+    """
+    set_threads(threads)
+    device = pick_device(device)
+    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
+    net.to(device).eval()
+    dataset = VOCDataset(data_root)
+    ids = dataset.split_ids(split)
+    with atomic_dir(out_dir) as tmp, torch.inference_mode():
+        for image_id in progress(ids, desc="predict_segmentation"):
+            image = dataset.load_image(image_id)
+            probs = predict_probs(net, to_tensor(image, meta["mean"], meta["std"]).to(device), scales, flip).cpu().numpy()
+            if crf:
+                probs = crf_on_scores(image, probs, DEEPLAB_CRF)
+            save_mask(tmp / f"{image_id}.png", probs.argmax(0).astype(np.uint8))
+        write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf)
+    log.info("predicted %d masks of '%s'", len(ids), split)

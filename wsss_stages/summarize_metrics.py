@@ -1,0 +1,70 @@
+"""Collect the headline numbers of an experiment into metrics.json and a markdown table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from wsss_stages.artifacts import atomic_path, read_json, read_manifest, write_json
+
+log = logging.getLogger(__name__)
+
+
+def metrics_table(metrics: dict) -> str:
+    rows = [
+        ("CAM seeds", metrics["seed_split"], metrics["cam_miou"], f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}"),
+        (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
+         f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
+        ("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"),
+    ]  # fmt: skip
+    lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
+    lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
+    return "\n".join(lines) + "\n"
+
+
+def pseudo_mask_threshold(mask_dir: Path) -> float:
+    """The background score behind a pseudo-mask folder: its own, or that of the score maps it came from."""
+    manifest = read_manifest(mask_dir, "masks")
+    if manifest.get("bg_threshold") is not None:
+        return float(manifest["bg_threshold"])
+    return float(read_manifest(manifest["source"])["bg_threshold"])
+
+
+def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path,
+                      refinement: str, out_json: Path, out_md: Path) -> None:
+    """Write results/<experiment>/metrics.json and metrics.md and print the table.
+
+    Args:
+        experiment: experiment name
+        cam_best: best.json of eval_cams
+        pseudo_masks: metrics JSON of eval_pseudo_masks
+        pseudo_mask_dir: the pseudo-mask folder (its manifest names the thresholds used)
+        segmentation: metrics JSON of eval_segmentation
+        refinement: refinement used for the pseudo-masks
+        out_json: metrics.json
+        out_md: metrics.md
+    """
+    cam, pseudo, seg = read_json(cam_best), read_json(pseudo_masks), read_json(segmentation)
+    metrics = {
+        "experiment": experiment,
+        "cam_miou": cam["miou"],
+        "pseudo_mask_miou": pseudo["miou"],
+        "segmentation_miou": seg["miou"],
+        "refinement": refinement,
+        "cam_bg_threshold_best": cam["best_threshold"],
+        "pseudo_mask_bg_threshold": pseudo_mask_threshold(Path(pseudo_mask_dir)),
+        "seed_split": cam["split"],
+        "seed_images": cam["images"],
+        "val_split": seg["split"],
+        "val_images": seg["images"],
+        "cam": {k: cam[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
+        "pseudo_mask": {k: pseudo[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
+        "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")},
+        "segmentation_per_class_iou": seg["per_class_iou"],
+    }
+    write_json(out_json, metrics)
+    table = metrics_table(metrics)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(table)
+    print(table, flush=True)
+    log.info("wrote %s and %s", out_json, out_md)

@@ -1,0 +1,85 @@
+"""Train DeepLab (v3+ or v2-ASPP) on pseudo-masks with cross-entropy (255 ignored)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch.nn.functional as F
+
+from wsss_stages import WsssError
+from wsss_stages.artifacts import IGNORE, load_mask, read_manifest
+from wsss_stages.models import DeepLabV2, DeepLabV3Plus, build_backbone, model_meta
+from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, pick_device,
+                                  save_model, seed_everything, set_threads)  # fmt: skip
+from wsss_stages.voc import VOCDataset
+
+log = logging.getLogger(__name__)
+
+
+def train_segmentation(*, data_root: Path, split: str, masks: Path, out_model: Path, head: str = "deeplabv3plus",
+                       backbone: str = "tiny", weights: str = "none", output_stride: int = 16, freeze_bn: bool = False,
+                       epochs: int = 5, batch_size: int = 16, crop_size: int = 512, scale_range: list[float] = (0.5, 1.5),
+                       lr: float = 0.01, head_lr_mult: float = 10.0, weight_decay: float = 1e-4, momentum: float = 0.9,
+                       workers: int = 0, checkpoint_every: int = 1, seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+    """Train the segmentation network on (pseudo-)masks, resumable; final weights written atomically.
+
+    Args:
+        data_root: VOC2012-layout root (images)
+        split: training split; its images need a mask in `masks`
+        masks: folder of <id>.png training masks (pseudo-masks, or ground truth for an upper bound)
+        out_model: final weights file (.pt)
+        head: deeplabv3plus or deeplabv2
+        backbone: backbone name
+        weights: none, imagenet or a state-dict path
+        output_stride: backbone output stride
+        freeze_bn: keep BatchNorm layers frozen
+        epochs: passes over the split
+        batch_size: images per step
+        crop_size: square crop side
+        scale_range: random rescale range (two numbers)
+        lr: backbone learning rate
+        head_lr_mult: learning-rate multiplier of the head
+        weight_decay: SGD weight decay
+        momentum: SGD momentum
+        workers: DataLoader workers
+        checkpoint_every: checkpoint period in epochs
+        seed: random seed
+        device: auto, cpu or cuda
+        threads: CPU threads to use
+    """
+    set_threads(threads)
+    seed_everything(seed)
+    dataset = VOCDataset(data_root)
+    masks = Path(masks)
+    available = set(read_manifest(masks)["ids"]) if (masks / "manifest.json").is_file() else None
+    ids = [i for i in dataset.split_ids(split) if (i in available if available is not None else (masks / f"{i}.png").is_file())]
+    if len(ids) < batch_size:
+        raise WsssError(f"only {len(ids)} images of split '{split}' have a mask in {masks} (batch_size {batch_size})")
+    net_cls = {"deeplabv3plus": DeepLabV3Plus, "deeplabv2": DeepLabV2}[head]
+    net = net_cls(build_backbone(backbone, weights, output_stride), dataset.num_classes)
+    augment = Augment(crop_size, tuple(scale_range), net.backbone.mean, net.backbone.std, seed)
+
+    def load(index: int):
+        image_id = ids[index]
+        image, mask = dataset.load_image(image_id), load_mask(masks / f"{image_id}.png")
+        if mask.shape != image.shape[:2]:
+            raise WsssError(f"mask {masks / (image_id + '.png')} is {mask.shape}, its image {image.shape[:2]}")
+        return image, mask, None
+
+    device = pick_device(device)
+    log.info("training %s/%s on %d masks of '%s' on %s", head, backbone, len(ids), split, device)
+    optimizer = make_optimizer(net, net.head_parameters(), lr, head_lr_mult, weight_decay, momentum)
+    signature = {"data_root": str(Path(data_root).resolve()), "split": split, "masks": str(masks.resolve()), "ids": len(ids),
+                 "head": head, "backbone": backbone, "weights": weights, "output_stride": output_stride,
+                 "freeze_bn": freeze_bn, "epochs": epochs, "batch_size": batch_size, "crop_size": crop_size,
+                 "scale_range": list(scale_range), "lr": lr, "head_lr_mult": head_lr_mult,
+                 "weight_decay": weight_decay, "momentum": momentum, "seed": seed,
+                 "inputs": files_fingerprint([masks / f"{i}.png" for i in ids])}  # fmt: skip
+    loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
+                     checkpoint_dir_for(out_model), signature, freeze_bn, workers, checkpoint_every, seed)  # fmt: skip
+    history = loop.run(lambda model, x, y: F.cross_entropy(model(x), y, ignore_index=IGNORE))
+    meta = model_meta(head, backbone, output_stride, dataset.num_classes, dataset.class_names,
+                      mean=list(net.backbone.mean), std=list(net.backbone.std), loss_history=history)
+    save_model(Path(out_model), net, meta)
+    log.info("saved %s", out_model)

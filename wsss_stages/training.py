@@ -1,0 +1,250 @@
+"""What both training stages share: device choice, data augmentation, the poly-LR SGD loop with
+resumable checkpoints, and atomic saving of the final weights.
+
+Checkpoints live in a folder that Snakemake does not know as an output (Snakemake deletes
+declared outputs before rerunning a job); a checkpoint is reused only when the training
+arguments that produced it are identical (its *signature*).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from wsss_stages import WsssError
+from wsss_stages.artifacts import IGNORE, atomic_path
+from wsss_stages.models import freeze_batchnorm
+
+log = logging.getLogger(__name__)
+
+
+# ============================================================================ device
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when present (whatever CUDA_VISIBLE_DEVICES exposes, first visible one), else CPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise WsssError("config key 'device' is 'cuda' but no CUDA device is available")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def set_threads(threads: int) -> None:
+    """Use exactly the cores Snakemake gave the job."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def progress(iterable: Iterable, **kwargs) -> tqdm:
+    """A progress bar that stays readable in log files (updates at most every 10 s)."""
+    return tqdm(iterable, mininterval=10.0, maxinterval=60.0, dynamic_ncols=False, ncols=100, **kwargs)
+
+
+# ============================================================================ images
+def to_tensor(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 HWC RGB → normalised float CHW."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray | None, scale: float):
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    if mask is not None:
+        mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
+    return image, mask
+
+
+def random_crop_pair(image: torch.Tensor, mask: torch.Tensor | None, crop: int, rng: np.random.Generator):
+    """Pad (image with 0 = the mean after normalisation, mask with 255) and crop ``crop``²."""
+    _, h, w = image.shape
+    ph, pw = max(crop - h, 0), max(crop - w, 0)
+    if ph or pw:
+        image = F.pad(image, (0, pw, 0, ph), value=0.0)
+        if mask is not None:
+            mask = F.pad(mask, (0, pw, 0, ph), value=IGNORE)
+    _, h, w = image.shape
+    top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    image = image[:, top : top + crop, left : left + crop]
+    if mask is not None:
+        mask = mask[top : top + crop, left : left + crop]
+    return image, mask
+
+
+@dataclass
+class Augment:
+    """Random rescale, horizontal flip and square crop, deterministic given (seed, epoch, index)."""
+
+    crop_size: int
+    scale_range: tuple[float, float]
+    mean: Sequence[float]
+    std: Sequence[float]
+    seed: int = 0
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None, epoch: int, index: int):
+        rng = np.random.default_rng([self.seed, epoch, index])
+        scale = float(rng.uniform(*self.scale_range))
+        image, mask = resize_pair(image, mask, scale)
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        x = to_tensor(image, self.mean, self.std)
+        m = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).long()
+        return random_crop_pair(x, m, self.crop_size, rng)
+
+
+class EpochDataset(torch.utils.data.Dataset):
+    """Wraps ``load(index) -> (image, mask|None, target)`` with :class:`Augment`; set ``epoch`` each pass."""
+
+    def __init__(self, length: int, load: Callable, augment: Augment):
+        self.length, self.load, self.augment, self.epoch = length, load, augment, 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        image, mask, target = self.load(index)
+        x, m = self.augment(image, mask, self.epoch, index)
+        return x, (m if m is not None else target)
+
+
+# ============================================================================ optimisation
+def make_optimizer(model: nn.Module, head_params: list[nn.Parameter], lr: float, head_lr_mult: float,
+                   weight_decay: float, momentum: float) -> torch.optim.SGD:
+    head_ids = {id(p) for p in head_params}
+    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    head = [p for p in head_params if p.requires_grad]
+    groups = [{"params": backbone, "lr": lr, "base_lr": lr}, {"params": head, "lr": lr * head_lr_mult, "base_lr": lr * head_lr_mult}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def poly_lr(optimizer: torch.optim.Optimizer, step: int, total: int, power: float = 0.9) -> None:
+    factor = (1 - step / total) ** power
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+@dataclass
+class TrainLoop:
+    """Poly-LR SGD over epochs with a resumable checkpoint every ``checkpoint_every`` epochs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    dataset: EpochDataset
+    batch_size: int
+    epochs: int
+    device: torch.device
+    checkpoint_dir: Path
+    signature: dict
+    freeze_bn: bool = False
+    workers: int = 0
+    checkpoint_every: int = 1
+    seed: int = 0
+
+    def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> list[float]:
+        steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
+        total = steps_per_epoch * self.epochs
+        start_epoch, history = self._resume()
+        self.model.to(self.device)
+        for epoch in range(start_epoch, self.epochs):
+            self.dataset.epoch = epoch
+            loader = torch.utils.data.DataLoader(
+                self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                num_workers=self.workers, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch),
+                persistent_workers=False,
+            )
+            self.model.train()
+            if self.freeze_bn:
+                freeze_batchnorm(self.model)
+            losses = []
+            bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch)
+            for step, (x, y) in enumerate(bar):
+                poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
+                loss = loss_fn(self.model, x.to(self.device), y.to(self.device))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+            if not losses or not math.isfinite(np.mean(losses)):
+                raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
+            history.append(float(np.mean(losses)))
+            log.info("epoch %d/%d mean loss %.4f", epoch + 1, self.epochs, history[-1])
+            if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
+                self._save(epoch + 1, history)
+        return history
+
+    @property
+    def _checkpoint(self) -> Path:
+        return self.checkpoint_dir / "last.pt"
+
+    def _save(self, epoch: int, history: list[float]) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch,
+                 "history": history, "signature": json.dumps(self.signature, sort_keys=True)}  # fmt: skip
+        with atomic_path(self._checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    def _resume(self) -> tuple[int, list[float]]:
+        if not self._checkpoint.is_file():
+            return 0, []
+        try:
+            state = torch.load(self._checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            log.warning("ignoring unreadable checkpoint %s (%s)", self._checkpoint, exc)
+            return 0, []
+        if state.get("signature") != json.dumps(self.signature, sort_keys=True):
+            log.info("checkpoint %s was made with other settings: starting afresh", self._checkpoint)
+            return 0, []
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # the model's code changed since
+            log.warning("checkpoint %s does not fit the current model (%s): starting afresh", self._checkpoint,
+                        str(exc).splitlines()[0])
+            return 0, []
+        log.info("resuming from %s after epoch %d", self._checkpoint, state["epoch"])
+        return int(state["epoch"]), list(state["history"])
+
+
+def save_model(path: Path, model: nn.Module, meta: dict) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def checkpoint_dir_for(output: Path) -> Path:
+    """``results/x/train_y/model.pt`` → ``results/x/.checkpoints/train_y`` (not a declared output)."""
+    output = Path(output)
+    return output.parent.parent / ".checkpoints" / output.parent.name
+
+
+def files_fingerprint(paths: Iterable[Path]) -> str:
+    """Identity of training inputs (names, sizes, modification times) for checkpoint signatures.
+
+    A checkpoint made from other data (e.g. pseudo-masks rewritten with a new threshold) must
+    never be resumed, even when every argument is the same.
+    """
+    digest = hashlib.sha1()
+    for path in sorted(Path(p) for p in paths):
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
