@@ -2,6 +2,7 @@
 # Table of contents only: config validation, includes, the default target.
 # Rules declare; the wsss_stages package computes (one `python -m wsss_stages <stage>` per rule).
 
+import os
 import sys
 
 from snakemake.utils import min_version
@@ -13,7 +14,7 @@ from wsss_stages import WsssError  # noqa: E402
 from wsss_stages.config import validate_config  # noqa: E402
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 try:

@@ -10,11 +10,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from wsss_stages.artifacts import save_mask  # noqa: E402
+from wsss_stages.voc import VOC_CLASSES  # noqa: E402
 
 
 def write_voc_tree(root: Path, ids: dict[str, list[str]], size=(24, 32), classes_txt=None, labels=None) -> Path:
     """A minimal VOC tree: each image gets a mask with one square object of its first class."""
-    names = classes_txt or ["background", "cat", "dog"]
+    names = list(classes_txt or VOC_CLASSES)
+    default_objects = ["cat", "dog"] if classes_txt is None else names[1:]
     for folder in ("JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     if classes_txt:
@@ -24,10 +26,10 @@ def write_voc_tree(root: Path, ids: dict[str, list[str]], size=(24, 32), classes
     for n, image_id in enumerate(all_ids):
         h, w = size
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
-        objs = (labels or {}).get(image_id, [names[1 + n % (len(names) - 1)]])
+        objs = (labels or {}).get(image_id, [default_objects[n % len(default_objects)]])
         mask = np.zeros((h, w), np.uint8)
         for k, name in enumerate(objs):
-            mask[4 + k : 12 + k, 4 + 8 * k : 12 + 8 * k] = names.index(name) if name in names else 1
+            mask[4 + k : 12 + k, 4 + 8 * k : 12 + 8 * k] = names.index(name)
         save_mask(root / "SegmentationClass" / f"{image_id}.png", mask)
         objects = "".join(f"<object><name>{o}</name></object>" for o in objs)
         (root / "Annotations" / f"{image_id}.xml").write_text(f"<annotation>{objects}</annotation>")

@@ -6,8 +6,11 @@ from wsss_stages.config import load_config_file, validate_config
 
 def test_defaults_are_filled_recursively():
     config = validate_config({})
-    assert config["refine_crf"] == {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 80,
-                                    "bilateral_srgb": 13, "bilateral_compat": 10}
+    crf = config["refine_crf"]
+    assert {k: crf[k] for k in ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb",
+                                "bilateral_compat")} == {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3,
+                                                         "bilateral_sxy": 80, "bilateral_srgb": 13, "bilateral_compat": 10}
+    assert crf["bg_threshold"] == "auto"
     assert config["make_cams"]["scales"] == [1.0, 0.5, 1.5, 2.0]
     assert config["train_classifier"]["training"]["momentum"] == 0.9
     assert config["cam_bg_threshold"] == "auto"

