@@ -14,7 +14,12 @@ from wsss_stages import WsssError  # noqa: E402
 from wsss_stages.config import validate_config  # noqa: E402
 
 
-configfile: os.path.join(workflow.basedir, "config.yaml")
+# config.yaml is the demo; a preset given with --configfile stands alone (schema defaults fill
+# the rest), so no demo setting leaks into a real-data run.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config.yaml")
+
 
 
 try:

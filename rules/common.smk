@@ -19,7 +19,8 @@ REFINEMENT = config["make_pseudo_masks"]["refinement"]
 WSSS = f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} python -m wsss_stages"
 
 wildcard_constraints:
-    refinement="none|crf",
+    refinement=r"none|crf|rw|rw\+crf",
+    source="cams|rw",
 
 
 def code(stage):
@@ -81,9 +82,28 @@ CAM_BEST = f"{RESULTS}/eval_cams/best.json"
 CRF_BEST = f"{RESULTS}/tune_crf/best.json"
 
 
+SCORES = {
+    "none": f"{RESULTS}/make_cams/cams",
+    "crf": f"{RESULTS}/refine_crf/cams/scores",
+    "rw": f"{RESULTS}/random_walk/scores",
+    "rw+crf": f"{RESULTS}/refine_crf/rw/scores",
+}
+
+
 def scores_for(wildcards):
     """Score maps (or CAMs) that become pseudo-masks, by refinement."""
-    return {"none": f"{RESULTS}/make_cams/cams", "crf": f"{RESULTS}/refine_crf/scores"}[wildcards.refinement]
+    return SCORES[wildcards.refinement]
+
+
+def crf_source(wildcards):
+    """What the dense CRF refines: CAMs, or the random walk's scores."""
+    return SCORES["none" if wildcards.source == "cams" else "rw"]
+
+
+def reported_refinements():
+    """The refinement that trains DeepLab first, then the ones only compared."""
+    chosen = config["make_pseudo_masks"]
+    return [REFINEMENT] + [r for r in chosen["compare"] if r != REFINEMENT]
 
 
 def flag(name, value):
@@ -99,3 +119,9 @@ def print_metrics_table():
 def mask_folder_arg():
     folder = config["mask_folder"]
     return f"--mask-folder {folder}" if folder else ""
+
+
+def compare_arg():
+    others = reported_refinements()[1:]
+    pairs = " ".join(f"{r}={RESULTS}/eval_pseudo_masks/{r}/metrics.json" for r in others)
+    return f"--compare {pairs}" if others else ""

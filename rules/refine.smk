@@ -39,14 +39,15 @@ rule tune_crf:
 rule refine_crf:
     input:
         data=data_input(),
-        cams=rules.make_cams.output.cams,
-        best=threshold_input(config["refine_crf"]["bg_threshold"], CRF_BEST),
+        scores=crf_source,
+        best=lambda wc: threshold_input(config["refine_crf"]["bg_threshold"], CRF_BEST) if wc.source == "cams" else [],
         code=code("refine_crf"),
     output:
-        scores=directory(f"{RESULTS}/refine_crf/scores"),
+        scores=directory(f"{RESULTS}/refine_crf/{{source}}/scores"),
     params:
         data_root=DATA_ROOT,
-        threshold=threshold_arg(config["refine_crf"]["bg_threshold"], CRF_BEST),
+        # the CAMs need a background score; random-walk scores already carry one
+        threshold=lambda wc: threshold_arg(config["refine_crf"]["bg_threshold"], CRF_BEST) if wc.source == "cams" else "",
         iterations=config["refine_crf"]["iterations"],
         gaussian_sxy=config["refine_crf"]["gaussian_sxy"],
         gaussian_compat=config["refine_crf"]["gaussian_compat"],
@@ -54,9 +55,9 @@ rule refine_crf:
         bilateral_srgb=config["refine_crf"]["bilateral_srgb"],
         bilateral_compat=config["refine_crf"]["bilateral_compat"],
     log:
-        f"{LOGS}/refine_crf.log",
+        f"{LOGS}/refine_crf_{{source}}.log",
     benchmark:
-        f"{BENCH}/refine_crf.tsv"
+        f"{BENCH}/refine_crf_{{source}}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -64,7 +65,102 @@ rule refine_crf:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} refine_crf --cams {input.cams} --data-root {params.data_root} --out-dir {output.scores} {params.threshold} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} --threads {threads} > {log} 2>&1"
+        "{WSSS} refine_crf --scores {input.scores} --data-root {params.data_root} --out-dir {output.scores} {params.threshold} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} --threads {threads} > {log} 2>&1"
+
+
+rule make_affinity_labels:
+    input:
+        data=data_input(),
+        cams=rules.make_cams.output.cams,
+        code=code("make_affinity_labels"),
+    output:
+        labels=directory(f"{RESULTS}/make_affinity_labels/labels"),
+    params:
+        data_root=DATA_ROOT,
+        conf_fg=config["make_affinity_labels"]["conf_fg"],
+        conf_bg=config["make_affinity_labels"]["conf_bg"],
+        crf=flag("crf", config["make_affinity_labels"]["crf"]),
+    log:
+        f"{LOGS}/make_affinity_labels.log",
+    benchmark:
+        f"{BENCH}/make_affinity_labels.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} make_affinity_labels --cams {input.cams} --data-root {params.data_root} --out-dir {output.labels} --conf-fg {params.conf_fg} --conf-bg {params.conf_bg} {params.crf} --threads {threads} > {log} 2>&1"
+
+
+rule train_affinitynet:
+    input:
+        data=data_input(),
+        classifier=rules.train_classifier.output.model,
+        labels=rules.make_affinity_labels.output.labels,
+        code=code("train_affinitynet"),
+    output:
+        model=f"{RESULTS}/train_affinitynet/model.pt",
+    params:
+        data_root=DATA_ROOT,
+        split=config["splits"]["classifier"],
+        stride=config["train_affinitynet"]["stride"],
+        radius=config["train_affinitynet"]["radius"],
+        dim=config["train_affinitynet"]["dim"],
+        epochs=config["train_affinitynet"]["epochs"],
+        batch_size=config["train_affinitynet"]["batch_size"],
+        crop_size=config["train_affinitynet"]["crop_size"],
+        scale_range=config["train_affinitynet"]["scale_range"],
+        lr=config["train_affinitynet"]["lr"],
+        weight_decay=config["train_affinitynet"]["weight_decay"],
+        momentum=config["train_affinitynet"]["momentum"],
+        workers=config["train_affinitynet"]["workers"],
+        seed=config["seed"],
+        device=device(),
+    log:
+        f"{LOGS}/train_affinitynet.log",
+    benchmark:
+        f"{BENCH}/train_affinitynet.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=8000,
+        runtime=600,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} train_affinitynet --classifier {input.classifier} --labels {input.labels} --data-root {params.data_root} --split {params.split} --out-model {output.model} --stride {params.stride} --radius {params.radius} --dim {params.dim} --epochs {params.epochs} --batch-size {params.batch_size} --crop-size {params.crop_size} --scale-range {params.scale_range} --lr {params.lr} --weight-decay {params.weight_decay} --momentum {params.momentum} --workers {params.workers} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule random_walk:
+    input:
+        data=data_input(),
+        model=rules.train_affinitynet.output.model,
+        cams=rules.make_cams.output.cams,
+        code=code("random_walk"),
+    output:
+        scores=directory(f"{RESULTS}/random_walk/scores"),
+    params:
+        data_root=DATA_ROOT,
+        beta=config["random_walk"]["beta"],
+        exp_times=config["random_walk"]["exp_times"],
+        radius=config["random_walk"]["radius"],
+        bg_threshold=config["random_walk"]["bg_threshold"],
+        device=device(),
+    log:
+        f"{LOGS}/random_walk.log",
+    benchmark:
+        f"{BENCH}/random_walk.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "{WSSS} random_walk --model {input.model} --cams {input.cams} --data-root {params.data_root} --out-dir {output.scores} --beta {params.beta} --exp-times {params.exp_times} --radius {params.radius} --bg-threshold {params.bg_threshold} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule make_pseudo_masks:

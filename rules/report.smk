@@ -6,6 +6,7 @@ rule summarize_metrics:
         cam_best=f"{RESULTS}/eval_cams/best.json",
         pseudo_masks=f"{RESULTS}/eval_pseudo_masks/{REFINEMENT}/metrics.json",
         pseudo_mask_dir=f"{RESULTS}/make_pseudo_masks/{REFINEMENT}/masks",
+        compare=[f"{RESULTS}/eval_pseudo_masks/{r}/metrics.json" for r in reported_refinements()[1:]],
         segmentation=f"{RESULTS}/eval_segmentation/{REFINEMENT}/metrics.json",
         code=code("summarize_metrics"),
     output:
@@ -14,6 +15,7 @@ rule summarize_metrics:
     params:
         experiment=EXPERIMENT,
         refinement=REFINEMENT,
+        compare=compare_arg(),
     log:
         f"{LOGS}/summarize_metrics.log",
     benchmark:
@@ -25,4 +27,4 @@ rule summarize_metrics:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        "{WSSS} summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} {params.compare} --out-json {output.json} --out-md {output.md} > {log} 2>&1"

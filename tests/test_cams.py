@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from wsss_stages.eval_cams import cam_labels, sweep_confusions

@@ -31,7 +31,6 @@ def test_generator_is_deterministic_and_reads_as_voc(tmp_path):
 
 def test_images_pose_the_wsss_problem():
     n_objects, boat_on_water, other_on_water, boats, others = [], 0, 0, 0, 0
-    marking_share = []
     for index in range(120):
         image, mask, saliency, names = render_image(index, "train", 96, 0)
         assert image.shape == (96, 96, 3) and mask.shape == (96, 96) and saliency.shape == (96, 96)

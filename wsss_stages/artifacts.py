@@ -128,6 +128,15 @@ def cams_to_scores(cams: np.ndarray, bg_threshold: float) -> np.ndarray:
     return np.concatenate([np.full((1, h, w), bg_threshold, np.float32), cams.astype(np.float32)])
 
 
+def load_score_like(folder: Path, image_id: str, kind: str, bg_threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Score maps and their classes (background first) from a score folder, or from a CAM folder
+    by prepending the constant background score ``bg_threshold``."""
+    if kind == "cams":
+        cams, classes = load_cams(Path(folder) / f"{image_id}.npz")
+        return cams_to_scores(cams, bg_threshold), np.concatenate([[0], classes])
+    return load_scores(Path(folder) / f"{image_id}.npz")
+
+
 def _save_npz(path: Path, **arrays) -> None:
     # np.savez appends ".npz" to names that lack it, so write to a buffer and move that
     buf = io.BytesIO()

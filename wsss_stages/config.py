@@ -77,6 +77,9 @@ def _check_cross_keys(config: dict) -> None:
     band = config["make_pseudo_masks"]["ignore_band"]
     if band is not None and band[0] > band[1]:
         problems.append(f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}")
+    labels = config["make_affinity_labels"]
+    if labels["conf_bg"] > labels["conf_fg"]:
+        problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
     demo = config["make_demo_data"]
     if demo["num_seed_eval"] > demo["num_train"]:
         problems.append("config key 'make_demo_data.num_seed_eval' exceeds make_demo_data.num_train")

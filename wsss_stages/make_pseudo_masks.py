@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import IGNORE, atomic_dir, cams_to_scores, load_cams, load_scores, read_manifest, save_mask, write_manifest
+from wsss_stages.artifacts import IGNORE, atomic_dir, load_score_like, read_manifest, save_mask, write_manifest
 from wsss_stages.parallel import parallel_map
 from wsss_stages.refine_crf import resolve_bg_threshold
 
@@ -39,11 +39,7 @@ def scores_to_mask(scores: np.ndarray, classes: np.ndarray, ignore_band: tuple[f
 
 
 def _write_one(image_id: str, *, source: Path, kind: str, threshold: float | None, band, out_dir: Path) -> None:
-    if kind == "cams":
-        cams, classes = load_cams(source / f"{image_id}.npz")
-        scores, classes = cams_to_scores(cams, threshold), np.concatenate([[0], classes])
-    else:
-        scores, classes = load_scores(source / f"{image_id}.npz")
+    scores, classes = load_score_like(source, image_id, kind, threshold)
     save_mask(out_dir / f"{image_id}.png", scores_to_mask(scores, classes, band))
 
 

@@ -342,7 +342,8 @@ def build_from_meta(meta: dict) -> nn.Module:
     raise WsssError(f"unknown model kind {meta['kind']!r}")
 
 
-def load_model(path: Path | str, expected_kind: tuple[str, ...]) -> tuple[nn.Module, dict]:
+def load_model(path: Path | str, expected_kind: tuple[str, ...], build=build_from_meta) -> tuple[nn.Module, dict]:
+    """Rebuild a saved model from its metadata (``build(meta)``) and load its weights."""
     path = Path(path)
     if not path.is_file():
         raise WsssError(f"model file {path} does not exist")
@@ -353,6 +354,6 @@ def load_model(path: Path | str, expected_kind: tuple[str, ...]) -> tuple[nn.Mod
         raise WsssError(f"{path} is not a wsss model file: {exc}") from None
     if meta["kind"] not in expected_kind:
         raise WsssError(f"{path} holds a {meta['kind']} model, expected one of {expected_kind}")
-    model = build_from_meta(meta)
+    model = build(meta)
     model.load_state_dict(state)
     return model, meta

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import atomic_dir, cams_to_scores, load_cams, read_json, read_manifest, save_scores, write_manifest
+from wsss_stages.artifacts import atomic_dir, load_score_like, read_json, read_manifest, save_scores, write_manifest
 from wsss_stages.crf import CrfParams, crf_on_scores
 from wsss_stages.parallel import parallel_map
 from wsss_stages.voc import VOCDataset
@@ -28,24 +28,25 @@ def resolve_bg_threshold(bg_threshold: float | None, bg_threshold_from: Path | N
     return bg_threshold
 
 
-def _refine_one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, out_dir: Path, threshold: float, params: CrfParams) -> None:
-    cams, classes = load_cams(cams_dir / f"{image_id}.npz")
-    probs = crf_on_scores(dataset.load_image(image_id), cams_to_scores(cams, threshold), params)
-    save_scores(out_dir / f"{image_id}.npz", probs, [0, *classes.tolist()])
+def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, out_dir: Path, threshold: float | None,
+                params: CrfParams) -> None:
+    scores, classes = load_score_like(source, image_id, kind, threshold)
+    probs = crf_on_scores(dataset.load_image(image_id), scores, params)
+    save_scores(out_dir / f"{image_id}.npz", probs, classes.tolist())
 
 
-def refine_crf(*, cams: Path, data_root: Path, out_dir: Path, bg_threshold: float | None = None,
+def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, bg_threshold: float | None = None,
                bg_threshold_from: Path | None = None, iterations: int = 10, gaussian_sxy: float = 3.0,
                gaussian_compat: float = 3.0, bilateral_sxy: float = 80.0, bilateral_srgb: float = 13.0,
                bilateral_compat: float = 10.0, threads: int = 1) -> None:
-    """Dense CRF on [threshold, CAMs] for every image of a CAM folder; writes score maps.
+    """Dense CRF on [threshold, CAMs] (a make_cams folder) or on score maps (e.g. random_walk); writes score maps.
 
     Args:
-        cams: CAM folder from make_cams
+        scores: CAM folder from make_cams, or a score-map folder (random_walk)
         data_root: VOC2012-layout root (for the RGB images)
         out_dir: output folder of <id>.npz score maps
-        bg_threshold: constant background score
-        bg_threshold_from: best.json of eval_cams (instead of bg_threshold)
+        bg_threshold: constant background score given to CAMs (CAM input only)
+        bg_threshold_from: best.json of tune_crf (instead of bg_threshold)
         iterations: mean-field iterations
         gaussian_sxy: smoothness kernel width
         gaussian_compat: smoothness kernel weight
@@ -54,12 +55,20 @@ def refine_crf(*, cams: Path, data_root: Path, out_dir: Path, bg_threshold: floa
         bilateral_compat: appearance kernel weight
         threads: worker processes
     """
-    threshold = resolve_bg_threshold(bg_threshold, bg_threshold_from)
+    manifest = read_manifest(scores)
+    kind = manifest.get("kind")
+    if kind not in ("cams", "scores"):
+        raise WsssError(f"{scores} holds '{kind}' artifacts; the CRF refines CAMs or score maps")
+    if kind == "cams":
+        threshold = resolve_bg_threshold(bg_threshold, bg_threshold_from)
+    else:  # score maps carry their own background channel
+        threshold = manifest.get("bg_threshold")
     params = CrfParams(iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
-    ids = read_manifest(cams, "cams")["ids"]
+    ids = manifest["ids"]
     dataset = VOCDataset(data_root)
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_refine_one, dataset=dataset, cams_dir=Path(cams), out_dir=tmp, threshold=threshold, params=params)
+        work = functools.partial(_refine_one, dataset=dataset, source=Path(scores), kind=kind, out_dir=tmp,
+                                 threshold=threshold, params=params)  # fmt: skip
         parallel_map(work, ids, threads, desc="refine_crf")
-        write_manifest(tmp, "scores", ids, refinement="crf", bg_threshold=threshold, crf=params.__dict__)
+        write_manifest(tmp, "scores", ids, refinement="crf", source=str(scores), bg_threshold=threshold, crf=params.__dict__)
     log.info("refined %d images with dense CRF (%d processes)", len(ids), threads)

@@ -17,6 +17,9 @@ def metrics_table(metrics: dict) -> str:
          f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
         ("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"),
     ]  # fmt: skip
+    for name, miou in metrics["pseudo_mask_miou_by_refinement"].items():
+        if name != metrics["refinement"]:
+            rows.insert(-1, (f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only"))
     lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
     lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
     return "\n".join(lines) + "\n"
@@ -31,7 +34,7 @@ def pseudo_mask_threshold(mask_dir: Path) -> float:
 
 
 def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path,
-                      refinement: str, out_json: Path, out_md: Path) -> None:
+                      refinement: str, out_json: Path, out_md: Path, compare: list[str] | None = None) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -43,6 +46,7 @@ def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, ps
         refinement: refinement used for the pseudo-masks
         out_json: metrics.json
         out_md: metrics.md
+        compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
     """
     cam, pseudo, seg = read_json(cam_best), read_json(pseudo_masks), read_json(segmentation)
     metrics = {
@@ -62,6 +66,11 @@ def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, ps
         "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")},
         "segmentation_per_class_iou": seg["per_class_iou"],
     }
+    by_refinement = {refinement: pseudo["miou"]}
+    for item in compare or []:
+        name, path = item.split("=", 1)
+        by_refinement[name] = read_json(Path(path))["miou"]
+    metrics["pseudo_mask_miou_by_refinement"] = by_refinement
     write_json(out_json, metrics)
     table = metrics_table(metrics)
     with atomic_path(out_md) as tmp:

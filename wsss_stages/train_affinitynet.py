@@ -1,0 +1,81 @@
+"""Train AffinityNet on affinity labels: pixel pairs within a radius, losses balanced per group."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from wsss_stages import WsssError
+from wsss_stages.affinity import AffinityNet, affinity_loss, downsample_labels
+from wsss_stages.artifacts import load_mask, read_manifest
+from wsss_stages.models import load_model, model_meta
+from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer,
+                                  pick_device, save_model, seed_everything, set_threads)  # fmt: skip
+from wsss_stages.voc import VOCDataset
+
+log = logging.getLogger(__name__)
+
+
+def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split: str, out_model: Path, stride: int = 8,
+                      radius: int = 10, dim: int = 64, epochs: int = 3, batch_size: int = 16, crop_size: int = 512,
+                      scale_range: list[float] = (0.5, 1.5), lr: float = 0.1, weight_decay: float = 1e-4,
+                      momentum: float = 0.9, workers: int = 0, seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+    """Train the affinity embedding on top of the classifier's frozen backbone (resumable).
+
+    Args:
+        classifier: classifier weights (its backbone is reused, frozen)
+        labels: affinity labels from make_affinity_labels
+        data_root: VOC2012-layout root
+        split: training split (its images need affinity labels)
+        out_model: final weights file (.pt)
+        stride: feature stride of the affinity map (4 or 8)
+        radius: pairs within this radius (feature pixels) are trained
+        dim: embedding channels
+        epochs: passes over the split
+        batch_size: images per step
+        crop_size: square crop side
+        scale_range: random rescale range (two numbers)
+        lr: learning rate of the embedding head
+        weight_decay: SGD weight decay
+        momentum: SGD momentum
+        workers: DataLoader workers
+        seed: random seed
+        device: auto, cpu or cuda
+        threads: CPU threads to use
+    """
+    set_threads(threads)
+    seed_everything(seed)
+    dataset = VOCDataset(data_root)
+    labels = Path(labels)
+    available = set(read_manifest(labels, "masks")["ids"])
+    ids = [i for i in dataset.split_ids(split) if i in available]
+    if len(ids) < batch_size:
+        raise WsssError(f"only {len(ids)} images of '{split}' have affinity labels in {labels} (batch_size {batch_size})")
+    cls, cls_meta = load_model(classifier, ("classifier",))
+    net = AffinityNet(cls.backbone, stride, dim)
+    augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)
+
+    def load(index: int):
+        image_id = ids[index]
+        return dataset.load_image(image_id), load_mask(labels / f"{image_id}.png"), None
+
+    def loss_fn(model, x, y):
+        embedding = model(x)
+        loss, _ = affinity_loss(embedding, downsample_labels(y, embedding.shape[-2:]), radius)
+        return loss
+
+    device = pick_device(device)
+    log.info("training AffinityNet (stride %d, radius %d) on %d images of '%s' on %s", stride, radius, len(ids), split, device)
+    optimizer = make_optimizer(net, net.head_parameters(), lr, 1.0, weight_decay, momentum)
+    signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
+                 "stride": stride, "radius": radius, "dim": dim, "epochs": epochs, "batch_size": batch_size,
+                 "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
+                 "momentum": momentum, "seed": seed}  # fmt: skip
+    loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
+                     checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed)  # fmt: skip
+    history = loop.run(loss_fn)
+    meta = model_meta("affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
+                      cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=stride, dim=dim,
+                      loss_history=history)  # fmt: skip
+    save_model(Path(out_model), net, meta)
+    log.info("saved %s", out_model)
