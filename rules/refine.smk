@@ -108,6 +108,7 @@ rule train_affinitynet:
         stride=config["train_affinitynet"]["stride"],
         radius=config["train_affinitynet"]["radius"],
         dim=config["train_affinitynet"]["dim"],
+        freeze=flag("freeze-backbone", config["train_affinitynet"]["freeze_backbone"]),
         epochs=config["train_affinitynet"]["epochs"],
         batch_size=config["train_affinitynet"]["batch_size"],
         crop_size=config["train_affinitynet"]["crop_size"],
@@ -130,7 +131,7 @@ rule train_affinitynet:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} train_affinitynet --classifier {input.classifier} --labels {input.labels} --data-root {params.data_root} --split {params.split} --out-model {output.model} --stride {params.stride} --radius {params.radius} --dim {params.dim} --epochs {params.epochs} --batch-size {params.batch_size} --crop-size {params.crop_size} --scale-range {params.scale_range} --lr {params.lr} --weight-decay {params.weight_decay} --momentum {params.momentum} --workers {params.workers} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "{WSSS} train_affinitynet --classifier {input.classifier} --labels {input.labels} --data-root {params.data_root} --split {params.split} --out-model {output.model} --stride {params.stride} --radius {params.radius} --dim {params.dim} {params.freeze} --epochs {params.epochs} --batch-size {params.batch_size} --crop-size {params.crop_size} --scale-range {params.scale_range} --lr {params.lr} --weight-decay {params.weight_decay} --momentum {params.momentum} --workers {params.workers} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule random_walk:

@@ -79,8 +79,8 @@ def test_affinity_loss_ignores_unsure_pixels():
     assert counts == {"bg": 0, "fg": 0, "neg": 0} and float(loss) == 0.0
 
 
-def test_affinitynet_trains_only_its_head():
-    net = AffinityNet(TinyBackbone(8), stride=8, dim=16)
+def test_frozen_affinitynet_trains_only_its_head():
+    net = AffinityNet(TinyBackbone(8), stride=8, dim=16, freeze_backbone=True)
     out = net(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 16, 8, 8)
     trainable = {id(p) for p in net.parameters() if p.requires_grad}

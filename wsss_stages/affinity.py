@@ -44,26 +44,29 @@ def pair_affinity(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
 
 # ============================================================================ the network
 class AffinityNet(nn.Module):
-    """Frozen backbone (the trained classifier's) + a trainable embedding at ``stride``.
+    """Backbone (initialised from the trained classifier) + an embedding at ``stride``.
 
     Low-level (stride 4) and high-level features are brought to ``stride`` and mixed by 1×1
     convolutions into a ``dim``-channel embedding; affinities compare embeddings.
     """
 
-    def __init__(self, backbone: Backbone, stride: int = 8, dim: int = 64):
+    def __init__(self, backbone: Backbone, stride: int = 8, dim: int = 64, freeze_backbone: bool = False):
         super().__init__()
         if stride not in (4, 8):
             raise ValueError("affinity stride must be 4 or 8")
-        self.backbone, self.stride = backbone, stride
+        self.backbone, self.stride, self.freeze_backbone = backbone, stride, freeze_backbone
         for p in self.backbone.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(not freeze_backbone)
         self.low = nn.Sequential(nn.Conv2d(backbone.low_channels, 64, 1), nn.ReLU(inplace=True))
         self.high = nn.Sequential(nn.Conv2d(backbone.high_channels, 128, 1), nn.ReLU(inplace=True))
         self.embed = nn.Sequential(nn.Conv2d(192, 128, 1), nn.ReLU(inplace=True), nn.Conv2d(128, dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            self.backbone.eval()
+        if self.freeze_backbone:
+            with torch.no_grad():
+                self.backbone.eval()
+                feats = self.backbone(x)
+        else:
             feats = self.backbone(x)
         low = self.low(feats["low"])
         if self.stride == 8:
@@ -77,7 +80,7 @@ class AffinityNet(nn.Module):
 
 def build_affinitynet(meta: dict) -> AffinityNet:
     """Rebuild an AffinityNet from saved metadata (for ``models.load_model``)."""
-    return AffinityNet(build_backbone(meta["backbone"], "none", meta["output_stride"]), meta["stride"], meta["dim"])
+    return AffinityNet(build_backbone(meta["backbone"], "none", meta["output_stride"]), meta["stride"], meta["dim"], True)
 
 
 def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

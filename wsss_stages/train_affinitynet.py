@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split: str, out_model: Path, stride: int = 8,
-                      radius: int = 10, dim: int = 64, epochs: int = 3, batch_size: int = 16, crop_size: int = 512,
+                      radius: int = 10, dim: int = 64, freeze_backbone: bool = False, epochs: int = 3, batch_size: int = 16, crop_size: int = 512,
                       scale_range: list[float] = (0.5, 1.5), lr: float = 0.1, weight_decay: float = 1e-4,
                       momentum: float = 0.9, workers: int = 0, seed: int = 0, device: str = "auto", threads: int = 1) -> None:
     """Train the affinity embedding on top of the classifier's frozen backbone (resumable).
@@ -31,11 +31,12 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split:
         stride: feature stride of the affinity map (4 or 8)
         radius: pairs within this radius (feature pixels) are trained
         dim: embedding channels
+        freeze_backbone: train only the embedding head (else the backbone too, at a tenth of the head's rate)
         epochs: passes over the split
         batch_size: images per step
         crop_size: square crop side
         scale_range: random rescale range (two numbers)
-        lr: learning rate of the embedding head
+        lr: learning rate of the embedding head (the backbone gets lr / 10)
         weight_decay: SGD weight decay
         momentum: SGD momentum
         workers: DataLoader workers
@@ -52,7 +53,7 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split:
     if len(ids) < batch_size:
         raise WsssError(f"only {len(ids)} images of '{split}' have affinity labels in {labels} (batch_size {batch_size})")
     cls, cls_meta = load_model(classifier, ("classifier",))
-    net = AffinityNet(cls.backbone, stride, dim)
+    net = AffinityNet(cls.backbone, stride, dim, freeze_backbone)
     augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)
 
     def load(index: int):
@@ -66,9 +67,9 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split:
 
     device = pick_device(device)
     log.info("training AffinityNet (stride %d, radius %d) on %d images of '%s' on %s", stride, radius, len(ids), split, device)
-    optimizer = make_optimizer(net, net.head_parameters(), lr, 1.0, weight_decay, momentum)
+    optimizer = make_optimizer(net, net.head_parameters(), lr / 10, 10.0, weight_decay, momentum)
     signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
-                 "stride": stride, "radius": radius, "dim": dim, "epochs": epochs, "batch_size": batch_size,
+                 "stride": stride, "radius": radius, "dim": dim, "freeze_backbone": freeze_backbone, "epochs": epochs, "batch_size": batch_size,
                  "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
                  "momentum": momentum, "seed": seed}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
