@@ -9,7 +9,7 @@ rule train_classifier:
         model=f"{RESULTS}/train_classifier/model.pt",
         info=f"{RESULTS}/train_classifier/model.json",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["classifier"],
         args=training_args("train_classifier"),
         seed=config["seed"],
@@ -26,7 +26,7 @@ rule train_classifier:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} train_classifier --data-root {params.data_root} --split {params.split} --out-model {output.model} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages train_classifier --data-root {params.data_root} --split {params.split} --out-model {output.model} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule make_cams:
@@ -37,7 +37,7 @@ rule make_cams:
     output:
         cams=directory(f"{RESULTS}/make_cams/cams"),
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
         scales=config["make_cams"]["scales"],
         flip=flag("flip", config["make_cams"]["flip"]),
@@ -54,7 +54,7 @@ rule make_cams:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule eval_cams:
@@ -68,7 +68,7 @@ rule eval_cams:
         per_class=f"{RESULTS}/eval_cams/per_class.csv",
         plot=f"{RESULTS}/eval_cams/sweep.png",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["seeds"],
         thresholds=config["eval_cams"]["thresholds"],
         mask_folder=mask_folder_arg(),
@@ -83,4 +83,4 @@ rule eval_cams:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} eval_cams --cams {input.cams} --data-root {params.data_root} --split {params.split} --out-csv {output.sweep} --out-best {output.best} --out-per-class {output.per_class} --out-plot {output.plot} --thresholds {params.thresholds} {params.mask_folder} > {log} 2>&1"
+        "python -m wsss_stages eval_cams --cams {input.cams} --data-root {params.data_root} --split {params.split} --out-csv {output.sweep} --out-best {output.best} --out-per-class {output.per_class} --out-plot {output.plot} --thresholds {params.thresholds} {params.mask_folder} > {log} 2>&1"

@@ -15,8 +15,9 @@ DEMO_ROOT = "results/make_demo_data/VOC2012"
 DATA_ROOT = DEMO_ROOT if config["dataset"] == "demo" else str(config["data_root"])
 REFINEMENT = config["make_pseudo_masks"]["refinement"]
 
-# Run the stage code of this checkout (the code Snakemake tracks), whatever is installed.
-WSSS = f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} python -m wsss_stages"
+# Jobs run `python -m wsss_stages` with this checkout first on PYTHONPATH: the code that runs is
+# the code Snakemake tracks (see code()), whatever version of the package is installed.
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 wildcard_constraints:
     refinement=r"none|crf|rw|rw\+crf",
@@ -26,6 +27,16 @@ wildcard_constraints:
 def code(stage):
     """The stage module and the package modules it imports: edits to them rerun the stage."""
     return [os.path.relpath(p) if Path(p).is_relative_to(Path.cwd()) else p for p in stage_code_files(stage)]
+
+
+def data_root(wildcards, input):
+    """The data root: the demo's folder comes from the input path, a real tree from the config."""
+    return os.path.dirname(input.data[0]) if config["dataset"] == "demo" else DATA_ROOT
+
+
+def ignore_band_arg():
+    band = config["make_pseudo_masks"]["ignore_band"]
+    return f"--ignore-band {band[0]} {band[1]}" if band else ""
 
 
 def data_input():
@@ -66,7 +77,7 @@ def training_args(stage):
         "checkpoint-every": training["checkpoint_every"],
     }
     args = " ".join(f"--{k} {v}" for k, v in flags.items())
-    return args + (" --freeze-bn" if backbone["freeze_bn"] else " --no-freeze-bn")
+    return f"{args} {flag('freeze-bn', backbone['freeze_bn'])}"
 
 
 def threshold_input(value, best_json):
@@ -113,7 +124,7 @@ def flag(name, value):
 def print_metrics_table():
     path = Path(RESULTS) / "metrics.md"
     if path.is_file():
-        print("\n" + path.read_text())
+        print(f"\n{path.read_text()}")
 
 
 def mask_folder_arg():

@@ -7,7 +7,7 @@ rule make_demo_data:
     output:
         manifest=f"{DEMO_ROOT}/manifest.json",
     params:
-        root=DEMO_ROOT,
+        root=lambda wildcards, output: os.path.dirname(output.manifest),
         num_train=config["make_demo_data"]["num_train"],
         num_seed_eval=config["make_demo_data"]["num_seed_eval"],
         num_val=config["make_demo_data"]["num_val"],
@@ -24,4 +24,4 @@ rule make_demo_data:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} make_demo_data --out-dir {params.root} --num-train {params.num_train} --num-seed-eval {params.num_seed_eval} --num-val {params.num_val} --image-size {params.image_size} --seed {params.seed} > {log} 2>&1"
+        "python -m wsss_stages make_demo_data --out-dir {params.root} --num-train {params.num_train} --num-seed-eval {params.num_seed_eval} --num-val {params.num_val} --image-size {params.image_size} --seed {params.seed} > {log} 2>&1"

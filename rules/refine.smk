@@ -12,7 +12,7 @@ rule tune_crf:
         per_class=f"{RESULTS}/tune_crf/per_class.csv",
         plot=f"{RESULTS}/tune_crf/sweep.png",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["seeds"],
         thresholds=config["refine_crf"]["thresholds"],
         iterations=config["refine_crf"]["iterations"],
@@ -33,7 +33,7 @@ rule tune_crf:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} tune_crf --cams {input.cams} --data-root {params.data_root} --split {params.split} --out-csv {output.sweep} --out-best {output.best} --out-per-class {output.per_class} --out-plot {output.plot} --thresholds {params.thresholds} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} {params.mask_folder} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages tune_crf --cams {input.cams} --data-root {params.data_root} --split {params.split} --out-csv {output.sweep} --out-best {output.best} --out-per-class {output.per_class} --out-plot {output.plot} --thresholds {params.thresholds} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} {params.mask_folder} --threads {threads} > {log} 2>&1"
 
 
 rule refine_crf:
@@ -45,7 +45,7 @@ rule refine_crf:
     output:
         scores=directory(f"{RESULTS}/refine_crf/{{source}}/scores"),
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         # the CAMs need a background score; random-walk scores already carry one
         threshold=lambda wc: threshold_arg(config["refine_crf"]["bg_threshold"], CRF_BEST) if wc.source == "cams" else "",
         iterations=config["refine_crf"]["iterations"],
@@ -65,7 +65,7 @@ rule refine_crf:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} refine_crf --scores {input.scores} --data-root {params.data_root} --out-dir {output.scores} {params.threshold} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages refine_crf --scores {input.scores} --data-root {params.data_root} --out-dir {output.scores} {params.threshold} --iterations {params.iterations} --gaussian-sxy {params.gaussian_sxy} --gaussian-compat {params.gaussian_compat} --bilateral-sxy {params.bilateral_sxy} --bilateral-srgb {params.bilateral_srgb} --bilateral-compat {params.bilateral_compat} --threads {threads} > {log} 2>&1"
 
 
 rule make_affinity_labels:
@@ -76,7 +76,7 @@ rule make_affinity_labels:
     output:
         labels=directory(f"{RESULTS}/make_affinity_labels/labels"),
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         conf_fg=config["make_affinity_labels"]["conf_fg"],
         conf_bg=config["make_affinity_labels"]["conf_bg"],
         crf=flag("crf", config["make_affinity_labels"]["crf"]),
@@ -91,7 +91,7 @@ rule make_affinity_labels:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} make_affinity_labels --cams {input.cams} --data-root {params.data_root} --out-dir {output.labels} --conf-fg {params.conf_fg} --conf-bg {params.conf_bg} {params.crf} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages make_affinity_labels --cams {input.cams} --data-root {params.data_root} --out-dir {output.labels} --conf-fg {params.conf_fg} --conf-bg {params.conf_bg} {params.crf} --threads {threads} > {log} 2>&1"
 
 
 rule train_affinitynet:
@@ -103,7 +103,7 @@ rule train_affinitynet:
     output:
         model=f"{RESULTS}/train_affinitynet/model.pt",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["classifier"],
         stride=config["train_affinitynet"]["stride"],
         radius=config["train_affinitynet"]["radius"],
@@ -131,7 +131,7 @@ rule train_affinitynet:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} train_affinitynet --classifier {input.classifier} --labels {input.labels} --data-root {params.data_root} --split {params.split} --out-model {output.model} --stride {params.stride} --radius {params.radius} --dim {params.dim} {params.freeze} --epochs {params.epochs} --batch-size {params.batch_size} --crop-size {params.crop_size} --scale-range {params.scale_range} --lr {params.lr} --weight-decay {params.weight_decay} --momentum {params.momentum} --workers {params.workers} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages train_affinitynet --classifier {input.classifier} --labels {input.labels} --data-root {params.data_root} --split {params.split} --out-model {output.model} --stride {params.stride} --radius {params.radius} --dim {params.dim} {params.freeze} --epochs {params.epochs} --batch-size {params.batch_size} --crop-size {params.crop_size} --scale-range {params.scale_range} --lr {params.lr} --weight-decay {params.weight_decay} --momentum {params.momentum} --workers {params.workers} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule random_walk:
@@ -143,7 +143,7 @@ rule random_walk:
     output:
         scores=directory(f"{RESULTS}/random_walk/scores"),
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         beta=config["random_walk"]["beta"],
         exp_times=config["random_walk"]["exp_times"],
         radius=config["random_walk"]["radius"],
@@ -161,7 +161,7 @@ rule random_walk:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} random_walk --model {input.model} --cams {input.cams} --data-root {params.data_root} --out-dir {output.scores} --beta {params.beta} --exp-times {params.exp_times} --radius {params.radius} --bg-threshold {params.bg_threshold} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages random_walk --model {input.model} --cams {input.cams} --data-root {params.data_root} --out-dir {output.scores} --beta {params.beta} --exp-times {params.exp_times} --radius {params.radius} --bg-threshold {params.bg_threshold} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule make_pseudo_masks:
@@ -174,11 +174,7 @@ rule make_pseudo_masks:
     params:
         # the CAM threshold matters only when CAMs are written directly (refinement "none")
         threshold=lambda wc: threshold_arg(config["cam_bg_threshold"], CAM_BEST) if wc.refinement == "none" else "",
-        band=lambda wc: (
-            "--ignore-band " + " ".join(map(str, config["make_pseudo_masks"]["ignore_band"]))
-            if config["make_pseudo_masks"]["ignore_band"]
-            else ""
-        ),
+        band=ignore_band_arg(),
     log:
         f"{LOGS}/make_pseudo_masks_{{refinement}}.log",
     benchmark:
@@ -190,7 +186,7 @@ rule make_pseudo_masks:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} make_pseudo_masks --scores {input.scores} --out-dir {output.masks} {params.threshold} {params.band} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages make_pseudo_masks --scores {input.scores} --out-dir {output.masks} {params.threshold} {params.band} --threads {threads} > {log} 2>&1"
 
 
 rule eval_pseudo_masks:
@@ -202,7 +198,7 @@ rule eval_pseudo_masks:
         metrics=f"{RESULTS}/eval_pseudo_masks/{{refinement}}/metrics.json",
         per_class=f"{RESULTS}/eval_pseudo_masks/{{refinement}}/per_class.csv",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["seeds"],
         mask_folder=mask_folder_arg(),
     log:
@@ -216,4 +212,4 @@ rule eval_pseudo_masks:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} eval_pseudo_masks --masks {input.masks} --data-root {params.data_root} --split {params.split} --out-json {output.metrics} --out-csv {output.per_class} {params.mask_folder} > {log} 2>&1"
+        "python -m wsss_stages eval_pseudo_masks --masks {input.masks} --data-root {params.data_root} --split {params.split} --out-json {output.metrics} --out-csv {output.per_class} {params.mask_folder} > {log} 2>&1"

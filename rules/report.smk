@@ -27,4 +27,4 @@ rule summarize_metrics:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} {params.compare} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        "python -m wsss_stages summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} {params.compare} --out-json {output.json} --out-md {output.md} > {log} 2>&1"

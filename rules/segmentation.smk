@@ -9,7 +9,7 @@ rule train_segmentation:
     output:
         model=f"{RESULTS}/train_segmentation/{{refinement}}/model.pt",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["segmentation"],
         head=config["train_segmentation"]["head"],
         args=training_args("train_segmentation"),
@@ -27,7 +27,7 @@ rule train_segmentation:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} train_segmentation --data-root {params.data_root} --split {params.split} --masks {input.masks} --out-model {output.model} --head {params.head} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages train_segmentation --data-root {params.data_root} --split {params.split} --masks {input.masks} --out-model {output.model} --head {params.head} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule predict_segmentation:
@@ -38,7 +38,7 @@ rule predict_segmentation:
     output:
         masks=directory(f"{RESULTS}/predict_segmentation/{{refinement}}/masks"),
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["val"],
         scales=config["predict_segmentation"]["scales"],
         flip=flag("flip", config["predict_segmentation"]["flip"]),
@@ -56,7 +56,7 @@ rule predict_segmentation:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} predict_segmentation --model {input.model} --data-root {params.data_root} --split {params.split} --out-dir {output.masks} --scales {params.scales} {params.flip} {params.crf} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages predict_segmentation --model {input.model} --data-root {params.data_root} --split {params.split} --out-dir {output.masks} --scales {params.scales} {params.flip} {params.crf} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule eval_segmentation:
@@ -68,7 +68,7 @@ rule eval_segmentation:
         metrics=f"{RESULTS}/eval_segmentation/{{refinement}}/metrics.json",
         per_class=f"{RESULTS}/eval_segmentation/{{refinement}}/per_class.csv",
     params:
-        data_root=DATA_ROOT,
+        data_root=data_root,
         split=config["splits"]["val"],
         mask_folder=mask_folder_arg(),
     log:
@@ -82,4 +82,4 @@ rule eval_segmentation:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "{WSSS} eval_segmentation --masks {input.masks} --data-root {params.data_root} --split {params.split} --out-json {output.metrics} --out-csv {output.per_class} {params.mask_folder} > {log} 2>&1"
+        "python -m wsss_stages eval_segmentation --masks {input.masks} --data-root {params.data_root} --split {params.split} --out-json {output.metrics} --out-csv {output.per_class} {params.mask_folder} > {log} 2>&1"

@@ -59,3 +59,11 @@ def test_bad_yaml_file_is_named(tmp_path):
     path.write_text("a: [1, 2\n")
     with pytest.raises(WsssError, match="c.yaml"):
         load_config_file(path)
+
+
+def test_command_line_strings_are_coerced_where_numbers_are_expected():
+    config = validate_config({"refine_crf": {"bilateral_srgb": "9", "bg_threshold": "0.2"}, "cam_bg_threshold": "auto",
+                              "make_cams": {"flip": "false", "scales": ["1.0", "0.5"]}, "experiment": "123"})
+    assert config["refine_crf"]["bilateral_srgb"] == 9 and config["refine_crf"]["bg_threshold"] == 0.2
+    assert config["cam_bg_threshold"] == "auto" and config["make_cams"]["flip"] is False
+    assert config["make_cams"]["scales"] == [1.0, 0.5] and config["experiment"] == "123"

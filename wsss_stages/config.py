@@ -45,6 +45,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     config = copy.deepcopy(dict(config))
     schema = load_schema()
+    _coerce_strings(config, schema, schema)
     # Fill defaults first (the validator does it while walking), then collect errors on the result.
     list(_Validator(schema).iter_errors(config))
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -52,6 +53,45 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise WsssError("invalid config:\n" + "\n".join(_describe(e) for e in errors))
     _check_cross_keys(config)
     return config
+
+
+def _resolve(sub: dict, root: dict) -> dict:
+    while "$ref" in sub:
+        sub = {**root["$defs"][sub["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
+    return sub
+
+
+def _allows(sub: dict, root: dict, kind: str) -> bool:
+    """Whether a (sub)schema accepts values of JSON type ``kind`` anywhere in its alternatives."""
+    sub = _resolve(sub, root)
+    kinds = sub.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if kind in kinds or (kind == "number" and "integer" in kinds):
+        return True
+    return any(_allows(option, root, kind) for option in sub.get("oneOf", []) + sub.get("anyOf", []))
+
+
+def _coerce_strings(node: Any, sub: dict, root: dict) -> Any:
+    """Turn "0.3" / "true" into numbers / booleans where the schema wants no string.
+
+    ``snakemake --config 'section={key: 9}'`` delivers nested values as strings; without this,
+    a command-line override would be rejected for its type rather than checked for its value.
+    """
+    sub = _resolve(sub, root)
+    if isinstance(node, dict):
+        props = sub.get("properties", {})
+        for key, value in node.items():
+            if key in props:
+                node[key] = _coerce_strings(value, props[key], root)
+        return node
+    if isinstance(node, list) and isinstance(sub.get("items"), dict):
+        return [_coerce_strings(v, sub["items"], root) for v in node]
+    if isinstance(node, str) and node.strip() and not _allows(sub, root, "string"):
+        parsed = yaml.safe_load(node)
+        wanted = "boolean" if isinstance(parsed, bool) else "number" if isinstance(parsed, (int, float)) else None
+        if wanted and _allows(sub, root, wanted):
+            return parsed
+    return node
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -96,8 +96,8 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
     ids = split_labelled(dataset, ids, log)
     log.info("CAMs for %d images, scales %s, flip %s, on %s", len(ids), list(scales), flip, device)
     with atomic_dir(out_dir) as tmp, torch.inference_mode():
-        n_batches = -(-len(ids) // batch_size)
-        for batch_ids in progress(batches_by_size(dataset, ids, batch_size), desc="make_cams", total=n_batches):
+        batches = list(batches_by_size(dataset, ids, batch_size))
+        for batch_ids in progress(batches, desc="make_cams", unit="batch"):
             images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
             summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS)
             for image_id, maps in zip(batch_ids, summed):

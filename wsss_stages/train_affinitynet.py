@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wsss_stages import WsssError
 from wsss_stages.affinity import AffinityNet, affinity_loss, downsample_labels
-from wsss_stages.artifacts import load_mask, read_manifest
+from wsss_stages.artifacts import load_mask
 from wsss_stages.models import load_model, model_meta
-from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer,
+from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
                                   pick_device, save_model, seed_everything, set_threads)  # fmt: skip
 from wsss_stages.voc import VOCDataset
 
@@ -48,10 +47,7 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split:
     seed_everything(seed)
     dataset = VOCDataset(data_root)
     labels = Path(labels)
-    available = set(read_manifest(labels, "masks")["ids"])
-    ids = [i for i in dataset.split_ids(split) if i in available]
-    if len(ids) < batch_size:
-        raise WsssError(f"only {len(ids)} images of '{split}' have affinity labels in {labels} (batch_size {batch_size})")
+    ids = ids_with_label_maps(dataset, split, labels, batch_size)
     cls, cls_meta = load_model(classifier, ("classifier",))
     net = AffinityNet(cls.backbone, stride, dim, freeze_backbone)
     augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)

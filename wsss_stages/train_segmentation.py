@@ -8,9 +8,9 @@ from pathlib import Path
 import torch.nn.functional as F
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import IGNORE, load_mask, read_manifest
+from wsss_stages.artifacts import IGNORE, load_mask
 from wsss_stages.models import DeepLabV2, DeepLabV3Plus, build_backbone, model_meta
-from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, pick_device,
+from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer, pick_device,
                                   save_model, seed_everything, set_threads)  # fmt: skip
 from wsss_stages.voc import VOCDataset
 
@@ -52,10 +52,7 @@ def train_segmentation(*, data_root: Path, split: str, masks: Path, out_model: P
     seed_everything(seed)
     dataset = VOCDataset(data_root)
     masks = Path(masks)
-    available = set(read_manifest(masks)["ids"]) if (masks / "manifest.json").is_file() else None
-    ids = [i for i in dataset.split_ids(split) if (i in available if available is not None else (masks / f"{i}.png").is_file())]
-    if len(ids) < batch_size:
-        raise WsssError(f"only {len(ids)} images of split '{split}' have a mask in {masks} (batch_size {batch_size})")
+    ids = ids_with_label_maps(dataset, split, masks, batch_size)
     net_cls = {"deeplabv3plus": DeepLabV3Plus, "deeplabv2": DeepLabV2}[head]
     net = net_cls(build_backbone(backbone, weights, output_stride), dataset.num_classes)
     augment = Augment(crop_size, tuple(scale_range), net.backbone.mean, net.backbone.std, seed)

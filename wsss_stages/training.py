@@ -233,6 +233,21 @@ def checkpoint_dir_for(output: Path) -> Path:
     return output.parent.parent / ".checkpoints" / output.parent.name
 
 
+def ids_with_label_maps(dataset, split: str, folder: Path, batch_size: int) -> list[str]:
+    """Ids of ``split`` that have ``<id>.png`` in ``folder`` (by its manifest when it has one)."""
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        from wsss_stages.artifacts import read_manifest
+
+        available = set(read_manifest(folder)["ids"])
+        ids = [i for i in dataset.split_ids(split) if i in available]
+    else:  # e.g. ground-truth masks for a fully-supervised run
+        ids = [i for i in dataset.split_ids(split) if (folder / f"{i}.png").is_file()]
+    if len(ids) < batch_size:
+        raise WsssError(f"only {len(ids)} images of split '{split}' have a label map in {folder} (batch_size {batch_size})")
+    return ids
+
+
 def files_fingerprint(paths: Iterable[Path]) -> str:
     """Identity of training inputs (names, sizes, modification times) for checkpoint signatures.
 
