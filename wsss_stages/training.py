@@ -167,8 +167,8 @@ class TrainLoop:
                 persistent_workers=False,
             )
             self.model.train()
-            if self.freeze_bn:
-                freeze_batchnorm(self.model)
+            if self.freeze_bn:  # the backbone's statistics only: a new head's BatchNorm must learn
+                freeze_batchnorm(getattr(self.model, "backbone", self.model))
             losses = []
             bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch)
             for step, (x, y) in enumerate(bar):
