@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from wsss_stages.training import progress
 
@@ -24,8 +24,3 @@ def parallel_map(func: Callable[[T], R], items: Sequence[T], processes: int, des
     with context.Pool(processes) as pool:
         results = pool.imap(func, items, chunksize=max(1, min(16, len(items) // (processes * 8))))
         return list(progress(results, desc=desc, total=len(items)))
-
-
-def chunks(items: Iterable[T], size: int) -> list[list[T]]:
-    items = list(items)
-    return [items[i : i + size] for i in range(0, len(items), size)]
