@@ -3,7 +3,7 @@
     python benchmarks/random_walk_memory.py [--backbone tf_efficientnet_lite0] [--strides 4 8]
 
 Each setting runs in a fresh process so its peak resident memory (ru_maxrss) is its own. The
-walk uses irn's defaults (radius 5, beta 10, 2^8 steps) and two CAM channels plus background.
+walk uses irn's defaults (radius 5, beta 10, 2^8 steps) and two CAM channels.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def measure(backbone: str, stride: int, height: int, width: int) -> dict:
 
     from wsss_stages.affinity import AffinityNet
     from wsss_stages.models import build_backbone
-    from wsss_stages.random_walk import walk_scores
+    from wsss_stages.random_walk import walk_cams
 
     torch.set_num_threads(2)
     net = AffinityNet(build_backbone(backbone, "none", 16 if backbone != "tiny" else 8), stride, 64).eval()
@@ -34,7 +34,7 @@ def measure(backbone: str, stride: int, height: int, width: int) -> dict:
     start = time.perf_counter()
     with torch.inference_mode():
         embedding = net(image)[0]
-        scores = walk_scores(embedding, cams, (height, width), beta=10, exp_times=8, radius=5, bg_threshold=0.25)
+        scores = walk_cams(embedding, cams, (height, width), beta=10, exp_times=8, radius=5)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"backbone": backbone, "stride": stride, "size": f"{width}x{height}", "pixels_walked": int(embedding[0].numel()),

@@ -41,6 +41,7 @@ rule make_cams:
         splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
         scales=config["make_cams"]["scales"],
         flip=flag("flip", config["make_cams"]["flip"]),
+        precision=config["make_cams"]["precision"],
         device=device(),
     log:
         f"{LOGS}/make_cams.log",
@@ -54,28 +55,28 @@ rule make_cams:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --precision {params.precision} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule eval_cams:
     input:
         data=data_input(),
-        cams=rules.make_cams.output.cams,
+        cams=cam_folder,
         code=code("eval_cams"),
     output:
-        sweep=f"{RESULTS}/eval_cams/sweep.csv",
-        best=f"{RESULTS}/eval_cams/best.json",
-        per_class=f"{RESULTS}/eval_cams/per_class.csv",
-        plot=f"{RESULTS}/eval_cams/sweep.png",
+        sweep=f"{RESULTS}/eval_cams/{{source}}/sweep.csv",
+        best=f"{RESULTS}/eval_cams/{{source}}/best.json",
+        per_class=f"{RESULTS}/eval_cams/{{source}}/per_class.csv",
+        plot=f"{RESULTS}/eval_cams/{{source}}/sweep.png",
     params:
         data_root=data_root,
         split=config["splits"]["seeds"],
         thresholds=config["eval_cams"]["thresholds"],
         mask_folder=mask_folder_arg(),
     log:
-        f"{LOGS}/eval_cams.log",
+        f"{LOGS}/eval_cams_{{source}}.log",
     benchmark:
-        f"{BENCH}/eval_cams.tsv"
+        f"{BENCH}/eval_cams_{{source}}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

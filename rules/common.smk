@@ -14,13 +14,15 @@ BENCH = f"{RESULTS}/benchmarks"
 DEMO_ROOT = "results/make_demo_data/VOC2012"
 DATA_ROOT = DEMO_ROOT if config["dataset"] == "demo" else str(config["data_root"])
 REFINEMENT = config["make_pseudo_masks"]["refinement"]
+ALL_REFINEMENTS = ["none", "crf", "rw", "rw+crf"]
 
 # Jobs run `python -m wsss_stages` with this checkout first on PYTHONPATH: the code that runs is
 # the code Snakemake tracks (see code()), whatever version of the package is installed.
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+# "gt" exists only from train_segmentation on: DeepLab trained on ground truth (the upper bound)
 wildcard_constraints:
-    refinement=r"none|crf|rw|rw\+crf",
+    refinement=r"none|crf|rw|rw\+crf|gt",
     source="cams|rw",
 
 
@@ -89,26 +91,59 @@ def threshold_arg(value, best_json):
     return f"--bg-threshold-from {best_json}" if value == "auto" else f"--bg-threshold {value}"
 
 
-CAM_BEST = f"{RESULTS}/eval_cams/best.json"
 CRF_BEST = f"{RESULTS}/tune_crf/best.json"
 
+# CAM-format folders (CAMs, and CAMs after the random walk) and the sweep that tunes each one's
+# background threshold on the seed split
+CAM_FOLDERS = {"cams": f"{RESULTS}/make_cams/cams", "rw": f"{RESULTS}/random_walk/cams"}
+CAM_BEST = {source: f"{RESULTS}/eval_cams/{source}/best.json" for source in CAM_FOLDERS}
 
 SCORES = {
-    "none": f"{RESULTS}/make_cams/cams",
+    "none": CAM_FOLDERS["cams"],
     "crf": f"{RESULTS}/refine_crf/cams/scores",
-    "rw": f"{RESULTS}/random_walk/scores",
+    "rw": CAM_FOLDERS["rw"],
     "rw+crf": f"{RESULTS}/refine_crf/rw/scores",
 }
 
 
 def scores_for(wildcards):
-    """Score maps (or CAMs) that become pseudo-masks, by refinement."""
+    """Score maps (or CAM-format maps) that become pseudo-masks, by refinement."""
     return SCORES[wildcards.refinement]
 
 
+def training_masks(wildcards):
+    """Pseudo-masks of a refinement; none for "gt" (the stage reads the dataset's masks)."""
+    return [] if wildcards.refinement == "gt" else f"{RESULTS}/make_pseudo_masks/{wildcards.refinement}/masks"
+
+
 def crf_source(wildcards):
-    """What the dense CRF refines: CAMs, or the random walk's scores."""
-    return SCORES["none" if wildcards.source == "cams" else "rw"]
+    """What the dense CRF refines: CAMs, or the random walk's CAMs."""
+    return CAM_FOLDERS[wildcards.source]
+
+
+def cam_folder(wildcards):
+    return CAM_FOLDERS[wildcards.source]
+
+
+# where the background threshold of CAM-format maps comes from, per use: (config value, sweep result)
+MASK_BACKGROUND = {
+    "none": (config["cam_bg_threshold"], CAM_BEST["cams"]),
+    "rw": (config["random_walk"]["bg_threshold"], CAM_BEST["rw"]),
+}
+CRF_BACKGROUND = {
+    "cams": (config["refine_crf"]["bg_threshold"], CRF_BEST),
+    "rw": (config["random_walk"]["bg_threshold"], CAM_BEST["rw"]),
+}
+
+
+def background_input(table, key):
+    """best.json of the sweep when the threshold is "auto" (CAM-format inputs only), else nothing."""
+    return threshold_input(*table[key]) if key in table else []
+
+
+def background_arg(table, key):
+    """--bg-threshold(-from) for CAM-format inputs; refined score maps carry their own background."""
+    return threshold_arg(*table[key]) if key in table else ""
 
 
 def reported_refinements():

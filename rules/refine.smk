@@ -40,14 +40,14 @@ rule refine_crf:
     input:
         data=data_input(),
         scores=crf_source,
-        best=lambda wc: threshold_input(config["refine_crf"]["bg_threshold"], CRF_BEST) if wc.source == "cams" else [],
+        best=lambda wc: background_input(CRF_BACKGROUND, wc.source),
         code=code("refine_crf"),
     output:
         scores=directory(f"{RESULTS}/refine_crf/{{source}}/scores"),
     params:
         data_root=data_root,
-        # the CAMs need a background score; random-walk scores already carry one
-        threshold=lambda wc: threshold_arg(config["refine_crf"]["bg_threshold"], CRF_BEST) if wc.source == "cams" else "",
+        # CAMs: the tune_crf background score; walked CAMs: the random walk's threshold
+        threshold=lambda wc: background_arg(CRF_BACKGROUND, wc.source),
         iterations=config["refine_crf"]["iterations"],
         gaussian_sxy=config["refine_crf"]["gaussian_sxy"],
         gaussian_compat=config["refine_crf"]["gaussian_compat"],
@@ -141,13 +141,12 @@ rule random_walk:
         cams=rules.make_cams.output.cams,
         code=code("random_walk"),
     output:
-        scores=directory(f"{RESULTS}/random_walk/scores"),
+        cams=directory(CAM_FOLDERS["rw"]),
     params:
         data_root=data_root,
         beta=config["random_walk"]["beta"],
         exp_times=config["random_walk"]["exp_times"],
         radius=config["random_walk"]["radius"],
-        bg_threshold=config["random_walk"]["bg_threshold"],
         device=device(),
     log:
         f"{LOGS}/random_walk.log",
@@ -161,19 +160,21 @@ rule random_walk:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages random_walk --model {input.model} --cams {input.cams} --data-root {params.data_root} --out-dir {output.scores} --beta {params.beta} --exp-times {params.exp_times} --radius {params.radius} --bg-threshold {params.bg_threshold} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages random_walk --model {input.model} --cams {input.cams} --data-root {params.data_root} --out-dir {output.cams} --beta {params.beta} --exp-times {params.exp_times} --radius {params.radius} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule make_pseudo_masks:
+    wildcard_constraints:
+        refinement=r"none|crf|rw|rw\+crf",
     input:
         scores=scores_for,
-        best=lambda wc: threshold_input(config["cam_bg_threshold"], CAM_BEST) if wc.refinement == "none" else [],
+        best=lambda wc: background_input(MASK_BACKGROUND, wc.refinement),
         code=code("make_pseudo_masks"),
     output:
         masks=directory(f"{RESULTS}/make_pseudo_masks/{{refinement}}/masks"),
     params:
-        # the CAM threshold matters only when CAMs are written directly (refinement "none")
-        threshold=lambda wc: threshold_arg(config["cam_bg_threshold"], CAM_BEST) if wc.refinement == "none" else "",
+        # a threshold matters only for CAM-format maps (refinements none and rw)
+        threshold=lambda wc: background_arg(MASK_BACKGROUND, wc.refinement),
         band=ignore_band_arg(),
     log:
         f"{LOGS}/make_pseudo_masks_{{refinement}}.log",
@@ -190,6 +191,8 @@ rule make_pseudo_masks:
 
 
 rule eval_pseudo_masks:
+    wildcard_constraints:
+        refinement=r"none|crf|rw|rw\+crf",
     input:
         data=data_input(),
         masks=rules.make_pseudo_masks.output.masks,

@@ -4,14 +4,17 @@
 rule train_segmentation:
     input:
         data=data_input(),
-        masks=rules.make_pseudo_masks.output.masks,
+        masks=training_masks,
         code=code("train_segmentation"),
     output:
         model=f"{RESULTS}/train_segmentation/{{refinement}}/model.pt",
     params:
         data_root=data_root,
         split=config["splits"]["segmentation"],
+        masks=lambda wc, input: "" if wc.refinement == "gt" else f"--masks {input.masks}",
+        mask_folder=lambda wc: mask_folder_arg() if wc.refinement == "gt" else "",
         head=config["train_segmentation"]["head"],
+        head_width=config["train_segmentation"]["head_width"],
         args=training_args("train_segmentation"),
         seed=config["seed"],
         device=device(),
@@ -27,7 +30,7 @@ rule train_segmentation:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages train_segmentation --data-root {params.data_root} --split {params.split} --masks {input.masks} --out-model {output.model} --head {params.head} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages train_segmentation --data-root {params.data_root} --split {params.split} {params.masks} {params.mask_folder} --out-model {output.model} --head {params.head} --head-width {params.head_width} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule predict_segmentation:
@@ -43,6 +46,7 @@ rule predict_segmentation:
         scales=config["predict_segmentation"]["scales"],
         flip=flag("flip", config["predict_segmentation"]["flip"]),
         crf=flag("crf", config["predict_segmentation"]["crf"]),
+        precision=config["predict_segmentation"]["precision"],
         device=device(),
     log:
         f"{LOGS}/predict_segmentation_{{refinement}}.log",
@@ -56,7 +60,7 @@ rule predict_segmentation:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages predict_segmentation --model {input.model} --data-root {params.data_root} --split {params.split} --out-dir {output.masks} --scales {params.scales} {params.flip} {params.crf} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages predict_segmentation --model {input.model} --data-root {params.data_root} --split {params.split} --out-dir {output.masks} --scales {params.scales} {params.flip} {params.crf} --precision {params.precision} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule eval_segmentation:

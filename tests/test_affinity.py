@@ -1,10 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from wsss_stages.affinity import (AffinityNet, affinity_loss, pair_offsets, random_walk, shifted_pair, transition_matrix)  # fmt: skip
+from wsss_stages.artifacts import cams_to_scores
 from wsss_stages.make_affinity_labels import affinity_labels
 from wsss_stages.models import TinyBackbone
-from wsss_stages.random_walk import walk_scores
+from wsss_stages.random_walk import walk_cams
 
 
 def test_offsets_cover_each_neighbour_once():
@@ -87,11 +89,12 @@ def test_frozen_affinitynet_trains_only_its_head():
     assert trainable == {id(p) for p in net.head_parameters()}
 
 
-def test_walk_scores_are_probabilities_with_background_first():
+def test_walked_cams_are_cam_format_and_stay_in_their_region():
     emb = _two_region_embedding()
     cams = torch.zeros(1, 48, 64)
     cams[0, 10:30, 5:20] = 1.0
-    scores = walk_scores(emb, cams, (48, 64), beta=10, exp_times=4, radius=3, bg_threshold=0.25)
-    assert scores.shape == (2, 48, 64)
-    torch.testing.assert_close(scores.sum(0), torch.ones(48, 64))
+    walked = walk_cams(emb, cams, (48, 64), beta=10, exp_times=4, radius=3)
+    assert walked.shape == (1, 48, 64)
+    assert float(walked.max()) == pytest.approx(1.0) and float(walked.min()) >= 0.0
+    scores = cams_to_scores(walked.numpy(), 0.25)  # irn: background 0.25 prepended, then argmax
     assert scores[:, 20, 10].argmax() == 1 and scores[:, 20, 60].argmax() == 0

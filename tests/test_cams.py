@@ -67,3 +67,31 @@ def test_threshold_sweep_confusions(voc_tree):
     assert conf[0][0, cls] == n_bg  # threshold 0.2: everything is the object
     assert conf[1][0, 0] == n_bg and conf[1][cls, cls] == n_obj  # 0.5 separates perfectly
     assert conf[2][cls, 0] == n_obj  # 0.9: everything is background
+
+
+def test_bf16_extraction_stays_close_to_fp32_in_channels_last():
+    from wsss_stages.training import autocast, for_inference, to_tensor
+
+    net = for_inference(_tiny_classifier(), torch.device("cpu"))
+    image = (np.random.default_rng(2).random((40, 56, 3)) * 255).astype(np.uint8)
+    x = to_tensor(image, net.backbone.mean, net.backbone.std)[None]
+    with torch.inference_mode():
+        fp32 = normalise_cams(class_maps_multiscale(net, x, [1.0, 0.5], True)[0])
+        with autocast(torch.device("cpu"), torch.bfloat16):
+            bf16 = normalise_cams(class_maps_multiscale(net, x, [1.0, 0.5], True)[0])
+    assert bf16.dtype == torch.float32  # summed and normalised in fp32
+    assert float((bf16 - fp32).abs().max()) < 0.05
+
+
+def test_inference_precision_choices():
+    import pytest
+
+    from wsss_stages import WsssError
+    from wsss_stages.training import inference_dtype
+
+    cpu = torch.device("cpu")
+    assert inference_dtype("fp32", cpu) is None
+    assert inference_dtype("bf16", cpu) is torch.bfloat16
+    assert inference_dtype("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(WsssError, match="precision"):
+        inference_dtype("fp8", cpu)

@@ -46,16 +46,17 @@ def all_background_miou(root: Path, split: str) -> float:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dag")
-    snakemake(workdir)
+    snakemake(workdir, "all", "write_benchmark")
     return workdir
 
 
 def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     results = finished_run / "results" / "tiny"
-    for path in ["train_classifier/model.pt", "make_cams/cams/manifest.json", "eval_cams/sweep.csv", "eval_cams/sweep.png",
+    for path in ["train_classifier/model.pt", "make_cams/cams/manifest.json", "eval_cams/cams/sweep.csv", "eval_cams/cams/sweep.png",
                  "tune_crf/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
                  "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
                  "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
+                 "random_walk/cams/manifest.json", "eval_pseudo_masks/rw/metrics.json",
                  "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
         assert (results / path).is_file(), path
     metrics = json.loads((results / "metrics.json").read_text())
@@ -67,6 +68,22 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     masks = json.loads((results / "make_pseudo_masks/crf/masks/manifest.json").read_text())
     assert masks["count"] == len(list((results / "make_pseudo_masks/crf/masks").glob("*.png")))
     assert not list(results.rglob(".*.tmp-*")), "temporary files left behind"
+
+
+def test_benchmark_report_has_every_stage_the_upper_bound_and_costs(finished_run):
+    import csv
+
+    results = finished_run / "results" / "tiny"
+    rows = list(csv.DictReader((results / "benchmark.csv").open()))
+    quality = {r["stage"]: r for r in rows if r["section"] == "quality"}
+    assert {"CAM seeds", "pseudo-masks: CAM + dense CRF", "pseudo-masks: CAM + random walk",
+            "pseudo-masks: random walk + dense CRF", "DeepLab on ground truth (upper bound)"} <= set(quality)  # fmt: skip
+    full = json.loads((results / "eval_segmentation/gt/metrics.json").read_text())
+    assert float(quality["DeepLab on ground truth (upper bound)"]["miou"]) == pytest.approx(full["miou"])
+    costs = {r["stage"]: r for r in rows if r["section"] == "cost"}
+    assert {"train_classifier", "make_cams", "random_walk", "train_segmentation_gt"} <= set(costs)
+    assert all(float(r["seconds"]) >= 0 for r in costs.values())
+    assert "Weakly / fully supervised" in (results / "benchmark.md").read_text()
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):
@@ -84,6 +101,11 @@ def test_cam_threshold_change_with_plain_cams_skips_training_the_classifier(fini
     jobs = planned_jobs(out)
     assert {"make_pseudo_masks", "train_segmentation", "summarize_metrics"} <= jobs
     assert not jobs & {"train_classifier", "make_cams", "eval_cams", "make_demo_data", "refine_crf"}
+
+
+def test_random_walk_threshold_change_never_walks_again(finished_run):
+    out = snakemake(finished_run, "-n", "--config", "random_walk={bg_threshold: 0.3}").stdout
+    assert planned_jobs(out) == {"make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics", "all"}
 
 
 def test_forcerun_of_one_stage(finished_run):

@@ -3,9 +3,11 @@
 =====================  =====================================================================
 artifact               format
 =====================  =====================================================================
-CAM map (``make_cams``)  ``<id>.npz`` with ``cams`` float16 ``[K, H, W]`` in [0, 1] at image
-                       resolution (each map divided by its own maximum) and ``classes`` int16
+CAM map                ``<id>.npz`` with ``cams`` float16 ``[K, H, W]`` in [0, 1] at image
+(make_cams,            resolution (make_cams: each map divided by its own maximum; random_walk:
+random_walk)           all maps by their joint maximum, as irn does) and ``classes`` int16
                        ``[K]``: the dataset class index (>= 1) of each map, the image's labels.
+                       A background threshold turns them into scores (:func:`cams_to_scores`).
 score map (refiners)   ``<id>.npz`` with ``scores`` float16 ``[K+1, H, W]`` and ``classes``
                        int16 ``[K+1]`` whose first entry is 0 (background). Scores are
                        per-pixel class probabilities (sum to 1 over the channel axis).

@@ -35,6 +35,7 @@ STAGES: dict[str, str] = {
     "predict_segmentation": "predict masks with the segmentation network",
     "eval_segmentation": "score predicted masks against ground truth",
     "summarize_metrics": "collect the headline numbers into metrics.json / metrics.md",
+    "write_benchmark": "quality per stage, the fully-supervised upper bound and per-job cost: benchmark.md / .csv",
 }
 
 

@@ -2,8 +2,11 @@
 
 For each image and each of its labelled classes c: CAM_c = sum over scales s and flips of
 upsample(ReLU(w_c · f(image_s))), then divided by its maximum, so every map peaks at 1.
-Speed: images of equal size are batched together with their flips, and only the image's own
-classes are upsampled.
+Speed, against the reference repositories' loop (one forward per image, scale and flip, fp32):
+images of equal size are batched together with their flips, the network runs in channels-last
+layout, and where the hardware has native bf16 (AMX CPUs, recent GPUs) under bf16 autocast
+(``precision: auto``; the maps are summed in fp32). ``precision: fp32`` gives the reference
+arithmetic. ``benchmarks/speed.py`` measures the difference.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 
 from wsss_stages.artifacts import atomic_dir, save_cams, write_manifest
 from wsss_stages.models import CamClassifier, load_model
-from wsss_stages.training import pick_device, progress, set_threads, to_tensor
+from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset, split_labelled
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ def forward_in_chunks(model: CamClassifier, batch: torch.Tensor, max_pixels: int
     """
     n, _, h, w = batch.shape
     per_chunk = n if max_pixels is None else max(1, max_pixels // (h * w))
-    return torch.cat([model.class_maps(batch[i : i + per_chunk]) for i in range(0, n, per_chunk)])
+    chunks = [batch[i : i + per_chunk].contiguous(memory_format=torch.channels_last) for i in range(0, n, per_chunk)]
+    return torch.cat([model.class_maps(chunk).float() for chunk in chunks])
 
 
 def class_maps_multiscale(model: CamClassifier, images: torch.Tensor, scales: Sequence[float], flip: bool,
@@ -73,7 +77,7 @@ def batches_by_size(dataset: VOCDataset, ids: Sequence[str], batch_size: int) ->
 
 
 def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path, scales: list[float] = (1.0, 0.5, 1.5, 2.0),
-              flip: bool = True, batch_size: int = 4, device: str = "auto", threads: int = 1) -> None:
+              flip: bool = True, batch_size: int = 4, precision: str = "auto", device: str = "auto", threads: int = 1) -> None:
     """Compute normalised multi-scale CAMs for every labelled image of the given splits.
 
     Args:
@@ -84,18 +88,20 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
         scales: inference scales
         flip: add horizontally flipped inputs
         batch_size: images of equal size per forward pass
+        precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
     set_threads(threads)
     device = pick_device(device)
     net, meta = load_model(model, ("classifier",))
-    net.to(device).eval()
+    net = for_inference(net, device)
+    dtype = inference_dtype(precision, device)
     dataset = VOCDataset(data_root)
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
     ids = split_labelled(dataset, ids, log)
-    log.info("CAMs for %d images, scales %s, flip %s, on %s", len(ids), list(scales), flip, device)
-    with atomic_dir(out_dir) as tmp, torch.inference_mode():
+    log.info("CAMs for %d images, scales %s, flip %s, on %s, %s", len(ids), list(scales), flip, device, dtype or torch.float32)
+    with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(device, dtype):
         batches = list(batches_by_size(dataset, ids, batch_size))
         for batch_ids in progress(batches, desc="make_cams", unit="batch"):
             images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
@@ -104,7 +110,7 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
                 classes = dataset.labels(image_id)
                 cams = normalise_cams(maps[torch.as_tensor(classes - 1, device=maps.device)])
                 save_cams(tmp / f"{image_id}.npz", cams.cpu().numpy(), classes)
-        write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model))
+        write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model), dtype=str(dtype or torch.float32))
     log.info("wrote %d CAM files to %s", len(ids), out_dir)
 
 

@@ -281,10 +281,10 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3Plus(nn.Module):
-    def __init__(self, backbone: Backbone, num_classes: int):
+    def __init__(self, backbone: Backbone, num_classes: int, width: int = 0):
         super().__init__()
         self.backbone = backbone
-        width = backbone.head_width
+        width = width or backbone.head_width
         rates = tuple(r * 16 // backbone.output_stride for r in (6, 12, 18))
         self.aspp = ASPP(backbone.high_channels, width, rates)
         self.reduce_low = nn.Sequential(nn.Conv2d(backbone.low_channels, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU(inplace=True))
@@ -336,7 +336,7 @@ def build_from_meta(meta: dict) -> nn.Module:
     if meta["kind"] == "classifier":
         return CamClassifier(backbone, meta["num_classes"])
     if meta["kind"] == "deeplabv3plus":
-        return DeepLabV3Plus(backbone, meta["num_classes"])
+        return DeepLabV3Plus(backbone, meta["num_classes"], meta.get("head_width", 0))
     if meta["kind"] == "deeplabv2":
         return DeepLabV2(backbone, meta["num_classes"])
     raise WsssError(f"unknown model kind {meta['kind']!r}")

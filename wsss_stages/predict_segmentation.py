@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from wsss_stages.artifacts import atomic_dir, save_mask, write_manifest
 from wsss_stages.crf import DEEPLAB_CRF, crf_on_scores
 from wsss_stages.models import load_model
-from wsss_stages.training import pick_device, progress, set_threads, to_tensor
+from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset
 
 log = logging.getLogger(__name__)
@@ -25,15 +25,15 @@ def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[fl
     total = 0
     for scale in scales:
         x = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="bilinear", align_corners=False)
-        batch = torch.cat([x, x.flip(-1)]) if flip else x
-        logits = F.interpolate(net(batch), size=(h, w), mode="bilinear", align_corners=False)
+        batch = (torch.cat([x, x.flip(-1)]) if flip else x).contiguous(memory_format=torch.channels_last)
+        logits = F.interpolate(net(batch).float(), size=(h, w), mode="bilinear", align_corners=False)
         probs = logits.softmax(1)
         total = total + (probs[0] + probs[1].flip(-1) if flip else probs[0])
     return total / (len(scales) * (2 if flip else 1))
 
 
 def predict_segmentation(*, model: Path, data_root: Path, split: str, out_dir: Path, scales: list[float] = (1.0,),
-                         flip: bool = True, crf: bool = False, device: str = "auto", threads: int = 1) -> None:
+                         flip: bool = True, crf: bool = False, precision: str = "auto", device: str = "auto", threads: int = 1) -> None:
     """Write one palette-PNG prediction per image of the split.
 
     Args:
@@ -44,21 +44,23 @@ def predict_segmentation(*, model: Path, data_root: Path, split: str, out_dir: P
         scales: test-time scales (softmax averaged)
         flip: also average the flipped prediction
         crf: dense-CRF post-processing with the DeepLab parameters
+        precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
     set_threads(threads)
     device = pick_device(device)
     net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
-    net.to(device).eval()
+    net = for_inference(net, device)
+    dtype = inference_dtype(precision, device)
     dataset = VOCDataset(data_root)
     ids = dataset.split_ids(split)
-    with atomic_dir(out_dir) as tmp, torch.inference_mode():
+    with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(device, dtype):
         for image_id in progress(ids, desc="predict_segmentation"):
             image = dataset.load_image(image_id)
             probs = predict_probs(net, to_tensor(image, meta["mean"], meta["std"]).to(device), scales, flip).cpu().numpy()
             if crf:
                 probs = crf_on_scores(image, probs, DEEPLAB_CRF)
             save_mask(tmp / f"{image_id}.png", probs.argmax(0).astype(np.uint8))
-        write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf)
+        write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf, dtype=str(dtype or torch.float32))
     log.info("predicted %d masks of '%s'", len(ids), split)

@@ -1,8 +1,11 @@
 """Random-walk propagation of CAMs with AffinityNet affinities (irn's make_sem_seg_labels, memory-bounded).
 
 Per image: embedding at the affinity stride → sparse transition matrix T (affinity^beta within
-``radius``, row-normalised) → CAMs at that stride propagated 2^exp_times steps → upsampled,
-divided by their maximum, background score ``bg_threshold`` prepended → class probabilities.
+``radius``, row-normalised) → CAMs at that stride propagated 2^exp_times steps → upsampled and
+divided by their joint maximum. The result is written as CAMs (same format as ``make_cams``):
+irn then prepends a constant background score (``sem_seg_bg_thres`` 0.25) and takes the argmax,
+which is exactly what ``make_pseudo_masks`` does with a CAM folder and a background threshold —
+so the threshold can be swept (``eval_cams``) and changed without walking again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch.nn.functional as F
 
 from wsss_stages.affinity import random_walk as propagate
 from wsss_stages.affinity import build_affinitynet, transition_matrix
-from wsss_stages.artifacts import atomic_dir, load_cams, read_manifest, save_scores, write_manifest
+from wsss_stages.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
 from wsss_stages.models import load_model
 from wsss_stages.training import pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset
@@ -25,30 +28,28 @@ from wsss_stages.voc import VOCDataset
 log = logging.getLogger(__name__)
 
 
-def walk_scores(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
-                radius: int, bg_threshold: float) -> torch.Tensor:
-    """Class probabilities ``[1+K, H, W]`` (background first) from CAMs ``[K, H, W]`` and an embedding ``[D, h, w]``."""
+def walk_cams(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
+              radius: int) -> torch.Tensor:
+    """Walked CAMs ``[K, H, W]`` in [0, 1] (divided by their joint maximum, as irn does) from CAMs
+    ``[K, H, W]`` and an embedding ``[D, h, w]``."""
     small = F.adaptive_avg_pool2d(cams[None], embedding.shape[-2:])[0]
     walked = propagate(small, transition_matrix(embedding, radius, beta), 2**exp_times)
-    up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0]
-    up = up / up.max().clamp_min(1e-5)
-    scores = torch.cat([torch.full((1, *size), bg_threshold, device=up.device), up.clamp_min(0)])
-    return scores / scores.sum(0, keepdim=True).clamp_min(1e-8)
+    up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
+    return up / up.max().clamp_min(1e-5)
 
 
 def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta: float = 10.0, exp_times: int = 8,
-                radius: int = 5, bg_threshold: float = 0.25, device: str = "auto", threads: int = 1) -> None:
+                radius: int = 5, device: str = "auto", threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
         model: AffinityNet weights from train_affinitynet
         cams: CAM folder from make_cams
         data_root: VOC2012-layout root
-        out_dir: output folder of <id>.npz score maps
+        out_dir: output folder of <id>.npz walked CAMs (CAM format; the background threshold is applied downstream)
         beta: power applied to affinities (irn 10)
         exp_times: the walk takes 2^exp_times steps (irn 8)
         radius: neighbourhood radius in feature pixels (irn 5)
-        bg_threshold: background score after the walk (irn sem_seg_bg_thres 0.25)
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
@@ -65,10 +66,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta
             image = dataset.load_image(image_id)
             cam, classes = load_cams(Path(cams) / f"{image_id}.npz")
             embedding = net(to_tensor(image, meta["mean"], meta["std"])[None].to(device))[0]
-            scores = walk_scores(embedding, torch.from_numpy(cam).to(device), image.shape[:2], beta=beta,
-                                 exp_times=exp_times, radius=radius, bg_threshold=bg_threshold)  # fmt: skip
-            save_scores(tmp / f"{image_id}.npz", scores.cpu().numpy(), [0, *classes.tolist()])
+            walked = walk_cams(embedding, torch.from_numpy(cam).to(device), image.shape[:2], beta=beta,
+                               exp_times=exp_times, radius=radius)  # fmt: skip
+            save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
             seconds.append(time.perf_counter() - start)
-        write_manifest(tmp, "scores", ids, refinement="rw", bg_threshold=bg_threshold, beta=beta, exp_times=exp_times,
+        write_manifest(tmp, "cams", ids, refinement="rw", beta=beta, exp_times=exp_times,
                        radius=radius, seconds_per_image=float(np.mean(seconds)) if seconds else None)  # fmt: skip
     log.info("random walk on %d images, %.3f s per image", len(ids), float(np.mean(seconds)) if seconds else 0.0)

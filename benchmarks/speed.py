@@ -1,0 +1,183 @@
+"""Speed report on this machine: CAM extraction, dense CRF, random walk, and the cost of a threshold tweak.
+
+    python benchmarks/speed.py --configfile configs/voc12_cpu.yaml --data-root ../shared/data/voc2012-subset
+
+It reads the experiment's finished artifacts (classifier, CAMs, AffinityNet, Snakemake benchmark
+files), so run the pipeline first (``make benchmark DATA=…`` does both). Every ratio is measured
+in this run, on the same images, weights and thread count:
+
+1. ``make_cams``'s batched extraction against the reference repositories' loop (one forward per
+   image, scale and flip, fp32, NCHW), both multi-scale + flip, in images per second;
+2. dense CRF on all cores (``refine_crf``'s process pool) against one process;
+3. the random walk's time and peak memory per image (``benchmarks/random_walk_memory.py``);
+4. the wall time of ``snakemake`` after a CAM-background-threshold change, against the summed
+   wall time of every job of the full run.
+
+Writes ``results/<experiment>/speed.md`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def load_config(configfile: Path, data_root: str) -> dict:
+    from wsss_stages.config import validate_config
+
+    import yaml
+
+    with open(configfile) as handle:
+        config = yaml.safe_load(handle)
+    config["data_root"] = data_root
+    return validate_config(config)
+
+
+def images_for(dataset, split: str, count: int) -> list[str]:
+    from wsss_stages.voc import split_labelled
+
+    import logging
+
+    ids = split_labelled(dataset, dataset.split_ids(split), logging.getLogger("speed"))
+    return ids[:count]
+
+
+def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dict:
+    """Images/s of make_cams's path (batched, channels-last, auto precision) and of the reference loop."""
+    import numpy as np
+    import torch
+
+    from wsss_stages.make_cams import batches_by_size, class_maps_multiscale, normalise_cams, plain_loop_cams, CPU_MAX_PIXELS
+    from wsss_stages.models import load_model
+    from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, to_tensor
+
+    torch.set_num_threads(threads)
+    device = pick_device("auto")
+    images = {i: dataset.load_image(i) for i in ids}
+
+    reference, meta = load_model(model, ("classifier",))
+    reference.to(device).eval()
+    start = time.perf_counter()
+    plain = {i: plain_loop_cams(reference, images[i], dataset.labels(i), meta["mean"], meta["std"], scales, True, device) for i in ids}
+    plain_seconds = time.perf_counter() - start
+
+    net = for_inference(load_model(model, ("classifier",))[0], device)
+    dtype = inference_dtype("auto", device)
+    ours = {}
+    start = time.perf_counter()
+    with torch.inference_mode(), autocast(device, dtype):
+        for batch in batches_by_size(dataset, ids, 4):
+            x = torch.stack([to_tensor(images[i], meta["mean"], meta["std"]) for i in batch]).to(device)
+            summed = class_maps_multiscale(net, x, scales, True, None if device.type == "cuda" else CPU_MAX_PIXELS)
+            for i, maps in zip(batch, summed):
+                ours[i] = normalise_cams(maps[torch.as_tensor(dataset.labels(i) - 1)]).cpu().numpy()
+    ours_seconds = time.perf_counter() - start
+    diff = max(float(np.abs(plain[i] - ours[i]).max()) for i in ids)
+    agree = np.mean([float(((plain[i] > 0.25) == (ours[i] > 0.25)).mean()) for i in ids])
+    return {"images": len(ids), "plain_ips": len(ids) / plain_seconds, "ours_ips": len(ids) / ours_seconds,
+            "ratio": plain_seconds / ours_seconds, "dtype": str(dtype or torch.float32), "max_abs_diff": diff,
+            "agreement": 100 * agree}  # fmt: skip
+
+
+def crf_speed(cams: Path, data_root: Path, ids: list[str], threshold: float, crf_config: dict, workers: int) -> dict:
+    from wsss_stages.crf import CrfParams
+    from wsss_stages.parallel import parallel_map
+    from wsss_stages.refine_crf import _refine_one
+    from wsss_stages.voc import VOCDataset
+
+    params = CrfParams(crf_config["iterations"], crf_config["gaussian_sxy"], crf_config["gaussian_compat"],
+                       crf_config["bilateral_sxy"], crf_config["bilateral_srgb"], crf_config["bilateral_compat"])  # fmt: skip
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = functools.partial(_refine_one, dataset=VOCDataset(data_root), source=cams, kind="cams", out_dir=Path(tmp),
+                                 threshold=threshold, params=params)  # fmt: skip
+        for n in (1, workers):
+            start = time.perf_counter()
+            parallel_map(work, ids, n, desc=f"crf x{n}")
+            out[n] = len(ids) / (time.perf_counter() - start)
+    return {"images": len(ids), "one": out[1], "all": out[workers], "workers": workers, "ratio": out[workers] / out[1]}
+
+
+def random_walk_report(backbone: str) -> str:
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "random_walk_memory.py"), "--backbone", backbone],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def summed_job_seconds(bench_dir: Path) -> float:
+    from wsss_stages.write_benchmark import read_stage_times
+
+    return sum(t["seconds"] or 0 for t in read_stage_times(bench_dir) if t["job"] != "write_benchmark")
+
+
+def threshold_tweak(configfile: Path, data_root: str, cores: int) -> dict:
+    """Change cam_bg_threshold, rerun, time it, and restore the original outputs' threshold."""
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+            "--configfile", str(configfile), "--cores", str(cores), "--config", f"data_root={data_root}"]  # fmt: skip
+    timings = {}
+    for value in ("0.33", "auto"):  # the tweak, then back to the preset's value
+        start = time.perf_counter()
+        subprocess.run(base + [f"cam_bg_threshold={value}"], check=True, capture_output=True, text=True)
+        timings[value] = time.perf_counter() - start
+    return {"seconds": timings["0.33"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", type=Path, default=REPO / "configs" / "voc12_cpu.yaml")
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--images", type=int, default=24, help="images for the CAM and CRF measurements")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--skip-tweak", action="store_true", help="do not rerun Snakemake for the threshold tweak")
+    args = parser.parse_args()
+
+    from wsss_stages.artifacts import read_json
+    from wsss_stages.voc import VOCDataset
+
+    config = load_config(args.configfile, args.data_root)
+    results = REPO / "results" / config["experiment"]
+    dataset = VOCDataset(args.data_root)
+    ids = images_for(dataset, config["splits"]["seeds"], args.images)
+    lines = [f"# Speed: {config['experiment']}", "", f"Machine: {os.cpu_count()} CPU threads; measured by `benchmarks/speed.py`.", ""]
+
+    cams = cam_speed(results / "train_classifier" / "model.pt", dataset, ids, config["make_cams"]["scales"], args.threads)
+    lines += ["## CAM extraction (multi-scale + flip)", "",
+              "| path | images/s |", "| --- | ---: |",
+              f"| reference loop (per image, scale and flip; fp32, NCHW) | {cams['plain_ips']:.2f} |",
+              f"| make_cams (batched, channels-last, {cams['dtype']}) | {cams['ours_ips']:.2f} |",
+              "", f"Speed-up **{cams['ratio']:.2f}×** on {cams['images']} images; largest CAM difference {cams['max_abs_diff']:.4f}, "
+              f"{cams['agreement']:.2f} % of pixels on the same side of 0.25.", ""]  # fmt: skip
+
+    threshold = read_json(results / "tune_crf" / "best.json")["best_threshold"]
+    crf = crf_speed(results / "make_cams" / "cams", Path(args.data_root), ids, threshold, config["refine_crf"], args.threads)
+    lines += ["## Dense CRF (refine_crf's parameters from the config)", "", "| processes | images/s |", "| ---: | ---: |",
+              f"| 1 | {crf['one']:.2f} |", f"| {crf['workers']} | {crf['all']:.2f} |", "",
+              f"All cores: **{crf['ratio']:.2f}×** one process.", ""]  # fmt: skip
+
+    backbone = config["train_classifier"]["backbone"]["name"]
+    lines += ["## Random walk (500×375, radius 5, beta 10, 2^8 steps)", "", random_walk_report(backbone), ""]
+
+    if not args.skip_tweak:
+        full = summed_job_seconds(results / "benchmarks")
+        tweak = threshold_tweak(args.configfile, args.data_root, args.threads)
+        lines += ["## Cost of a threshold tweak", "",
+                  f"`--config cam_bg_threshold=0.33` after a finished run: **{tweak['seconds']:.1f} s**, "
+                  f"{100 * tweak['seconds'] / full:.1f} % of the full run's summed job time ({full:.0f} s). "
+                  "Only the pseudo-masks made straight from CAMs and what reads them rerun; the classifier, "
+                  "the CAMs and everything refined are reused.", ""]  # fmt: skip
+    text = "\n".join(lines)
+    (results / "speed.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The quality-and-cost report of one experiment: benchmark.md and benchmark.csv.
+
+Every number comes from an artifact of the run (metrics JSON files, Snakemake benchmark TSVs);
+the published numbers beside them are constants from the papers, labelled as full-VOC GPU
+results so the gap is visible rather than hidden.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from wsss_stages.artifacts import atomic_path, read_json, write_csv
+
+log = logging.getLogger(__name__)
+
+# Published results on the full VOC 2012 (train 1464 / val 1449), GPU, from the papers and their repositories.
+REFERENCES = {
+    "cams": "CAM R50 48.3 (IRN); Puzzle-CAM R50 51.5",
+    "crf": "—",
+    "rw": "IRN RW R50 66.5; AffinityNet RW R38 58.1",
+    "rw+crf": "Puzzle-CAM R50 RW+dCRF 64.7",
+    "segmentation": "IRN R50 63.5; Puzzle-CAM ResNeSt-101 66.9 / -269 71.9",
+    "upper_bound": "DeepLab v3+ R101 fully supervised ~78–80 (VOC val, SBD-augmented)",
+}
+REFINEMENT_NAMES = {"none": "CAM seeds", "crf": "CAM + dense CRF", "rw": "CAM + random walk", "rw+crf": "random walk + dense CRF"}
+
+
+def read_stage_times(folder: Path) -> list[dict]:
+    """Wall time and peak memory of every job, from Snakemake's ``benchmark:`` TSV files."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.tsv")):
+        with path.open() as handle:
+            records = list(csv.DictReader(handle, delimiter="\t"))
+        if not records:
+            continue
+        last = records[-1]
+
+        def number(key: str) -> float | None:
+            value = last.get(key, "NA")
+            return None if value in ("NA", "", "-") else float(value)
+
+        rows.append({"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")})
+    return rows
+
+
+def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str = "") -> dict:
+    return {"stage": stage, "split": split, "images": metrics.get("images"), "miou": metrics["miou"],
+            "precision": metrics.get("precision"), "recall": metrics.get("recall"), "reference_full_voc_gpu": reference,
+            "note": note}  # fmt: skip
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(experiment: str, quality: list[dict], ratio: float | None, times: list[dict]) -> str:
+    lines = [f"# Benchmark: {experiment}", "",
+             "Quality (mIoU, precision and recall in %; seeds and pseudo-masks on the seed split, the networks on val). "
+             "Reference numbers are published **full-VOC GPU** results with larger backbones: context, not targets for this data.",
+             "", "| stage | split | images | mIoU | precision | recall | published (full VOC, GPU) | note |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+    for r in quality:
+        lines.append(f"| {r['stage']} | {r['split']} | {_fmt(r['images'])} | {_fmt(r['miou'])} | {_fmt(r['precision'])} | "
+                     f"{_fmt(r['recall'])} | {r['reference_full_voc_gpu']} | {r['note']} |")
+    if ratio is not None:
+        lines += ["", f"Weakly / fully supervised (same network and schedule): **{ratio:.1f} %**."]
+    total = sum(t["seconds"] or 0 for t in times)
+    lines += ["", "Cost per job (Snakemake benchmark files; the last run of each job):", "",
+              "| job | wall time (s) | CPU time (s) | peak RSS (MiB) |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {t['job']} | {_fmt(t['seconds'], 1)} | {_fmt(t['cpu_seconds'], 1)} | {_fmt(t['peak_rss_mib'], 0)} |" for t in times]
+    lines += [f"| **total** | {total:.1f} | | |", ""]
+    return "\n".join(lines)
+
+
+def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str], segmentation: Path, refinement: str,
+                    upper_bound: Path, benchmarks: Path, out_md: Path, out_csv: Path) -> None:
+    """Write benchmark.md and benchmark.csv (quality per stage, the upper bound, per-job cost).
+
+    Args:
+        experiment: experiment name
+        cam_best: best.json of eval_cams on the CAMs (seeds at their best threshold)
+        pseudo_masks: pseudo-mask metrics as refinement=metrics.json, one per refinement
+        segmentation: eval_segmentation metrics of the network trained on pseudo-masks
+        refinement: the refinement whose pseudo-masks trained that network
+        upper_bound: eval_segmentation metrics of the network trained on ground-truth masks
+        benchmarks: folder of Snakemake benchmark TSV files
+        out_md: benchmark.md
+        out_csv: benchmark.csv
+    """
+    cam = read_json(cam_best)
+    quality = [quality_row("CAM seeds", cam["split"], cam, REFERENCES["cams"], f"best background threshold {cam['best_threshold']:.2f}")]
+    for item in pseudo_masks:
+        name, path = item.split("=", 1)
+        metrics = read_json(Path(path))
+        quality.append(quality_row(f"pseudo-masks: {REFINEMENT_NAMES.get(name, name)}", metrics["split"], metrics,
+                                   REFERENCES.get(name, "—"), "trains DeepLab" if name == refinement else ""))  # fmt: skip
+    weak, full = read_json(segmentation), read_json(upper_bound)
+    quality.append(quality_row(f"DeepLab on pseudo-masks ({refinement})", weak["split"], weak, REFERENCES["segmentation"]))
+    quality.append(quality_row("DeepLab on ground truth (upper bound)", full["split"], full, REFERENCES["upper_bound"],
+                               "same network and schedule, masks of the training split"))  # fmt: skip
+    ratio = 100.0 * weak["miou"] / full["miou"] if full["miou"] > 0 else None
+    times = read_stage_times(benchmarks)
+    rows = [{"section": "quality", **r, "weak_over_full_percent": None} for r in quality]
+    rows[-2]["weak_over_full_percent"] = None if ratio is None else round(ratio, 2)
+    rows += [{"section": "cost", "stage": t["job"], "seconds": t["seconds"], "cpu_seconds": t["cpu_seconds"],
+              "peak_rss_mib": t["peak_rss_mib"]} for t in times]  # fmt: skip
+    columns = ["section", "stage", "split", "images", "miou", "precision", "recall", "reference_full_voc_gpu", "note",
+               "weak_over_full_percent", "seconds", "cpu_seconds", "peak_rss_mib"]  # fmt: skip
+    write_csv(out_csv, [{c: row.get(c) for c in columns} for row in rows])
+    text = render_markdown(experiment, quality, ratio, times)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(text)
+    print(text, flush=True)
+    log.info("wrote %s and %s", out_md, out_csv)
