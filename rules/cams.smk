@@ -12,6 +12,7 @@ rule train_classifier:
         data_root=data_root,
         split=config["splits"]["classifier"],
         args=training_args("train_classifier"),
+        method=classifier_method_args(),
         seed=config["seed"],
         device=device(),
     log:
@@ -26,7 +27,7 @@ rule train_classifier:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages train_classifier --data-root {params.data_root} --split {params.split} --out-model {output.model} {params.args} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages train_classifier --data-root {params.data_root} --split {params.split} --out-model {output.model} {params.args} {params.method} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule make_cams:
@@ -42,6 +43,8 @@ rule make_cams:
         scales=config["make_cams"]["scales"],
         flip=flag("flip", config["make_cams"]["flip"]),
         precision=config["make_cams"]["precision"],
+        cam_type=config["make_cams"]["cam_type"],
+        gradcam_layer=config["make_cams"]["gradcam_layer"],
         device=device(),
     log:
         f"{LOGS}/make_cams.log",
@@ -55,7 +58,43 @@ rule make_cams:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --precision {params.precision} --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m wsss_stages make_cams --model {input.model} --data-root {params.data_root} --splits {params.splits} --out-dir {output.cams} --scales {params.scales} {params.flip} --precision {params.precision} --cam-type {params.cam_type} --gradcam-layer {params.gradcam_layer} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule train_erasing:
+    input:
+        data=data_input(),
+        classifier=rules.train_classifier.output.model,
+        info=rules.train_classifier.output.info,
+        code=code("train_erasing"),
+    output:
+        cams=directory(f"{RESULTS}/train_erasing/cams"),
+        report=f"{RESULTS}/train_erasing/steps.json",
+    params:
+        data_root=data_root,
+        split=config["splits"]["classifier"],
+        cam_splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
+        steps=config["adversarial_erasing"]["steps"],
+        delta=config["adversarial_erasing"]["delta"],
+        map_floor=config["adversarial_erasing"]["map_floor"],
+        scales=config["make_cams"]["scales"],
+        flip=flag("flip", config["make_cams"]["flip"]),
+        precision=config["make_cams"]["precision"],
+        seed=config["seed"],
+        device=device(),
+    log:
+        f"{LOGS}/train_erasing.log",
+    benchmark:
+        f"{BENCH}/train_erasing.tsv"
+    threads: heavy_threads()
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=gpus(),
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "python -m wsss_stages train_erasing --classifier {input.classifier} --data-root {params.data_root} --split {params.split} --cam-splits {params.cam_splits} --out-dir {output.cams} --out-report {output.report} --steps {params.steps} --delta {params.delta} --map-floor {params.map_floor} --scales {params.scales} {params.flip} --precision {params.precision} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule eval_cams:

@@ -82,6 +82,18 @@ def training_args(stage):
     return f"{args} {flag('freeze-bn', backbone['freeze_bn'])}"
 
 
+def classifier_method_args():
+    """Seed-method flags of train_classifier (Puzzle-CAM, Hide-and-Seek), only those in use."""
+    section = config["train_classifier"]
+    args = f"--method {section['method']}"
+    if section["method"] == "puzzle":
+        args += f" --puzzle-alpha-target {section['puzzle']['alpha']} --puzzle-terms {' '.join(section['puzzle']['terms'])}"
+    hide = section["hide_and_seek"]
+    if hide["patch_sizes"]:
+        args += f" --hide-patch-sizes {' '.join(map(str, hide['patch_sizes']))} --hide-prob {hide['prob']}"
+    return args
+
+
 def threshold_input(value, best_json):
     """A threshold set to "auto" comes from the best of a sweep (best.json), else from params."""
     return best_json if value == "auto" else []
@@ -95,7 +107,9 @@ CRF_BEST = f"{RESULTS}/tune_crf/best.json"
 
 # CAM-format folders (CAMs, and CAMs after the random walk) and the sweep that tunes each one's
 # background threshold on the seed split
-CAM_FOLDERS = {"cams": f"{RESULTS}/make_cams/cams", "rw": f"{RESULTS}/random_walk/cams"}
+# ("cams" are the seeds: one classifier's CAMs, or adversarial erasing's fused maps)
+SEEDS = f"{RESULTS}/train_erasing/cams" if config["adversarial_erasing"]["enabled"] else f"{RESULTS}/make_cams/cams"
+CAM_FOLDERS = {"cams": SEEDS, "rw": f"{RESULTS}/random_walk/cams"}
 CAM_BEST = {source: f"{RESULTS}/eval_cams/{source}/best.json" for source in CAM_FOLDERS}
 
 SCORES = {

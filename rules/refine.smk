@@ -4,7 +4,7 @@
 rule tune_crf:
     input:
         data=data_input(),
-        cams=rules.make_cams.output.cams,
+        cams=SEEDS,
         code=code("tune_crf"),
     output:
         sweep=f"{RESULTS}/tune_crf/sweep.csv",
@@ -71,7 +71,7 @@ rule refine_crf:
 rule make_affinity_labels:
     input:
         data=data_input(),
-        cams=rules.make_cams.output.cams,
+        cams=SEEDS,
         code=code("make_affinity_labels"),
     output:
         labels=directory(f"{RESULTS}/make_affinity_labels/labels"),
@@ -138,7 +138,7 @@ rule random_walk:
     input:
         data=data_input(),
         model=rules.train_affinitynet.output.model,
-        cams=rules.make_cams.output.cams,
+        cams=SEEDS,
         code=code("random_walk"),
     output:
         cams=directory(CAM_FOLDERS["rw"]),

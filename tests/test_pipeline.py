@@ -108,6 +108,15 @@ def test_random_walk_threshold_change_never_walks_again(finished_run):
     assert planned_jobs(out) == {"make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics", "all"}
 
 
+def test_seed_methods_change_only_the_stages_they_must(finished_run):
+    gradcam = planned_jobs(snakemake(finished_run, "-n", "--config", "make_cams={cam_type: gradcam}").stdout)
+    assert "make_cams" in gradcam and "train_classifier" not in gradcam
+    erasing = planned_jobs(snakemake(finished_run, "-n", "--config", "adversarial_erasing={enabled: true}").stdout)
+    assert "train_erasing" in erasing and not erasing & {"train_classifier", "make_cams"}
+    puzzle = planned_jobs(snakemake(finished_run, "-n", "--config", "train_classifier={method: puzzle}").stdout)
+    assert {"train_classifier", "make_cams"} <= puzzle and "make_demo_data" not in puzzle
+
+
 def test_forcerun_of_one_stage(finished_run):
     jobs = planned_jobs(snakemake(finished_run, "-n", "--forcerun", "eval_cams").stdout)
     assert "eval_cams" in jobs and "train_classifier" not in jobs and "make_cams" not in jobs

@@ -22,7 +22,8 @@ from wsss_stages import WsssError, __version__
 STAGES: dict[str, str] = {
     "make_demo_data": "generate the built-in synthetic dataset in VOC layout",
     "train_classifier": "train the multi-label GAP classifier (resumable)",
-    "make_cams": "multi-scale + flip class activation maps for each image's classes",
+    "make_cams": "multi-scale + flip class activation maps (CAM or Grad-CAM) for each image's classes",
+    "train_erasing": "adversarial erasing (AE-PSL): classifiers on ever more erased images, fused seeds",
     "eval_cams": "background-threshold sweep of CAMs against masks",
     "tune_crf": "sweep the CRF background score on the seed split",
     "refine_crf": "dense CRF on CAM scores or random-walk scores",

@@ -1,7 +1,9 @@
-"""Multi-scale + flip class activation maps (CAM, and the shared inference machinery).
+"""Multi-scale + flip class activation maps (CAM or Grad-CAM, and the shared inference machinery).
 
 For each image and each of its labelled classes c: CAM_c = sum over scales s and flips of
 upsample(ReLU(w_c · f(image_s))), then divided by its maximum, so every map peaks at 1.
+``cam_type: gradcam`` replaces ReLU(w_c · f) by Grad-CAM at ``gradcam_layer`` (same scales, flips
+and normalisation).
 Speed, against the reference repositories' loop (one forward per image, scale and flip, fp32):
 images of equal size are batched together with their flips, the network runs in channels-last
 layout, and where the hardware has native bf16 (AMX CPUs, recent GPUs) under bf16 autocast
@@ -20,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.artifacts import atomic_dir, save_cams, write_manifest
+from wsss_stages import WsssError
+from wsss_stages.artifacts import atomic_dir, load_mask, read_manifest, save_cams, write_manifest
 from wsss_stages.models import CamClassifier, load_model
+from wsss_stages.seed_methods import erase, gradcam_maps
 from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset, split_labelled
 
@@ -37,8 +41,16 @@ def normalise_cams(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return cams / peak[:, None, None]
 
 
-def forward_in_chunks(model: CamClassifier, batch: torch.Tensor, max_pixels: int | None) -> torch.Tensor:
-    """``model.class_maps`` over sub-batches of at most ``max_pixels`` input pixels (at least one image).
+def gradcam_function(model: CamClassifier, layer: str):
+    """A ``maps(x) -> [B, C, h, w]`` computing Grad-CAM for every class (CAM's interface)."""
+    def maps(x: torch.Tensor) -> torch.Tensor:
+        return gradcam_maps(model, x, range(model.classifier.out_channels), layer)
+
+    return maps
+
+
+def forward_in_chunks(model: CamClassifier, batch: torch.Tensor, max_pixels: int | None, maps_fn=None) -> torch.Tensor:
+    """``maps_fn`` (default ``model.class_maps``) over sub-batches of at most ``max_pixels`` input pixels (at least one image).
 
     On a CPU, large batches of large images run slower per image than small ones (cache misses);
     on a GPU, pass ``None`` to run the whole batch at once.
@@ -46,18 +58,19 @@ def forward_in_chunks(model: CamClassifier, batch: torch.Tensor, max_pixels: int
     n, _, h, w = batch.shape
     per_chunk = n if max_pixels is None else max(1, max_pixels // (h * w))
     chunks = [batch[i : i + per_chunk].contiguous(memory_format=torch.channels_last) for i in range(0, n, per_chunk)]
-    return torch.cat([model.class_maps(chunk).float() for chunk in chunks])
+    maps_fn = maps_fn or model.class_maps
+    return torch.cat([maps_fn(chunk).float() for chunk in chunks])
 
 
 def class_maps_multiscale(model: CamClassifier, images: torch.Tensor, scales: Sequence[float], flip: bool,
-                          max_pixels: int | None = None) -> torch.Tensor:
+                          max_pixels: int | None = None, maps_fn=None) -> torch.Tensor:
     """Summed ReLU class maps ``[B, C, H, W]`` at the input resolution, over scales and flips."""
     _, _, h, w = images.shape
     total = None
     for scale in scales:
         x = images if scale == 1.0 else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
         batch = torch.cat([x, x.flip(-1)]) if flip else x
-        maps = F.relu(forward_in_chunks(model, batch, max_pixels))
+        maps = F.relu(forward_in_chunks(model, batch, max_pixels, maps_fn))
         if flip:
             half = maps.shape[0] // 2
             maps = maps[:half] + maps[half:].flip(-1)
@@ -77,7 +90,9 @@ def batches_by_size(dataset: VOCDataset, ids: Sequence[str], batch_size: int) ->
 
 
 def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path, scales: list[float] = (1.0, 0.5, 1.5, 2.0),
-              flip: bool = True, batch_size: int = 4, precision: str = "auto", device: str = "auto", threads: int = 1) -> None:
+              flip: bool = True, cam_type: str = "cam", gradcam_layer: str = "high", batch_size: int = 4,
+              erase_masks: Path | None = None, erase_rgb: list[float] = (124.0, 116.0, 104.0), precision: str = "auto",
+              device: str = "auto", threads: int = 1) -> None:
     """Compute normalised multi-scale CAMs for every labelled image of the given splits.
 
     Args:
@@ -87,7 +102,11 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
         out_dir: output folder of <id>.npz CAM files and manifest.json
         scales: inference scales
         flip: add horizontally flipped inputs
+        cam_type: cam (class activation maps) or gradcam
+        gradcam_layer: Grad-CAM feature layer: high (last backbone stage) or low (stride-4 features)
         batch_size: images of equal size per forward pass
+        erase_masks: folder of <id>.png masks whose nonzero pixels are set to erase_rgb first (adversarial erasing)
+        erase_rgb: the fill colour of erased pixels (the dataset mean)
         precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
         device: auto, cpu or cuda
         threads: CPU threads to use
@@ -100,17 +119,28 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
     dataset = VOCDataset(data_root)
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
     ids = split_labelled(dataset, ids, log)
-    log.info("CAMs for %d images, scales %s, flip %s, on %s, %s", len(ids), list(scales), flip, device, dtype or torch.float32)
-    with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(device, dtype):
+    if cam_type not in ("cam", "gradcam"):
+        raise WsssError(f"cam_type must be cam or gradcam, not {cam_type!r} (config key: make_cams.cam_type)")
+    maps_fn = gradcam_function(net, gradcam_layer) if cam_type == "gradcam" else None
+    log.info("%s for %d images, scales %s, flip %s, on %s, %s", cam_type, len(ids), list(scales), flip, device, dtype or torch.float32)
+    erased = set(read_manifest(erase_masks, "masks")["ids"]) if erase_masks else set()
+
+    def load(image_id: str) -> np.ndarray:
+        image = dataset.load_image(image_id)
+        return erase(image, load_mask(Path(erase_masks) / f"{image_id}.png") > 0, erase_rgb) if image_id in erased else image
+
+    no_grad = torch.no_grad() if cam_type == "gradcam" else torch.inference_mode()  # Grad-CAM differentiates inside
+    with atomic_dir(out_dir) as tmp, no_grad, autocast(device, dtype):
         batches = list(batches_by_size(dataset, ids, batch_size))
         for batch_ids in progress(batches, desc="make_cams", unit="batch"):
-            images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
-            summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS)
+            images = torch.stack([to_tensor(load(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
+            summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS, maps_fn)
             for image_id, maps in zip(batch_ids, summed):
                 classes = dataset.labels(image_id)
                 cams = normalise_cams(maps[torch.as_tensor(classes - 1, device=maps.device)])
                 save_cams(tmp / f"{image_id}.npz", cams.cpu().numpy(), classes)
-        write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model), dtype=str(dtype or torch.float32))
+        write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model), cam_type=cam_type, erased=bool(erase_masks),
+                       gradcam_layer=gradcam_layer if cam_type == "gradcam" else None, dtype=str(dtype or torch.float32))  # fmt: skip
     log.info("wrote %d CAM files to %s", len(ids), out_dir)
 
 

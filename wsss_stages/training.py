@@ -180,6 +180,7 @@ class TrainLoop:
     workers: int = 0
     checkpoint_every: int = 1
     seed: int = 0
+    progress: float = 0.0
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> list[float]:
         steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
@@ -201,6 +202,7 @@ class TrainLoop:
             bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch)
             for step, (x, y) in enumerate(bar):
                 poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
+                self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
                 x = x.to(self.device).contiguous(memory_format=torch.channels_last)
                 loss = loss_fn(self.model, x, y.to(self.device))
                 self.optimizer.zero_grad(set_to_none=True)

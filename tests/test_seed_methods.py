@@ -1,0 +1,195 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from wsss_stages.make_cams import normalise_cams
+from wsss_stages.models import Backbone, CamClassifier, TinyBackbone
+from wsss_stages.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
+                                      puzzle_losses, tile_image)  # fmt: skip
+
+
+class PointwiseBackbone(Backbone):
+    """A 1×1-convolution 'backbone': its features of a tile are exactly the tile of its features."""
+
+    low_channels = high_channels = 6
+    output_stride = 1
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.conv(x))
+        return {"low": f, "high": f}
+
+
+def test_tiling_and_merging_are_exact_inverses():
+    feats = torch.randn(3, 5, 8, 12)
+    torch.testing.assert_close(merge_tiles(tile_image(feats)), feats, rtol=0, atol=0)
+    tiles = tile_image(feats)
+    assert tiles.shape == (12, 5, 4, 6)
+    torch.testing.assert_close(tiles[0], feats[0, :, :4, :6])  # tile (0, 0) of image 0
+    torch.testing.assert_close(tiles[3 + 2], feats[2, :, :4, 6:])  # tile (0, 1) of image 2
+    torch.testing.assert_close(merge_tiles(tile_image(feats, 4), 4), feats)
+    with pytest.raises(ValueError, match="equal tiles"):
+        tile_image(torch.zeros(1, 1, 5, 8))
+
+
+def test_puzzle_losses_vanish_when_tiling_changes_nothing():
+    torch.manual_seed(0)
+    net = CamClassifier(PointwiseBackbone(), 4)
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
+    terms = puzzle_losses(net, torch.randn(2, 3, 8, 8), labels)
+    assert terms["re"].item() == pytest.approx(0.0, abs=1e-7)
+    assert terms["pcls"].item() == pytest.approx(terms["cls"].item(), rel=1e-6)
+
+
+def test_puzzle_reconstruction_loss_sees_only_the_image_classes():
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 3)
+    x = torch.randn(1, 3, 32, 32)
+    none = puzzle_losses(net, x, torch.zeros(1, 3))
+    assert none["re"].item() == 0.0
+    assert puzzle_losses(net, x, torch.ones(1, 3))["re"].item() > 0.0
+
+
+def test_alpha_ramps_over_the_first_half_then_stays():
+    assert puzzle_alpha(0.0, 4.0) == 0.0
+    assert puzzle_alpha(0.25, 4.0) == pytest.approx(2.0)
+    assert puzzle_alpha(0.5, 4.0) == pytest.approx(4.0)
+    assert puzzle_alpha(0.9, 4.0) == pytest.approx(4.0)
+
+
+def test_hiding_touches_only_chosen_patches_and_uses_the_mean():
+    x = torch.randn(3, 50, 70)
+    fill = normalised_fill((120.0, 110.0, 100.0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    hidden, mask = hide_patches(x, 16, 0.5, fill, np.random.default_rng(3))
+    assert mask.any() and (~mask).any()
+    torch.testing.assert_close(hidden[:, ~mask], x[:, ~mask], rtol=0, atol=0)
+    torch.testing.assert_close(hidden[:, mask], fill.view(3, 1).expand(3, int(mask.sum())))
+    # hidden regions are whole grid cells
+    cells = mask[::16, ::16]
+    torch.testing.assert_close(mask, cells.repeat_interleave(16, 0).repeat_interleave(16, 1)[:50, :70])
+    # the fill is the mean colour, not zero, in the network's input space
+    assert fill.flatten().tolist() == pytest.approx([(120 / 255 - 0.5) / 0.25, (110 / 255 - 0.5) / 0.25, (100 / 255 - 0.5) / 0.25])
+
+
+def test_hiding_probability_is_respected():
+    _, mask = hide_patches(torch.zeros(3, 320, 320), 8, 0.5, torch.zeros(3, 1, 1), np.random.default_rng(0))
+    assert 0.45 < float(mask.float().mean()) < 0.55
+
+
+def test_erasing_replaces_exactly_the_mined_pixels_with_the_mean():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    mined = rng.random((20, 30)) < 0.3
+    out = erase(image, mined, (100.2, 50.7, 0.4))
+    assert (out[mined] == [100, 51, 0]).all()
+    assert (out[~mined] == image[~mined]).all()
+    assert (image != out).any() and out is not image
+
+
+def test_gradcam_equals_cam_for_a_gap_linear_head():
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 5).eval()
+    net.classifier.weight.data *= 1000  # maps well above normalise_cams's floor after Grad-CAM's 1/(h·w)
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        cam = torch.relu(net.class_maps(x))
+    grad = gradcam_maps(net, x, range(5))
+    h, w = cam.shape[-2:]
+    torch.testing.assert_close(grad * h * w, cam, rtol=1e-4, atol=1e-5)  # α_k = w_ck / (h·w)
+    active = grad.flatten(2).amax(2) > 1e-3
+    assert active.sum() >= 3
+    torch.testing.assert_close(normalise_cams(grad[active]), normalise_cams(cam[active]), rtol=1e-3, atol=1e-4)
+
+
+def test_gradcam_at_the_low_layer_has_its_resolution():
+    net = CamClassifier(TinyBackbone(output_stride=8), 3).eval()
+    maps = gradcam_maps(net, torch.randn(1, 3, 32, 32), [0, 2], layer="low")
+    assert maps.shape[:2] == (1, 2) and maps.shape[-1] > 32 // 8 and (maps >= 0).all()
+
+
+def test_average_precision():
+    targets = np.array([[1, 0], [0, 1], [1, 0], [0, 0]])
+    assert average_precision(np.array([[0.9, 0.1], [0.1, 0.8], [0.8, 0.2], [0.2, 0.3]]), targets) == pytest.approx(100.0)
+    # class 0 ranked positive, negative, positive: AP = (1 + 2/3) / 2
+    scores = np.array([[0.9, 0.0], [0.8, 0.9], [0.7, 0.0], [0.1, 0.0]])
+    assert average_precision(scores, targets) == pytest.approx(100 * ((1 + 2 / 3) / 2 + 1.0) / 2)
+
+
+# ---------------------------------------------------------------------------- the stages, end to end on a tiny tree
+TINY = {"backbone": "tiny", "weights": "none", "output_stride": 8, "epochs": 1, "batch_size": 4, "crop_size": 32,
+        "scale_range": [1.0, 1.0], "lr": 0.01, "threads": 1}  # fmt: skip
+
+
+@pytest.fixture
+def tiny_tree(tmp_path):
+    from conftest import write_voc_tree
+
+    ids = [f"i{n}" for n in range(8)]
+    return write_voc_tree(tmp_path / "VOC2012", {"train": ids}, size=(32, 48))
+
+
+def test_puzzle_and_hide_and_seek_training_and_gradcam_extraction(tiny_tree, tmp_path):
+    from wsss_stages.artifacts import load_cams, read_json, read_manifest
+    from wsss_stages.make_cams import make_cams
+    from wsss_stages.models import load_model
+    from wsss_stages.train_classifier import train_classifier
+
+    model = tmp_path / "cls" / "model.pt"
+    train_classifier(data_root=tiny_tree, split="train", out_model=model, method="puzzle", puzzle_terms=["cls", "re"],
+                     hide_patch_sizes=[8, 16], **TINY)  # fmt: skip
+    record = read_json(model.with_suffix(".json"))
+    assert record["method"] == "puzzle" and record["puzzle_terms"] == ["cls", "re"] and record["hide_patch_sizes"] == [8, 16]
+    assert load_model(model, ("classifier",))[1]["method"] == "puzzle"
+    out = tmp_path / "gradcam"
+    make_cams(model=model, data_root=tiny_tree, splits=["train"], out_dir=out, scales=[1.0, 0.5], cam_type="gradcam")
+    assert read_manifest(out, "cams")["cam_type"] == "gradcam"
+    cams, classes = load_cams(out / "i0.npz")
+    assert cams.shape == (len(classes), 32, 48) and 0 <= cams.min() and cams.max() <= 1
+
+
+def test_puzzle_rejects_crops_that_do_not_tile(tiny_tree, tmp_path):
+    from wsss_stages import WsssError
+    from wsss_stages.train_classifier import train_classifier
+
+    with pytest.raises(WsssError, match="crop_size"):
+        train_classifier(data_root=tiny_tree, split="train", out_model=tmp_path / "m.pt", method="puzzle", **{**TINY, "crop_size": 36})
+
+
+def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp_path):
+    from wsss_stages.artifacts import load_cams, load_mask, read_json
+    from wsss_stages.train_classifier import train_classifier
+    from wsss_stages.train_erasing import train_erasing
+
+    model = tmp_path / "train_classifier" / "model.pt"
+    train_classifier(data_root=tiny_tree, split="train", out_model=model, **TINY)
+    out = tmp_path / "train_erasing" / "cams"
+    train_erasing(classifier=model, data_root=tiny_tree, split="train", cam_splits=["train"], out_dir=out,
+                  out_report=tmp_path / "train_erasing" / "steps.json", steps=2, delta=0.5, scales=[1.0], threads=1)  # fmt: skip
+    report = read_json(tmp_path / "train_erasing" / "steps.json")
+    assert [s["step"] for s in report["steps"]] == [1, 2] and all(s["kept"] for s in report["steps"])
+    assert report["steps"][1]["mined_fraction"] >= report["steps"][0]["mined_fraction"] > 0
+    work = tmp_path / ".checkpoints" / "train_erasing"
+    first, second = load_mask(work / "step1" / "mined" / "i0.png"), load_mask(work / "step2" / "mined" / "i0.png")
+    assert ((first > 0) <= (second > 0)).all()  # mined sets only grow
+    fused, _ = load_cams(out / "i0.npz")
+    step1, _ = load_cams(work / "step1" / "cams" / "i0.npz")
+    assert (fused >= step1).all()
+    # thresholding the fused seeds at delta gives the union of mined regions
+    assert ((fused.max(0) > 0.5) == (second > 0)).all()
+
+
+def test_adversarial_erasing_stops_below_the_map_floor(tiny_tree, tmp_path):
+    from wsss_stages.artifacts import read_json
+    from wsss_stages.train_classifier import train_classifier
+    from wsss_stages.train_erasing import train_erasing
+
+    model = tmp_path / "train_classifier" / "model.pt"
+    train_classifier(data_root=tiny_tree, split="train", out_model=model, **TINY)
+    train_erasing(classifier=model, data_root=tiny_tree, split="train", cam_splits=["train"], out_dir=tmp_path / "out",
+                  out_report=tmp_path / "steps.json", steps=3, map_floor=100.1, scales=[1.0], threads=1)  # fmt: skip
+    steps = read_json(tmp_path / "steps.json")["steps"]
+    assert [s["kept"] for s in steps] == [True, False]  # step 2 fell below the floor; step 3 never ran

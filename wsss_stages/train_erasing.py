@@ -1,0 +1,163 @@
+"""Adversarial erasing (AE-PSL, Wei et al., CVPR 2017): classifiers trained on ever more erased images.
+
+Step 1 is the ordinary classifier (``train_classifier``'s model). At step t its CAMs are computed,
+the regions above ``delta`` of each image class are *mined* and added to that image's mined set,
+and the classifier of step t+1 is trained on the images with every mined pixel set to the
+dataset mean colour, so it must find the object's other parts. The walk stops after ``steps``
+steps, or earlier when a classifier's mean average precision on its (erased) training images
+falls below ``map_floor``: the objects are then mostly erased and its maps would mine background.
+
+The seed map written for later stages is CAM-format: for each class, the largest of the steps'
+normalised CAMs, so thresholding it at ``delta`` gives exactly the union of mined regions.
+Each step's classifier, CAMs and mined masks live under ``.checkpoints/train_erasing/`` and are
+reused when the run is repeated with the same settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsss_stages import WsssError
+from wsss_stages.artifacts import atomic_dir, load_cams, load_mask, read_json, read_manifest, save_cams, save_mask, write_json, write_manifest
+from wsss_stages.make_cams import make_cams
+from wsss_stages.models import load_model
+from wsss_stages.seed_methods import average_precision, dataset_mean_rgb, erase
+from wsss_stages.train_classifier import train_classifier
+from wsss_stages.training import checkpoint_dir_for, for_inference, pick_device, progress, set_threads, to_tensor
+from wsss_stages.voc import VOCDataset
+
+log = logging.getLogger(__name__)
+
+
+def mine(cams: np.ndarray, classes: np.ndarray, delta: float) -> np.ndarray:
+    """Label map of the pixels above ``delta``: the strongest class there, 0 elsewhere."""
+    if cams.shape[0] == 0:
+        return np.zeros(cams.shape[1:], np.uint8)
+    strongest = classes[cams.argmax(0)].astype(np.uint8)
+    return np.where(cams.max(0) > delta, strongest, 0).astype(np.uint8)
+
+
+def training_map(model: Path, dataset: VOCDataset, ids: list[str], mined: Path | None, mean_rgb, device: torch.device) -> float:
+    """mAP (%) of a classifier on its training images, erased as it saw them (single scale)."""
+    net, meta = load_model(model, ("classifier",))
+    net = for_inference(net, device)
+    erased = set(read_manifest(mined, "masks")["ids"]) if mined else set()
+    scores, targets = [], []
+    with torch.inference_mode():
+        for image_id in progress(ids, desc="training mAP"):
+            image = dataset.load_image(image_id)
+            if image_id in erased:
+                image = erase(image, load_mask(mined / f"{image_id}.png") > 0, mean_rgb)
+            x = to_tensor(image, meta["mean"], meta["std"])[None].to(device).contiguous(memory_format=torch.channels_last)
+            scores.append(net(x)[0].float().cpu().numpy())
+            targets.append(dataset.label_vector(image_id))
+    return average_precision(np.stack(scores), np.stack(targets))
+
+
+def update_mined(cams_dir: Path, previous: Path | None, out_dir: Path, delta: float) -> float:
+    """Mined masks of this step (previous ∪ new); returns the mean mined fraction of the pixels."""
+    ids = read_manifest(cams_dir, "cams")["ids"]
+    fractions = []
+    with atomic_dir(out_dir) as tmp:
+        for image_id in ids:
+            cams, classes = load_cams(cams_dir / f"{image_id}.npz")
+            mask = mine(cams.astype(np.float32), classes, delta)
+            if previous is not None:
+                before = load_mask(previous / f"{image_id}.png")
+                mask = np.where(before > 0, before, mask)
+            save_mask(tmp / f"{image_id}.png", mask)
+            fractions.append(float((mask > 0).mean()))
+        write_manifest(tmp, "masks", ids, delta=delta)
+    return float(np.mean(fractions)) if fractions else 0.0
+
+
+def fuse_steps(step_cams: list[Path], out_dir: Path) -> None:
+    """CAM-format seeds: per class, the maximum over the steps' normalised CAMs."""
+    ids = read_manifest(step_cams[0], "cams")["ids"]
+    with atomic_dir(out_dir) as tmp:
+        for image_id in ids:
+            fused, classes = load_cams(step_cams[0] / f"{image_id}.npz")
+            fused = fused.astype(np.float32)
+            for folder in step_cams[1:]:
+                cams, _ = load_cams(folder / f"{image_id}.npz")
+                fused = np.maximum(fused, cams.astype(np.float32))
+            save_cams(tmp / f"{image_id}.npz", fused, classes.tolist())
+        write_manifest(tmp, "cams", ids, method="ae_psl", steps=len(step_cams), sources=[str(p) for p in step_cams])
+
+
+RECIPE_KEYS = ("backbone", "weights", "output_stride", "freeze_bn", "epochs", "batch_size", "crop_size", "scale_range", "lr",
+               "head_lr_mult", "weight_decay", "momentum", "method", "puzzle_alpha_target", "puzzle_terms",
+               "hide_patch_sizes", "hide_prob")  # fmt: skip
+
+
+def step_recipe(classifier: Path) -> dict:
+    """Steps 2..T train exactly as step 1 was trained: its settings, from the model's JSON record."""
+    record = classifier.with_suffix(".json")
+    if not record.is_file():
+        raise WsssError(f"{record} (train_classifier's settings record) is missing: adversarial erasing reuses its recipe")
+    settings = read_json(record)
+    return {k: settings[k] for k in RECIPE_KEYS if k in settings}
+
+
+def train_erasing(*, classifier: Path, data_root: Path, split: str, cam_splits: list[str], out_dir: Path, out_report: Path,
+                  steps: int = 3, delta: float = 0.5, map_floor: float = 0.0, scales: list[float] = (1.0, 0.5, 1.5, 2.0), flip: bool = True, precision: str = "auto",
+                  seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+    """Run adversarial erasing and write its fused seed CAMs and a per-step report.
+
+    Args:
+        classifier: the step-1 classifier (train_classifier's model)
+        data_root: VOC2012-layout root
+        split: classifier training split
+        cam_splits: splits whose images get seeds (as make_cams)
+        out_dir: output folder of fused CAM-format seeds
+        out_report: JSON report: per step the training mAP, the mined fraction and whether it was kept
+        steps: maximum number of erasing steps T (the paper uses 3)
+        delta: CAM threshold above which regions are mined
+        map_floor: stop when a new classifier's training mAP (%) is below this
+        scales: CAM scales
+        flip: CAM flip
+        precision: CAM inference precision (auto, fp32, bf16)
+        seed: random seed
+        device: auto, cpu or cuda
+        threads: CPU threads to use
+    """
+    if steps < 1:
+        raise WsssError(f"adversarial_erasing.steps must be at least 1, not {steps}")
+    if not 0.0 < delta < 1.0:
+        raise WsssError(f"adversarial_erasing.delta must be in (0, 1), not {delta}")
+    set_threads(threads)
+    dataset = VOCDataset(data_root)
+    work = checkpoint_dir_for(Path(out_dir))
+    train_ids = [i for i in dataset.split_ids(split)]
+    mean_rgb = dataset_mean_rgb(dataset.load_image, train_ids)
+    torch_device = pick_device(device)
+    recipe = step_recipe(Path(classifier))
+    cam_kwargs = {"data_root": data_root, "splits": cam_splits, "scales": scales, "flip": flip, "precision": precision,
+                  "device": device, "threads": threads}  # fmt: skip
+    report, kept, mined, model = [], [], None, Path(classifier)
+    for step in range(1, steps + 1):
+        step_dir = work / f"step{step}"
+        if step > 1:
+            model = step_dir / "model.pt"  # resumes from its own checkpoint when the settings are unchanged
+            train_classifier(data_root=data_root, split=split, out_model=model, erase_masks=mined, seed=seed + step,
+                             device=device, threads=threads, **recipe)  # fmt: skip
+        score = training_map(model, dataset, train_ids, mined, mean_rgb, torch_device)
+        log.info("step %d: training mAP %.2f %%", step, score)
+        if step > 1 and score < map_floor:
+            report.append({"step": step, "training_map": score, "kept": False})
+            log.info("step %d: mAP below the floor %.2f: stopping", step, map_floor)
+            break
+        cams = step_dir / "cams"  # regions are mined from the images as this step's classifier saw them
+        make_cams(model=model, out_dir=cams, erase_masks=mined, erase_rgb=list(mean_rgb), **cam_kwargs)
+        fraction = update_mined(cams, mined, step_dir / "mined", delta)
+        mined = step_dir / "mined"
+        kept.append(cams)
+        report.append({"step": step, "training_map": score, "mined_fraction": fraction, "kept": True})
+        log.info("step %d: %.1f %% of the pixels mined so far", step, 100 * fraction)
+    fuse_steps(kept, Path(out_dir))
+    write_json(Path(out_report), {"steps": report, "delta": delta, "map_floor": map_floor, "mean_rgb": list(mean_rgb)})
+    log.info("adversarial erasing: %d steps kept", len(kept))
