@@ -98,3 +98,13 @@ def test_walked_cams_are_cam_format_and_stay_in_their_region():
     assert float(walked.max()) == pytest.approx(1.0) and float(walked.min()) >= 0.0
     scores = cams_to_scores(walked.numpy(), 0.25)  # irn: background 0.25 prepended, then argmax
     assert scores[:, 20, 10].argmax() == 1 and scores[:, 20, 60].argmax() == 0
+
+
+def test_radius_larger_than_the_map_uses_only_pairs_that_fit():
+    emb = torch.randn(1, 4, 3, 5, requires_grad=True)
+    labels = torch.zeros(1, 3, 5, dtype=torch.long)
+    loss, counts = affinity_loss(emb, labels, radius=10)
+    assert torch.isfinite(loss) and counts["bg"] > 0
+    trans = transition_matrix(emb[0].detach(), radius=10, beta=10)
+    rows = torch.sparse.mm(trans, torch.ones(15, 1))
+    torch.testing.assert_close(rows, torch.ones_like(rows))

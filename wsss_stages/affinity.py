@@ -29,6 +29,11 @@ def pair_offsets(radius: int, half: bool = True) -> list[tuple[int, int]]:
     return out
 
 
+def fitting_offsets(radius: int, h: int, w: int) -> list[tuple[int, int]]:
+    """:func:`pair_offsets` that leave at least one pair on an ``h × w`` map (small crops at coarse strides)."""
+    return [(dy, dx) for dy, dx in pair_offsets(radius) if abs(dy) < h and abs(dx) < w]
+
+
 def shifted_pair(t: torch.Tensor, dy: int, dx: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Overlapping crops ``(a, b)`` of ``t[..., H, W]`` such that ``b[y, x] = t[y + dy, x + dx]`` and ``a[y, x]`` is its partner."""
     h, w = t.shape[-2:]
@@ -96,7 +101,7 @@ def affinity_loss(embedding: torch.Tensor, labels: torch.Tensor, radius: int) ->
     sums = {"bg": 0.0, "fg": 0.0, "neg": 0.0}
     counts = {"bg": 0, "fg": 0, "neg": 0}
     eps = 1e-5
-    for dy, dx in pair_offsets(radius):
+    for dy, dx in fitting_offsets(radius, *embedding.shape[-2:]):
         fa, fb = shifted_pair(embedding, dy, dx)
         la, lb = shifted_pair(labels, dy, dx)
         aff = pair_affinity(fa, fb)
@@ -123,7 +128,7 @@ def transition_matrix(embedding: torch.Tensor, radius: int = 5, beta: float = 10
     _, h, w = embedding.shape
     index = torch.arange(h * w, device=embedding.device).view(h, w)
     rows, cols, vals = [index.flatten()], [index.flatten()], [torch.ones(h * w, device=embedding.device)]
-    for dy, dx in pair_offsets(radius):
+    for dy, dx in fitting_offsets(radius, h, w):
         fa, fb = shifted_pair(embedding, dy, dx)
         ia, ib = shifted_pair(index, dy, dx)
         aff = pair_affinity(fa, fb).flatten() ** beta
