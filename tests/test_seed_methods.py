@@ -193,3 +193,15 @@ def test_adversarial_erasing_stops_below_the_map_floor(tiny_tree, tmp_path):
                   out_report=tmp_path / "steps.json", steps=3, map_floor=100.1, scales=[1.0], threads=1)  # fmt: skip
     steps = read_json(tmp_path / "steps.json")["steps"]
     assert [s["kept"] for s in steps] == [True, False]  # step 2 fell below the floor; step 3 never ran
+
+
+def test_gradcam_function_computes_only_the_requested_classes():
+    from wsss_stages.make_cams import gradcam_function
+
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 4).eval()
+    x = torch.randn(1, 3, 32, 32)
+    every = gradcam_function(net, "high")(x)
+    some = gradcam_function(net, "high", [2, 0])(x)
+    torch.testing.assert_close(some[:, [0, 2]], every[:, [0, 2]])
+    assert not some[:, [1, 3]].any()

@@ -41,10 +41,17 @@ def normalise_cams(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return cams / peak[:, None, None]
 
 
-def gradcam_function(model: CamClassifier, layer: str):
-    """A ``maps(x) -> [B, C, h, w]`` computing Grad-CAM for every class (CAM's interface)."""
+def gradcam_function(model: CamClassifier, layer: str, classes: Sequence[int] | None = None):
+    """A ``maps(x) -> [B, C, h, w]`` (CAM's interface) computing Grad-CAM for ``classes`` (0-based;
+    default all), zero for the others: one backward pass per class, so only the batch's classes."""
+    num = model.classifier.out_channels
+    wanted = list(range(num)) if classes is None else sorted(set(classes))
+
     def maps(x: torch.Tensor) -> torch.Tensor:
-        return gradcam_maps(model, x, range(model.classifier.out_channels), layer)
+        some = gradcam_maps(model, x, wanted, layer)
+        out = some.new_zeros((some.shape[0], num, *some.shape[2:]))
+        out[:, wanted] = some
+        return out
 
     return maps
 
@@ -121,7 +128,6 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
     ids = split_labelled(dataset, ids, log)
     if cam_type not in ("cam", "gradcam"):
         raise WsssError(f"cam_type must be cam or gradcam, not {cam_type!r} (config key: make_cams.cam_type)")
-    maps_fn = gradcam_function(net, gradcam_layer) if cam_type == "gradcam" else None
     log.info("%s for %d images, scales %s, flip %s, on %s, %s", cam_type, len(ids), list(scales), flip, device, dtype or torch.float32)
     erased = set(read_manifest(erase_masks, "masks")["ids"]) if erase_masks else set()
 
@@ -134,6 +140,9 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
         batches = list(batches_by_size(dataset, ids, batch_size))
         for batch_ids in progress(batches, desc="make_cams", unit="batch"):
             images = torch.stack([to_tensor(load(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
+            maps_fn = None
+            if cam_type == "gradcam":
+                maps_fn = gradcam_function(net, gradcam_layer, [c - 1 for i in batch_ids for c in dataset.labels(i)])
             summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS, maps_fn)
             for image_id, maps in zip(batch_ids, summed):
                 classes = dataset.labels(image_id)

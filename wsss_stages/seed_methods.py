@@ -109,16 +109,18 @@ def gradcam_maps(model, x: torch.Tensor, classes: Sequence[int], layer: str = "h
     one backward per class serves the whole batch. With a GAP-linear head and layer "high" this
     equals CAM up to a constant factor (1 / number of feature pixels).
     """
+    if layer not in ("high", "low"):
+        raise ValueError(f"Grad-CAM layer must be 'high' or 'low', not {layer!r}")
     with torch.enable_grad():
-        feats = model.backbone(x)
-        if layer == "high":
-            feature = feats["high"].detach().requires_grad_(True)  # the head alone needs differentiating
+        if layer == "high":  # only the head needs differentiating: no graph through the backbone
+            with torch.no_grad():
+                high = model.backbone(x)["high"]
+            feature = high.detach().requires_grad_(True)
             scores = model.classifier(feature).mean((2, 3))
-        elif layer == "low":
+        else:
+            feats = model.backbone(x)
             feature = feats["low"]
             scores = model.classifier(feats["high"]).mean((2, 3))
-        else:
-            raise ValueError(f"Grad-CAM layer must be 'high' or 'low', not {layer!r}")
         maps = []
         for i, c in enumerate(classes):
             (grad,) = torch.autograd.grad(scores[:, c].sum(), feature, retain_graph=i + 1 < len(classes))
