@@ -57,9 +57,9 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
     import numpy as np
     import torch
 
-    from wsss_stages.make_cams import batches_by_size, class_maps_multiscale, normalise_cams, plain_loop_cams, CPU_MAX_PIXELS
+    from wsss_stages.make_cams import extract_cams, plain_loop_cams
     from wsss_stages.models import load_model
-    from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, to_tensor
+    from wsss_stages.training import for_inference, inference_dtype, pick_device
 
     torch.set_num_threads(threads)
     device = pick_device("auto")
@@ -73,14 +73,8 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
 
     net = for_inference(load_model(model, ("classifier",))[0], device)
     dtype = inference_dtype("auto", device)
-    ours = {}
     start = time.perf_counter()
-    with torch.inference_mode(), autocast(device, dtype):
-        for batch in batches_by_size(dataset, ids, 4):
-            x = torch.stack([to_tensor(images[i], meta["mean"], meta["std"]) for i in batch]).to(device)
-            summed = class_maps_multiscale(net, x, scales, True, None if device.type == "cuda" else CPU_MAX_PIXELS)
-            for i, maps in zip(batch, summed):
-                ours[i] = normalise_cams(maps[torch.as_tensor(dataset.labels(i) - 1)]).cpu().numpy()
+    ours = {i: cams for i, cams, _ in extract_cams(net, meta, dataset, ids, scales, True, device, dtype, images.__getitem__)}
     ours_seconds = time.perf_counter() - start
     diff = max(float(np.abs(plain[i] - ours[i]).max()) for i in ids)
     agree = np.mean([float(((plain[i] > 0.25) == (ours[i] > 0.25)).mean()) for i in ids])

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import atomic_dir, load_mask, read_manifest, save_cams, write_manifest
+from wsss_stages.artifacts import atomic_dir, save_cams, write_manifest
 from wsss_stages.models import CamClassifier, load_model
-from wsss_stages.seed_methods import erase, gradcam_maps
+from wsss_stages.seed_methods import erasing_loader, gradcam_maps
 from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset, split_labelled
 
@@ -96,6 +96,26 @@ def batches_by_size(dataset: VOCDataset, ids: Sequence[str], batch_size: int) ->
             yield members[start : start + batch_size]
 
 
+def extract_cams(net: CamClassifier, meta: dict, dataset: VOCDataset, ids: Sequence[str], scales: Sequence[float], flip: bool,
+                 device: torch.device, dtype: torch.dtype | None, load_image, cam_type: str = "cam",
+                 gradcam_layer: str = "high", batch_size: int = 4) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(image_id, normalised CAMs [K, H, W], classes [K])`` per image: batches of equal size, autocast
+    to ``dtype`` (None = fp32), the model already prepared by :func:`for_inference`."""
+    no_grad = torch.no_grad() if cam_type == "gradcam" else torch.inference_mode()  # Grad-CAM differentiates inside
+    with no_grad, autocast(device, dtype):
+        batches = list(batches_by_size(dataset, ids, batch_size))
+        for batch_ids in progress(batches, desc="make_cams", unit="batch"):
+            images = torch.stack([to_tensor(load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
+            maps_fn = None
+            if cam_type == "gradcam":
+                maps_fn = gradcam_function(net, gradcam_layer, [c - 1 for i in batch_ids for c in dataset.labels(i)])
+            summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS, maps_fn)
+            for image_id, maps in zip(batch_ids, summed):
+                classes = dataset.labels(image_id)
+                cams = normalise_cams(maps[torch.as_tensor(classes - 1, device=maps.device)])
+                yield image_id, cams.cpu().numpy(), classes
+
+
 def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path, scales: list[float] = (1.0, 0.5, 1.5, 2.0),
               flip: bool = True, cam_type: str = "cam", gradcam_layer: str = "high", batch_size: int = 4,
               erase_masks: Path | None = None, erase_rgb: list[float] = (124.0, 116.0, 104.0), precision: str = "auto",
@@ -129,25 +149,11 @@ def make_cams(*, model: Path, data_root: Path, splits: list[str], out_dir: Path,
     if cam_type not in ("cam", "gradcam"):
         raise WsssError(f"cam_type must be cam or gradcam, not {cam_type!r} (config key: make_cams.cam_type)")
     log.info("%s for %d images, scales %s, flip %s, on %s, %s", cam_type, len(ids), list(scales), flip, device, dtype or torch.float32)
-    erased = set(read_manifest(erase_masks, "masks")["ids"]) if erase_masks else set()
-
-    def load(image_id: str) -> np.ndarray:
-        image = dataset.load_image(image_id)
-        return erase(image, load_mask(Path(erase_masks) / f"{image_id}.png") > 0, erase_rgb) if image_id in erased else image
-
-    no_grad = torch.no_grad() if cam_type == "gradcam" else torch.inference_mode()  # Grad-CAM differentiates inside
-    with atomic_dir(out_dir) as tmp, no_grad, autocast(device, dtype):
-        batches = list(batches_by_size(dataset, ids, batch_size))
-        for batch_ids in progress(batches, desc="make_cams", unit="batch"):
-            images = torch.stack([to_tensor(load(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
-            maps_fn = None
-            if cam_type == "gradcam":
-                maps_fn = gradcam_function(net, gradcam_layer, [c - 1 for i in batch_ids for c in dataset.labels(i)])
-            summed = class_maps_multiscale(net, images, scales, flip, None if device.type == "cuda" else CPU_MAX_PIXELS, maps_fn)
-            for image_id, maps in zip(batch_ids, summed):
-                classes = dataset.labels(image_id)
-                cams = normalise_cams(maps[torch.as_tensor(classes - 1, device=maps.device)])
-                save_cams(tmp / f"{image_id}.npz", cams.cpu().numpy(), classes)
+    load_image = erasing_loader(dataset.load_image, erase_masks, erase_rgb)
+    with atomic_dir(out_dir) as tmp:
+        cams = extract_cams(net, meta, dataset, ids, scales, flip, device, dtype, load_image, cam_type, gradcam_layer, batch_size)
+        for image_id, maps, classes in cams:
+            save_cams(tmp / f"{image_id}.npz", maps, classes)
         write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model), cam_type=cam_type, erased=bool(erase_masks),
                        gradcam_layer=gradcam_layer if cam_type == "gradcam" else None, dtype=str(dtype or torch.float32))  # fmt: skip
     log.info("wrote %d CAM files to %s", len(ids), out_dir)

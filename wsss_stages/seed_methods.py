@@ -13,11 +13,14 @@ The functions are small and pure so that tests can check them exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from wsss_stages.artifacts import load_mask, read_manifest
 
 
 # ============================================================================ dataset mean colour
@@ -137,6 +140,18 @@ def erase(image: np.ndarray, mined: np.ndarray, mean_rgb: Sequence[float]) -> np
     out = image.copy()
     out[mined] = np.round(np.asarray(mean_rgb)).astype(np.uint8)
     return out
+
+
+def erasing_loader(load_image, masks: Path | None, mean_rgb: Sequence[float]):
+    """``load(image_id)`` that sets the mined pixels (nonzero in ``masks/<id>.png``) to the mean colour;
+    images not in the masks folder's manifest, or every image when ``masks`` is None, load unchanged."""
+    mined = set(read_manifest(masks, "masks")["ids"]) if masks else set()
+
+    def load(image_id: str) -> np.ndarray:
+        image = load_image(image_id)
+        return erase(image, load_mask(Path(masks) / f"{image_id}.png") > 0, mean_rgb) if image_id in mined else image
+
+    return load
 
 
 def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import load_mask, read_manifest, write_json
+from wsss_stages.artifacts import write_json
 from wsss_stages.models import CamClassifier, build_backbone, model_meta
 from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, pick_device,
                                   save_model, seed_everything, set_threads)  # fmt: skip
-from wsss_stages.seed_methods import HideAndSeek, dataset_mean_rgb, erase, normalised_fill, puzzle_alpha, puzzle_losses
+from wsss_stages.seed_methods import HideAndSeek, dataset_mean_rgb, erasing_loader, normalised_fill, puzzle_alpha, puzzle_losses
 from wsss_stages.voc import VOCDataset
 
 PUZZLE_TERMS = ("cls", "pcls", "re")
@@ -83,14 +83,11 @@ def train_classifier(*, data_root: Path, split: str, out_model: Path, backbone: 
         log.info("Hide-and-Seek: patches %s px, p=%.2f, filled with the dataset mean RGB %s", list(hide_patch_sizes),
                  hide_prob, [round(v, 1) for v in mean_rgb])  # fmt: skip
         augment = HideAndSeek(augment, hide_patch_sizes, hide_prob, normalised_fill(mean_rgb, net.backbone.mean, net.backbone.std), seed)
-    mined = set(read_manifest(erase_masks, "masks")["ids"]) if erase_masks else set()
+    load_image = erasing_loader(dataset.load_image, erase_masks, mean_rgb)
 
     def load(index: int):
         image_id = ids[index]
-        image = dataset.load_image(image_id)
-        if image_id in mined:
-            image = erase(image, load_mask(Path(erase_masks) / f"{image_id}.png") > 0, mean_rgb)
-        return image, None, torch.from_numpy(dataset.label_vector(image_id))
+        return load_image(image_id), None, torch.from_numpy(dataset.label_vector(image_id))
 
     device = pick_device(device)
     log.info("training %s classifier on %d images of '%s' (%d classes) on %s", backbone, len(ids), split,
@@ -102,7 +99,7 @@ def train_classifier(*, data_root: Path, split: str, out_model: Path, backbone: 
                  "head_lr_mult": head_lr_mult, "weight_decay": weight_decay, "momentum": momentum, "seed": seed,
                  "method": method, "puzzle_alpha_target": puzzle_alpha_target, "puzzle_terms": list(puzzle_terms),
                  "hide_patch_sizes": list(hide_patch_sizes), "hide_prob": hide_prob,
-                 "erase_masks": files_fingerprint([Path(erase_masks) / f"{i}.png" for i in sorted(mined)]) if erase_masks else None,
+                 "erase_masks": files_fingerprint(sorted(Path(erase_masks).glob("*.png"))) if erase_masks else None,
                  "inputs": files_fingerprint([dataset.image_path(i) for i in ids])}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
                      checkpoint_dir_for(out_model), signature, freeze_bn, workers, checkpoint_every, seed)  # fmt: skip

@@ -25,7 +25,7 @@ from wsss_stages import WsssError
 from wsss_stages.artifacts import atomic_dir, load_cams, load_mask, read_json, read_manifest, save_cams, save_mask, write_json, write_manifest
 from wsss_stages.make_cams import make_cams
 from wsss_stages.models import load_model
-from wsss_stages.seed_methods import average_precision, dataset_mean_rgb, erase
+from wsss_stages.seed_methods import average_precision, dataset_mean_rgb, erasing_loader
 from wsss_stages.train_classifier import train_classifier
 from wsss_stages.training import checkpoint_dir_for, for_inference, pick_device, progress, set_threads, to_tensor
 from wsss_stages.voc import VOCDataset
@@ -45,14 +45,11 @@ def training_map(model: Path, dataset: VOCDataset, ids: list[str], mined: Path |
     """mAP (%) of a classifier on its training images, erased as it saw them (single scale)."""
     net, meta = load_model(model, ("classifier",))
     net = for_inference(net, device)
-    erased = set(read_manifest(mined, "masks")["ids"]) if mined else set()
+    load_image = erasing_loader(dataset.load_image, mined, mean_rgb)
     scores, targets = [], []
     with torch.inference_mode():
         for image_id in progress(ids, desc="training mAP"):
-            image = dataset.load_image(image_id)
-            if image_id in erased:
-                image = erase(image, load_mask(mined / f"{image_id}.png") > 0, mean_rgb)
-            x = to_tensor(image, meta["mean"], meta["std"])[None].to(device).contiguous(memory_format=torch.channels_last)
+            x = to_tensor(load_image(image_id), meta["mean"], meta["std"])[None].to(device).contiguous(memory_format=torch.channels_last)
             scores.append(net(x)[0].float().cpu().numpy())
             targets.append(dataset.label_vector(image_id))
     return average_precision(np.stack(scores), np.stack(targets))
@@ -132,7 +129,7 @@ def train_erasing(*, classifier: Path, data_root: Path, split: str, cam_splits: 
     set_threads(threads)
     dataset = VOCDataset(data_root)
     work = checkpoint_dir_for(Path(out_dir))
-    train_ids = [i for i in dataset.split_ids(split)]
+    train_ids = dataset.split_ids(split)
     mean_rgb = dataset_mean_rgb(dataset.load_image, train_ids)
     torch_device = pick_device(device)
     recipe = step_recipe(Path(classifier))

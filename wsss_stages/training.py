@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import IGNORE, atomic_path
+from wsss_stages.artifacts import IGNORE, atomic_path, read_manifest
 from wsss_stages.models import freeze_batchnorm
 
 log = logging.getLogger(__name__)
@@ -268,8 +268,6 @@ def ids_with_label_maps(dataset, split: str, folder: Path, batch_size: int) -> l
     """Ids of ``split`` that have ``<id>.png`` in ``folder`` (by its manifest when it has one)."""
     folder = Path(folder)
     if (folder / "manifest.json").is_file():
-        from wsss_stages.artifacts import read_manifest
-
         available = set(read_manifest(folder)["ids"])
         ids = [i for i in dataset.split_ids(split) if i in available]
     else:  # e.g. ground-truth masks for a fully-supervised run
