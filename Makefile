@@ -34,7 +34,7 @@ voc-cpu: $(STAMP)
 # Quality report (benchmark.md/.csv: every refinement, the fully-supervised upper bound, per-job
 # cost) and speed report (speed.md) of the CPU preset on DATA_ROOT.
 benchmark: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT) -- all write_benchmark
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT) -- all benchmarks
 	PATH="$(CURDIR)/$(BIN):$$PATH" python benchmarks/speed.py --configfile configs/voc12_cpu.yaml --data-root $(DATA_ROOT)
 
 lint: $(STAMP)

@@ -12,6 +12,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 from wsss_stages import WsssError  # noqa: E402
 from wsss_stages.config import validate_config  # noqa: E402
+from wsss_stages.experiments import expand_experiments  # noqa: E402
 
 
 # config.yaml is the demo; a preset given with --configfile stands alone (schema defaults fill
@@ -24,6 +25,7 @@ if not workflow.overwrite_configfiles:
 
 try:
     _validated = validate_config(config)
+    EXPERIMENT_CONFIGS = expand_experiments(_validated)  # one, or one per entry of `experiments`
 except WsssError as error:
     sys.exit(f"wsss: {error}")
 config.clear()
@@ -41,8 +43,8 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/metrics.json",
-        f"{RESULTS}/metrics.md",
+        [target for name in EXPERIMENTS for target in experiment_targets(name)],
+        rules.write_leaderboard.output if MULTI else [],
 
 
 onsuccess:

@@ -108,24 +108,15 @@ def random_walk_report(backbone: str) -> str:
     return out.stdout.strip()
 
 
-RANDOM_WALK_JOBS = {"make_affinity_labels", "train_affinitynet", "random_walk"}
-
-
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
-    from wsss_stages.write_benchmark import read_stage_times
+    from wsss_stages.experiments import Experiments
+    from wsss_stages.write_benchmark import read_job_time
 
-    section = config["make_pseudo_masks"]
-    used = {section["refinement"], *section["compare"]}
-    extra = {"gt", *({"none", "crf", "rw", "rw+crf"} - used)}
-    walk_used = bool(used & {"rw", "rw+crf"})
-
-    def in_pipeline(job: str) -> bool:
-        if job == "write_benchmark" or (job in RANDOM_WALK_JOBS and not walk_used):
-            return False
-        return not any(job.endswith(f"_{name}") for name in extra) and not (job.endswith("_rw") and not walk_used)
-
-    return sum(t["seconds"] or 0 for t in read_stage_times(bench_dir) if in_pipeline(t["job"]))
+    name = config["experiment"]
+    jobs = [f"{stage}_{variant}" if variant else stage for stage, variant in Experiments({name: config}).used_nodes(name)]
+    times = [read_job_time(bench_dir / f"{job}.tsv") for job in [*jobs, "summarize_metrics"]]
+    return sum(t["seconds"] or 0 for t in times if t)
 
 
 def threshold_tweak(configfile: Path, data_root: str, cores: int) -> dict:

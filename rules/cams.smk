@@ -3,18 +3,18 @@
 
 rule train_classifier:
     input:
-        data=data_input(),
+        data=data_input,
         code=code("train_classifier"),
     output:
         model=f"{RESULTS}/train_classifier/model.pt",
         info=f"{RESULTS}/train_classifier/model.json",
     params:
         data_root=data_root,
-        split=config["splits"]["classifier"],
+        split=setting("splits", "classifier"),
         args=training_args("train_classifier"),
-        method=classifier_method_args(),
-        seed=config["seed"],
-        device=device(),
+        method=classifier_method_args,
+        seed=setting("seed"),
+        device=device,
     log:
         f"{LOGS}/train_classifier.log",
     benchmark:
@@ -23,7 +23,7 @@ rule train_classifier:
     resources:
         mem_mb=8000,
         runtime=600,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -32,20 +32,20 @@ rule train_classifier:
 
 rule make_cams:
     input:
-        data=data_input(),
-        model=rules.train_classifier.output.model,
+        data=data_input,
+        model=artifact("train_classifier", "model.pt"),
         code=code("make_cams"),
     output:
         cams=directory(f"{RESULTS}/make_cams/cams"),
     params:
         data_root=data_root,
-        splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
-        scales=config["make_cams"]["scales"],
-        flip=flag("flip", config["make_cams"]["flip"]),
-        precision=config["make_cams"]["precision"],
-        cam_type=config["make_cams"]["cam_type"],
-        gradcam_layer=config["make_cams"]["gradcam_layer"],
-        device=device(),
+        splits=lambda wc: sorted({cfg(wc)["splits"]["seeds"], cfg(wc)["splits"]["segmentation"]}),
+        scales=setting("make_cams", "scales"),
+        flip=lambda wc: flag("flip", cfg(wc)["make_cams"]["flip"]),
+        precision=setting("make_cams", "precision"),
+        cam_type=setting("make_cams", "cam_type"),
+        gradcam_layer=setting("make_cams", "gradcam_layer"),
+        device=device,
     log:
         f"{LOGS}/make_cams.log",
     benchmark:
@@ -54,7 +54,7 @@ rule make_cams:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -63,25 +63,25 @@ rule make_cams:
 
 rule train_erasing:
     input:
-        data=data_input(),
-        classifier=rules.train_classifier.output.model,
-        info=rules.train_classifier.output.info,
+        data=data_input,
+        classifier=artifact("train_classifier", "model.pt"),
+        info=artifact("train_classifier", "model.json"),
         code=code("train_erasing"),
     output:
         cams=directory(f"{RESULTS}/train_erasing/cams"),
         report=f"{RESULTS}/train_erasing/steps.json",
     params:
         data_root=data_root,
-        split=config["splits"]["classifier"],
-        cam_splits=sorted({config["splits"]["seeds"], config["splits"]["segmentation"]}),
-        steps=config["adversarial_erasing"]["steps"],
-        delta=config["adversarial_erasing"]["delta"],
-        map_floor=config["adversarial_erasing"]["map_floor"],
-        scales=config["make_cams"]["scales"],
-        flip=flag("flip", config["make_cams"]["flip"]),
-        precision=config["make_cams"]["precision"],
-        seed=config["seed"],
-        device=device(),
+        split=setting("splits", "classifier"),
+        cam_splits=lambda wc: sorted({cfg(wc)["splits"]["seeds"], cfg(wc)["splits"]["segmentation"]}),
+        steps=setting("adversarial_erasing", "steps"),
+        delta=setting("adversarial_erasing", "delta"),
+        map_floor=setting("adversarial_erasing", "map_floor"),
+        scales=setting("make_cams", "scales"),
+        flip=lambda wc: flag("flip", cfg(wc)["make_cams"]["flip"]),
+        precision=setting("make_cams", "precision"),
+        seed=setting("seed"),
+        device=device,
     log:
         f"{LOGS}/train_erasing.log",
     benchmark:
@@ -90,7 +90,7 @@ rule train_erasing:
     resources:
         mem_mb=8000,
         runtime=1440,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -99,7 +99,7 @@ rule train_erasing:
 
 rule eval_cams:
     input:
-        data=data_input(),
+        data=data_input,
         cams=cam_folder,
         code=code("eval_cams"),
     output:
@@ -109,9 +109,9 @@ rule eval_cams:
         plot=f"{RESULTS}/eval_cams/{{source}}/sweep.png",
     params:
         data_root=data_root,
-        split=config["splits"]["seeds"],
-        thresholds=config["eval_cams"]["thresholds"],
-        mask_folder=mask_folder_arg(),
+        split=setting("splits", "seeds"),
+        thresholds=setting("eval_cams", "thresholds"),
+        mask_folder=mask_folder_arg,
     log:
         f"{LOGS}/eval_cams_{{source}}.log",
     benchmark:

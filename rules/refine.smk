@@ -3,25 +3,25 @@
 
 rule tune_crf:
     input:
-        data=data_input(),
-        cams=SEEDS,
+        data=data_input,
+        cams=seeds,
         code=code("tune_crf"),
     output:
         sweep=f"{RESULTS}/tune_crf/sweep.csv",
-        best=CRF_BEST,
+        best=f"{RESULTS}/tune_crf/best.json",
         per_class=f"{RESULTS}/tune_crf/per_class.csv",
         plot=f"{RESULTS}/tune_crf/sweep.png",
     params:
         data_root=data_root,
-        split=config["splits"]["seeds"],
-        thresholds=config["refine_crf"]["thresholds"],
-        iterations=config["refine_crf"]["iterations"],
-        gaussian_sxy=config["refine_crf"]["gaussian_sxy"],
-        gaussian_compat=config["refine_crf"]["gaussian_compat"],
-        bilateral_sxy=config["refine_crf"]["bilateral_sxy"],
-        bilateral_srgb=config["refine_crf"]["bilateral_srgb"],
-        bilateral_compat=config["refine_crf"]["bilateral_compat"],
-        mask_folder=mask_folder_arg(),
+        split=setting("splits", "seeds"),
+        thresholds=setting("refine_crf", "thresholds"),
+        iterations=setting("refine_crf", "iterations"),
+        gaussian_sxy=setting("refine_crf", "gaussian_sxy"),
+        gaussian_compat=setting("refine_crf", "gaussian_compat"),
+        bilateral_sxy=setting("refine_crf", "bilateral_sxy"),
+        bilateral_srgb=setting("refine_crf", "bilateral_srgb"),
+        bilateral_compat=setting("refine_crf", "bilateral_compat"),
+        mask_folder=mask_folder_arg,
     log:
         f"{LOGS}/tune_crf.log",
     benchmark:
@@ -38,22 +38,22 @@ rule tune_crf:
 
 rule refine_crf:
     input:
-        data=data_input(),
-        scores=crf_source,
-        best=lambda wc: background_input(CRF_BACKGROUND, wc.source),
+        data=data_input,
+        scores=cam_folder,
+        best=background_input("crf", "source"),
         code=code("refine_crf"),
     output:
         scores=directory(f"{RESULTS}/refine_crf/{{source}}/scores"),
     params:
         data_root=data_root,
         # CAMs: the tune_crf background score; walked CAMs: the random walk's threshold
-        threshold=lambda wc: background_arg(CRF_BACKGROUND, wc.source),
-        iterations=config["refine_crf"]["iterations"],
-        gaussian_sxy=config["refine_crf"]["gaussian_sxy"],
-        gaussian_compat=config["refine_crf"]["gaussian_compat"],
-        bilateral_sxy=config["refine_crf"]["bilateral_sxy"],
-        bilateral_srgb=config["refine_crf"]["bilateral_srgb"],
-        bilateral_compat=config["refine_crf"]["bilateral_compat"],
+        threshold=background_arg("crf", "source"),
+        iterations=setting("refine_crf", "iterations"),
+        gaussian_sxy=setting("refine_crf", "gaussian_sxy"),
+        gaussian_compat=setting("refine_crf", "gaussian_compat"),
+        bilateral_sxy=setting("refine_crf", "bilateral_sxy"),
+        bilateral_srgb=setting("refine_crf", "bilateral_srgb"),
+        bilateral_compat=setting("refine_crf", "bilateral_compat"),
     log:
         f"{LOGS}/refine_crf_{{source}}.log",
     benchmark:
@@ -70,16 +70,16 @@ rule refine_crf:
 
 rule make_affinity_labels:
     input:
-        data=data_input(),
-        cams=SEEDS,
+        data=data_input,
+        cams=seeds,
         code=code("make_affinity_labels"),
     output:
         labels=directory(f"{RESULTS}/make_affinity_labels/labels"),
     params:
         data_root=data_root,
-        conf_fg=config["make_affinity_labels"]["conf_fg"],
-        conf_bg=config["make_affinity_labels"]["conf_bg"],
-        crf=flag("crf", config["make_affinity_labels"]["crf"]),
+        conf_fg=setting("make_affinity_labels", "conf_fg"),
+        conf_bg=setting("make_affinity_labels", "conf_bg"),
+        crf=lambda wc: flag("crf", cfg(wc)["make_affinity_labels"]["crf"]),
     log:
         f"{LOGS}/make_affinity_labels.log",
     benchmark:
@@ -96,29 +96,29 @@ rule make_affinity_labels:
 
 rule train_affinitynet:
     input:
-        data=data_input(),
-        classifier=rules.train_classifier.output.model,
-        labels=rules.make_affinity_labels.output.labels,
+        data=data_input,
+        classifier=artifact("train_classifier", "model.pt"),
+        labels=artifact("make_affinity_labels", "labels"),
         code=code("train_affinitynet"),
     output:
         model=f"{RESULTS}/train_affinitynet/model.pt",
     params:
         data_root=data_root,
-        split=config["splits"]["classifier"],
-        stride=config["train_affinitynet"]["stride"],
-        radius=config["train_affinitynet"]["radius"],
-        dim=config["train_affinitynet"]["dim"],
-        freeze=flag("freeze-backbone", config["train_affinitynet"]["freeze_backbone"]),
-        epochs=config["train_affinitynet"]["epochs"],
-        batch_size=config["train_affinitynet"]["batch_size"],
-        crop_size=config["train_affinitynet"]["crop_size"],
-        scale_range=config["train_affinitynet"]["scale_range"],
-        lr=config["train_affinitynet"]["lr"],
-        weight_decay=config["train_affinitynet"]["weight_decay"],
-        momentum=config["train_affinitynet"]["momentum"],
-        workers=config["train_affinitynet"]["workers"],
-        seed=config["seed"],
-        device=device(),
+        split=setting("splits", "classifier"),
+        stride=setting("train_affinitynet", "stride"),
+        radius=setting("train_affinitynet", "radius"),
+        dim=setting("train_affinitynet", "dim"),
+        freeze=lambda wc: flag("freeze-backbone", cfg(wc)["train_affinitynet"]["freeze_backbone"]),
+        epochs=setting("train_affinitynet", "epochs"),
+        batch_size=setting("train_affinitynet", "batch_size"),
+        crop_size=setting("train_affinitynet", "crop_size"),
+        scale_range=setting("train_affinitynet", "scale_range"),
+        lr=setting("train_affinitynet", "lr"),
+        weight_decay=setting("train_affinitynet", "weight_decay"),
+        momentum=setting("train_affinitynet", "momentum"),
+        workers=setting("train_affinitynet", "workers"),
+        seed=setting("seed"),
+        device=device,
     log:
         f"{LOGS}/train_affinitynet.log",
     benchmark:
@@ -127,7 +127,7 @@ rule train_affinitynet:
     resources:
         mem_mb=8000,
         runtime=600,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -136,18 +136,18 @@ rule train_affinitynet:
 
 rule random_walk:
     input:
-        data=data_input(),
-        model=rules.train_affinitynet.output.model,
-        cams=SEEDS,
+        data=data_input,
+        model=artifact("train_affinitynet", "model.pt"),
+        cams=seeds,
         code=code("random_walk"),
     output:
-        cams=directory(CAM_FOLDERS["rw"]),
+        cams=directory(f"{RESULTS}/random_walk/cams"),
     params:
         data_root=data_root,
-        beta=config["random_walk"]["beta"],
-        exp_times=config["random_walk"]["exp_times"],
-        radius=config["random_walk"]["radius"],
-        device=device(),
+        beta=setting("random_walk", "beta"),
+        exp_times=setting("random_walk", "exp_times"),
+        radius=setting("random_walk", "radius"),
+        device=device,
     log:
         f"{LOGS}/random_walk.log",
     benchmark:
@@ -156,7 +156,7 @@ rule random_walk:
     resources:
         mem_mb=4000,
         runtime=240,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -168,14 +168,14 @@ rule make_pseudo_masks:
         refinement=r"none|crf|rw|rw\+crf",
     input:
         scores=scores_for,
-        best=lambda wc: background_input(MASK_BACKGROUND, wc.refinement),
+        best=background_input("mask", "refinement"),
         code=code("make_pseudo_masks"),
     output:
         masks=directory(f"{RESULTS}/make_pseudo_masks/{{refinement}}/masks"),
     params:
         # a threshold matters only for CAM-format maps (refinements none and rw)
-        threshold=lambda wc: background_arg(MASK_BACKGROUND, wc.refinement),
-        band=ignore_band_arg(),
+        threshold=background_arg("mask", "refinement"),
+        band=ignore_band_arg,
     log:
         f"{LOGS}/make_pseudo_masks_{{refinement}}.log",
     benchmark:
@@ -194,16 +194,16 @@ rule eval_pseudo_masks:
     wildcard_constraints:
         refinement=r"none|crf|rw|rw\+crf",
     input:
-        data=data_input(),
-        masks=rules.make_pseudo_masks.output.masks,
+        data=data_input,
+        masks=pseudo_masks,
         code=code("eval_pseudo_masks"),
     output:
         metrics=f"{RESULTS}/eval_pseudo_masks/{{refinement}}/metrics.json",
         per_class=f"{RESULTS}/eval_pseudo_masks/{{refinement}}/per_class.csv",
     params:
         data_root=data_root,
-        split=config["splits"]["seeds"],
-        mask_folder=mask_folder_arg(),
+        split=setting("splits", "seeds"),
+        mask_folder=mask_folder_arg,
     log:
         f"{LOGS}/eval_pseudo_masks_{{refinement}}.log",
     benchmark:

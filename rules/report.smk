@@ -3,19 +3,15 @@
 
 rule summarize_metrics:
     input:
-        cam_best=CAM_BEST["cams"],
-        pseudo_masks=f"{RESULTS}/eval_pseudo_masks/{REFINEMENT}/metrics.json",
-        pseudo_mask_dir=f"{RESULTS}/make_pseudo_masks/{REFINEMENT}/masks",
-        compare=[f"{RESULTS}/eval_pseudo_masks/{r}/metrics.json" for r in reported_refinements()[1:]],
-        segmentation=f"{RESULTS}/eval_segmentation/{REFINEMENT}/metrics.json",
+        unpack(summary_inputs),
         code=code("summarize_metrics"),
     output:
         json=f"{RESULTS}/metrics.json",
         md=f"{RESULTS}/metrics.md",
     params:
-        experiment=EXPERIMENT,
-        refinement=REFINEMENT,
-        compare=compare_arg(),
+        refinement=refinement_of,
+        segmentation=segmentation_arg,
+        compare=compare_arg,
     log:
         f"{LOGS}/summarize_metrics.log",
     benchmark:
@@ -27,26 +23,30 @@ rule summarize_metrics:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages summarize_metrics --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} --segmentation {input.segmentation} --refinement {params.refinement} {params.compare} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        "python -m wsss_stages summarize_metrics --experiment {wildcards.exp} --cam-best {input.cam_best} --pseudo-masks {input.pseudo_masks} --pseudo-mask-dir {input.pseudo_mask_dir} {params.segmentation} --refinement {params.refinement} {params.compare} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
 
 
-# Not part of `all`: `snakemake --cores all write_benchmark` (adds AffinityNet, the random walk and the
-# fully-supervised upper bound to the experiment) — see benchmarks/README.md.
+# Not part of `all`: `snakemake --cores all benchmarks` (adds AffinityNet, the random walk and the
+# fully-supervised upper bound to each experiment) — see benchmarks/README.md.
+rule benchmarks:
+    input:
+        [f"results/{name}/benchmark.md" for name in EXPERIMENTS],
+
+
 rule write_benchmark:
     input:
-        cam_best=CAM_BEST["cams"],
-        pseudo_masks=[f"{RESULTS}/eval_pseudo_masks/{r}/metrics.json" for r in ALL_REFINEMENTS],
-        segmentation=f"{RESULTS}/eval_segmentation/{REFINEMENT}/metrics.json",
-        upper_bound=f"{RESULTS}/eval_segmentation/gt/metrics.json",
+        cam_best=lambda wc: cam_best(wc, "cams"),
+        pseudo_masks=lambda wc: [pseudo_mask_metrics(wc, r) for r in ALL_REFINEMENTS],
+        segmentation=segmentation_metrics,
+        upper_bound=lambda wc: segmentation_metrics(wc, "gt"),
         summary=rules.summarize_metrics.output.json,
         code=code("write_benchmark"),
     output:
         md=f"{RESULTS}/benchmark.md",
         csv=f"{RESULTS}/benchmark.csv",
     params:
-        experiment=EXPERIMENT,
-        refinement=REFINEMENT,
-        pseudo_masks=" ".join(f"{r}={RESULTS}/eval_pseudo_masks/{r}/metrics.json" for r in ALL_REFINEMENTS),
+        refinement=refinement_of,
+        pseudo_masks=lambda wc: " ".join(f"{r}={pseudo_mask_metrics(wc, r)}" for r in ALL_REFINEMENTS),
         benchmarks=BENCH,
     log:
         f"{LOGS}/write_benchmark.log",
@@ -59,4 +59,31 @@ rule write_benchmark:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages write_benchmark --experiment {params.experiment} --cam-best {input.cam_best} --pseudo-masks {params.pseudo_masks} --segmentation {input.segmentation} --refinement {params.refinement} --upper-bound {input.upper_bound} --benchmarks {params.benchmarks} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
+        "python -m wsss_stages write_benchmark --experiment {wildcards.exp} --cam-best {input.cam_best} --pseudo-masks {params.pseudo_masks} --segmentation {input.segmentation} --refinement {params.refinement} --upper-bound {input.upper_bound} --benchmarks {params.benchmarks} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
+
+
+# Several experiments (config key `experiments`): one table comparing them, written by `all`.
+rule write_leaderboard:
+    input:
+        summaries=[f"results/{name}/metrics.json" for name in EXPERIMENTS],
+        code=code("write_leaderboard"),
+    output:
+        md=f"{LEADERBOARD}.md",
+        csv=f"{LEADERBOARD}.csv",
+        plot=f"{LEADERBOARD}.png",
+    params:
+        summaries=" ".join(f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS),
+        jobs=" ".join(pair for name in EXPERIMENTS for pair in job_benchmarks(name)),
+        labels=" ".join(shlex.quote(f"{name}={method_label(RUN.configs[name])}") for name in EXPERIMENTS),
+    log:
+        f"{LEADERBOARD}.log",
+    benchmark:
+        f"{LEADERBOARD}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        "python -m wsss_stages write_leaderboard --summaries {params.summaries} --jobs {params.jobs} --labels {params.labels} --out-md {output.md} --out-csv {output.csv} --out-plot {output.plot} > {log} 2>&1"

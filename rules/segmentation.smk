@@ -3,21 +3,21 @@
 
 rule train_segmentation:
     input:
-        data=data_input(),
+        data=data_input,
         masks=training_masks,
         code=code("train_segmentation"),
     output:
         model=f"{RESULTS}/train_segmentation/{{refinement}}/model.pt",
     params:
         data_root=data_root,
-        split=config["splits"]["segmentation"],
+        split=setting("splits", "segmentation"),
         masks=lambda wc, input: "" if wc.refinement == "gt" else f"--masks {input.masks}",
-        mask_folder=lambda wc: mask_folder_arg() if wc.refinement == "gt" else "",
-        head=config["train_segmentation"]["head"],
-        head_width=config["train_segmentation"]["head_width"],
+        mask_folder=lambda wc: mask_folder_arg(wc) if wc.refinement == "gt" else "",
+        head=setting("train_segmentation", "head"),
+        head_width=setting("train_segmentation", "head_width"),
         args=training_args("train_segmentation"),
-        seed=config["seed"],
-        device=device(),
+        seed=setting("seed"),
+        device=device,
     log:
         f"{LOGS}/train_segmentation_{{refinement}}.log",
     benchmark:
@@ -26,7 +26,7 @@ rule train_segmentation:
     resources:
         mem_mb=12000,
         runtime=1440,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -35,19 +35,19 @@ rule train_segmentation:
 
 rule predict_segmentation:
     input:
-        data=data_input(),
-        model=rules.train_segmentation.output.model,
+        data=data_input,
+        model=artifact("train_segmentation", "{refinement}/model.pt", "{refinement}"),
         code=code("predict_segmentation"),
     output:
         masks=directory(f"{RESULTS}/predict_segmentation/{{refinement}}/masks"),
     params:
         data_root=data_root,
-        split=config["splits"]["val"],
-        scales=config["predict_segmentation"]["scales"],
-        flip=flag("flip", config["predict_segmentation"]["flip"]),
-        crf=flag("crf", config["predict_segmentation"]["crf"]),
-        precision=config["predict_segmentation"]["precision"],
-        device=device(),
+        split=setting("splits", "val"),
+        scales=setting("predict_segmentation", "scales"),
+        flip=lambda wc: flag("flip", cfg(wc)["predict_segmentation"]["flip"]),
+        crf=lambda wc: flag("crf", cfg(wc)["predict_segmentation"]["crf"]),
+        precision=setting("predict_segmentation", "precision"),
+        device=device,
     log:
         f"{LOGS}/predict_segmentation_{{refinement}}.log",
     benchmark:
@@ -56,7 +56,7 @@ rule predict_segmentation:
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=gpus(),
+        gpu=gpus,
     conda:
         "../envs/wsss.yaml"
     shell:
@@ -65,16 +65,16 @@ rule predict_segmentation:
 
 rule eval_segmentation:
     input:
-        data=data_input(),
-        masks=rules.predict_segmentation.output.masks,
+        data=data_input,
+        masks=artifact("predict_segmentation", "{refinement}/masks", "{refinement}"),
         code=code("eval_segmentation"),
     output:
         metrics=f"{RESULTS}/eval_segmentation/{{refinement}}/metrics.json",
         per_class=f"{RESULTS}/eval_segmentation/{{refinement}}/per_class.csv",
     params:
         data_root=data_root,
-        split=config["splits"]["val"],
-        mask_folder=mask_folder_arg(),
+        split=setting("splits", "val"),
+        mask_folder=mask_folder_arg,
     log:
         f"{LOGS}/eval_segmentation_{{refinement}}.log",
     benchmark:

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).with_name("tiny_config.yaml")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """Run snakemake on the tiny config (plus overlay config files) in ``workdir``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(CONFIG), "--cores", "2", *args]  # fmt: skip
+           "--configfile", str(CONFIG), *map(str, overlays), "--cores", "2", *args]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
@@ -46,7 +47,7 @@ def all_background_miou(root: Path, split: str) -> float:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dag")
-    snakemake(workdir, "all", "write_benchmark")
+    snakemake(workdir, "all", "benchmarks")
     return workdir
 
 

@@ -37,6 +37,7 @@ STAGES: dict[str, str] = {
     "eval_segmentation": "score predicted masks against ground truth",
     "summarize_metrics": "collect the headline numbers into metrics.json / metrics.md",
     "write_benchmark": "quality per stage, the fully-supervised upper bound and per-job cost: benchmark.md / .csv",
+    "write_leaderboard": "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
 }
 
 

@@ -15,11 +15,11 @@ def metrics_table(metrics: dict) -> str:
         ("CAM seeds", metrics["seed_split"], metrics["cam_miou"], f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}"),
         (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
          f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
-        ("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"),
     ]  # fmt: skip
-    for name, miou in metrics["pseudo_mask_miou_by_refinement"].items():
-        if name != metrics["refinement"]:
-            rows.insert(-1, (f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only"))
+    rows += [(f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
+             for name, miou in metrics["pseudo_mask_miou_by_refinement"].items() if name != metrics["refinement"]]  # fmt: skip
+    if metrics["segmentation_miou"] is not None:
+        rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
     lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
     lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
     return "\n".join(lines) + "\n"
@@ -33,8 +33,8 @@ def pseudo_mask_threshold(mask_dir: Path) -> float:
     return float(read_manifest(manifest["source"])["bg_threshold"])
 
 
-def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path,
-                      refinement: str, out_json: Path, out_md: Path, compare: list[str] | None = None) -> None:
+def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, refinement: str,
+                      out_json: Path, out_md: Path, segmentation: Path | None = None, compare: list[str] | None = None) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -42,29 +42,30 @@ def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, ps
         cam_best: best.json of eval_cams
         pseudo_masks: metrics JSON of eval_pseudo_masks
         pseudo_mask_dir: the pseudo-mask folder (its manifest names the thresholds used)
-        segmentation: metrics JSON of eval_segmentation
+        segmentation: metrics JSON of eval_segmentation (omitted when DeepLab is disabled: reported as null)
         refinement: refinement used for the pseudo-masks
         out_json: metrics.json
         out_md: metrics.md
         compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
     """
-    cam, pseudo, seg = read_json(cam_best), read_json(pseudo_masks), read_json(segmentation)
+    cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
+    seg = read_json(segmentation) if segmentation else {}
     metrics = {
         "experiment": experiment,
         "cam_miou": cam["miou"],
         "pseudo_mask_miou": pseudo["miou"],
-        "segmentation_miou": seg["miou"],
+        "segmentation_miou": seg.get("miou"),
         "refinement": refinement,
         "cam_bg_threshold_best": cam["best_threshold"],
         "pseudo_mask_bg_threshold": pseudo_mask_threshold(Path(pseudo_mask_dir)),
         "seed_split": cam["split"],
         "seed_images": cam["images"],
-        "val_split": seg["split"],
-        "val_images": seg["images"],
+        "val_split": seg.get("split"),
+        "val_images": seg.get("images"),
         "cam": {k: cam[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
         "pseudo_mask": {k: pseudo[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
-        "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")},
-        "segmentation_per_class_iou": seg["per_class_iou"],
+        "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")} if seg else None,
+        "segmentation_per_class_iou": seg.get("per_class_iou"),
     }
     by_refinement = {refinement: pseudo["miou"]}
     for item in compare or []:

@@ -27,22 +27,28 @@ REFERENCES = {
 REFINEMENT_NAMES = {"none": "CAM seeds", "crf": "CAM + dense CRF", "rw": "CAM + random walk", "rw+crf": "random walk + dense CRF"}
 
 
+def read_job_time(path: Path) -> dict | None:
+    """Wall time, CPU time and peak memory of a job's last run, from its Snakemake ``benchmark:`` TSV."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with path.open() as handle:
+        records = list(csv.DictReader(handle, delimiter="\t"))
+    if not records:
+        return None
+    last = records[-1]
+
+    def number(key: str) -> float | None:
+        value = last.get(key, "NA")
+        return None if value in ("NA", "", "-") else float(value)
+
+    return {"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")}
+
+
 def read_stage_times(folder: Path) -> list[dict]:
-    """Wall time and peak memory of every job, from Snakemake's ``benchmark:`` TSV files."""
-    rows = []
-    for path in sorted(Path(folder).glob("*.tsv")):
-        with path.open() as handle:
-            records = list(csv.DictReader(handle, delimiter="\t"))
-        if not records:
-            continue
-        last = records[-1]
-
-        def number(key: str) -> float | None:
-            value = last.get(key, "NA")
-            return None if value in ("NA", "", "-") else float(value)
-
-        rows.append({"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")})
-    return rows
+    """Wall time and peak memory of every job whose benchmark file is in ``folder``."""
+    rows = [read_job_time(path) for path in sorted(Path(folder).glob("*.tsv"))]
+    return [row for row in rows if row]
 
 
 def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str = "") -> dict:

@@ -1,0 +1,161 @@
+"""Several experiments in one run: overlays, which artifacts are shared, and the leaderboard."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_pipeline import CONFIG, planned_jobs, snakemake
+from wsss_stages import WsssError
+from wsss_stages.config import validate_config
+from wsss_stages.experiments import Experiments, deep_merge, expand_experiments, method_label
+
+
+def tiny(**experiments) -> dict:
+    base = yaml.safe_load(CONFIG.read_text())
+    return validate_config({**base, "experiments": experiments})
+
+
+def test_deep_merge_merges_mappings_and_replaces_the_rest():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert deep_merge(base, {"a": {"c": [3]}, "e": 2}) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+def test_without_experiments_the_run_is_the_config_itself():
+    config = validate_config(yaml.safe_load(CONFIG.read_text()))
+    assert list(expand_experiments(config)) == ["tiny"]
+
+
+def test_overlays_name_folders_and_are_validated_naming_the_key():
+    runs = expand_experiments(tiny(cam={}, gradcam={"make_cams": {"cam_type": "gradcam"}}))
+    assert list(runs) == ["tiny_cam", "tiny_gradcam"]
+    assert runs["tiny_gradcam"]["make_cams"]["cam_type"] == "gradcam" and runs["tiny_gradcam"]["make_cams"]["scales"] == [1.0, 0.5]
+    with pytest.raises(WsssError, match=r"experiments\.bad\.train_classifier\.nope"):
+        expand_experiments(tiny(bad={"train_classifier": {"nope": 1}}))
+    with pytest.raises(WsssError, match=r"experiments\.bad\.cam_bg_threshold"):
+        expand_experiments(tiny(bad={"cam_bg_threshold": 2.0}))
+    with pytest.raises(WsssError, match=r"experiments\.bad\.make_demo_data"):
+        expand_experiments(tiny(bad={"make_demo_data": {"seed": 1}}))
+
+
+def test_owners_share_exactly_what_would_be_built_identically():
+    run = Experiments(expand_experiments(tiny(
+        cam={}, gradcam={"make_cams": {"cam_type": "gradcam"}}, puzzle={"train_classifier": {"method": "puzzle"}},
+        erasing={"adversarial_erasing": {"enabled": True}}, plain={"make_pseudo_masks": {"refinement": "none"}})))  # fmt: skip
+    assert run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny_cam"
+    assert run.owner("tiny_gradcam", ("make_cams", "")) == "tiny_gradcam"
+    assert run.owner("tiny_puzzle", ("train_classifier", "")) == "tiny_puzzle"
+    assert run.owner("tiny_erasing", ("train_classifier", "")) == "tiny_cam"
+    assert run.owner("tiny_erasing", ("train_erasing", "")) == "tiny_erasing"
+    # only the refinement differs: everything up to it, and the DeepLab of a shared refinement, is shared
+    assert run.owner("tiny_plain", ("make_cams", "")) == "tiny_cam"
+    assert run.owner("tiny_plain", ("make_pseudo_masks", "none")) == "tiny_cam"
+    assert ("train_segmentation", "none") in run.used_nodes("tiny_plain")
+    assert run.owner("tiny_plain", ("train_segmentation", "none")) == "tiny_plain"
+
+
+def test_a_changed_threshold_splits_only_what_reads_it():
+    run = Experiments(expand_experiments(tiny(a={}, b={"refine_crf": {"bg_threshold": 0.2}})))
+    assert run.owner("tiny_b", ("eval_cams", "cams")) == "tiny_a"
+    assert run.owner("tiny_b", ("make_pseudo_masks", "none")) == "tiny_a"
+    assert run.owner("tiny_b", ("refine_crf", "cams")) == "tiny_b"
+    assert run.owner("tiny_b", ("train_segmentation", "crf")) == "tiny_b"
+
+
+def test_method_labels():
+    runs = expand_experiments(tiny(cam={}, puzzle={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "re"]}}},
+                                   has={"train_classifier": {"hide_and_seek": {"patch_sizes": [16, 32]}}},
+                                   ae={"adversarial_erasing": {"enabled": True}}, grad={"make_cams": {"cam_type": "gradcam"}}))  # fmt: skip
+    labels = {name: method_label(cfg) for name, cfg in runs.items()}
+    assert labels == {"tiny_cam": "CAM", "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)", "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
+                      "tiny_ae": "AE-PSL (T 3, δ 0.5)", "tiny_grad": "Grad-CAM"}  # fmt: skip
+
+
+OVERLAY = {
+    "leaderboard": "board",
+    "make_pseudo_masks": {"refinement": "none", "compare": []},
+    "train_segmentation": {"enabled": False},
+    "experiments": {
+        "cam": {},
+        "gradcam": {"make_cams": {"cam_type": "gradcam"}},
+        "crf": {"make_pseudo_masks": {"refinement": "crf"}, "train_segmentation": {"enabled": True}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("multi")
+    overlay = workdir / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump(OVERLAY, sort_keys=False))
+    snakemake(workdir, "all", overlays=(overlay,))
+    return workdir, overlay
+
+
+@pytest.mark.integration
+def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(multi_run):
+    workdir, _ = multi_run
+    results = workdir / "results"
+    # one classifier for all three; Grad-CAM has its own CAMs, the CRF experiment reads the CAM experiment's
+    assert (results / "tiny_cam/train_classifier/model.pt").is_file()
+    assert not (results / "tiny_gradcam/train_classifier").exists() and not (results / "tiny_crf/train_classifier").exists()
+    assert (results / "tiny_gradcam/make_cams/cams/manifest.json").is_file() and not (results / "tiny_crf/make_cams").exists()
+    assert (results / "tiny_crf/eval_segmentation/crf/metrics.json").is_file() and not (results / "tiny_cam/train_segmentation").exists()
+    rows = {r["experiment"]: r for r in csv.DictReader((results / "board.csv").open())}
+    assert list(rows) == ["tiny_cam", "tiny_gradcam", "tiny_crf"]
+    assert rows["tiny_gradcam"]["method"] == "Grad-CAM" and rows["tiny_crf"]["refinement"] == "crf"
+    for name, row in rows.items():
+        summary = json.loads((results / name / "metrics.json").read_text())
+        assert float(row["cam_miou"]) == pytest.approx(summary["cam_miou"]) and 0 < float(row["pseudo_mask_miou"]) <= 100
+        assert int(row["jobs_unmeasured"]) == 0 and float(row["wall_seconds"]) > 0
+    assert rows["tiny_cam"]["val_miou"] == "" and 0 < float(rows["tiny_crf"]["val_miou"]) <= 100
+    # the CRF experiment reuses the classifier and CAMs: its own jobs are only part of its wall time
+    assert float(rows["tiny_crf"]["own_wall_seconds"]) < float(rows["tiny_crf"]["wall_seconds"])
+    assert rows["tiny_cam"]["cam_miou"] == rows["tiny_crf"]["cam_miou"]
+    assert "| tiny_crf | CAM | crf |" in (results / "board.md").read_text() and (results / "board.png").stat().st_size > 0
+
+
+@pytest.mark.integration
+def test_changing_one_experiment_reruns_only_its_own_stages(multi_run):
+    workdir, overlay = multi_run
+    assert "Nothing to be done" in snakemake(workdir, "-n", overlays=(overlay,)).stdout
+    changed = dict(OVERLAY, experiments={**OVERLAY["experiments"], "gradcam": {"make_cams": {"cam_type": "gradcam", "gradcam_layer": "low"}}})
+    edited = Path(workdir / "edited.yaml")
+    edited.write_text(yaml.safe_dump(changed, sort_keys=False))
+    out = snakemake(workdir, "-n", overlays=(edited,)).stdout
+    assert planned_jobs(out) == {"make_cams", "eval_cams", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics",
+                                 "write_leaderboard", "all"}  # fmt: skip
+    assert "results/tiny_gradcam/make_cams/cams" in out and "results/tiny_cam/make_cams" not in out
+
+
+def test_leaderboard_rows_costs_and_missing_values(tmp_path):
+    from wsss_stages.write_leaderboard import write_leaderboard
+
+    def summary(name, cam, val):
+        path = tmp_path / "results" / name / "metrics.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"refinement": "crf", "cam_miou": cam, "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": cam + 1,
+                                    "segmentation_miou": val, "seed_split": "train", "val_split": "val" if val else None}))  # fmt: skip
+        return f"{name}={path}"
+
+    def job(owner, stage, seconds):
+        path = tmp_path / "results" / owner / "benchmarks" / f"{stage}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0\t100\t{seconds * 2}\n")
+        return path
+
+    classifier = job("a", "train_classifier", 10.0)
+    jobs = [f"a={classifier}", f"a={job('a', 'make_cams', 5.0)}", f"b={classifier}", f"b={job('b', 'make_cams', 7.0)}",
+            f"b={tmp_path / 'results/b/benchmarks/never_ran.tsv'}"]  # fmt: skip
+    out = tmp_path / "board"
+    write_leaderboard(summaries=[summary("a", 30.0, 28.0), summary("b", 35.0, None)], jobs=jobs, labels=["b=Grad-CAM"],
+                      out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"), out_plot=out.with_suffix(".png"))  # fmt: skip
+    rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
+    assert float(rows["a"]["wall_seconds"]) == 15 and float(rows["a"]["own_wall_seconds"]) == 15 and float(rows["a"]["cpu_seconds"]) == 30
+    assert float(rows["b"]["wall_seconds"]) == 17 and float(rows["b"]["own_wall_seconds"]) == 7 and rows["b"]["jobs_unmeasured"] == "1"
+    md = out.with_suffix(".md").read_text()
+    assert "| b | Grad-CAM | crf | **35.00** | 0.25 | **36.00** | — | 17 (1 jobs unmeasured) | 7 | 34 |" in md
+    assert "| a | CAM" not in md and "| a |  | crf | 30.00 | 0.25 | 31.00 | **28.00** |" in md
