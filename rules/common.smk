@@ -274,11 +274,11 @@ def experiment_targets(name):
     return [f"results/{name}/metrics.json", f"results/{name}/metrics.md"]
 
 
-def job_benchmarks(name):
-    """name=tsv pairs: the benchmark file of every job an experiment's summary needs (shared ones included)."""
-    pairs = []
-    for stage, variant in sorted(RUN.used_nodes(name)):
-        owner = RUN.owner(name, (stage, variant))
+def job_benchmarks(name, nodes=None):
+    """The benchmark file of every job an experiment needs (its summary's, or ``nodes``), shared ones
+    in the folder of the experiment that built them."""
+    paths = []
+    for stage, variant in sorted(RUN.used_nodes(name) if nodes is None else nodes):
         suffix = f"_{variant}" if variant else ""
-        pairs.append(f"{name}=results/{owner}/benchmarks/{stage}{suffix}.tsv")
-    return pairs
+        paths.append(f"results/{RUN.owner(name, (stage, variant))}/benchmarks/{stage}{suffix}.tsv")
+    return paths

@@ -47,7 +47,7 @@ rule write_benchmark:
     params:
         refinement=refinement_of,
         pseudo_masks=lambda wc: " ".join(f"{r}={pseudo_mask_metrics(wc, r)}" for r in ALL_REFINEMENTS),
-        benchmarks=BENCH,
+        jobs=lambda wc: " ".join([*job_benchmarks(wc.exp, RUN.benchmark_nodes(wc.exp)), f"results/{wc.exp}/benchmarks/summarize_metrics.tsv"]),
     log:
         f"{LOGS}/write_benchmark.log",
     benchmark:
@@ -59,7 +59,7 @@ rule write_benchmark:
     conda:
         "../envs/wsss.yaml"
     shell:
-        "python -m wsss_stages write_benchmark --experiment {wildcards.exp} --cam-best {input.cam_best} --pseudo-masks {params.pseudo_masks} --segmentation {input.segmentation} --refinement {params.refinement} --upper-bound {input.upper_bound} --benchmarks {params.benchmarks} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
+        "python -m wsss_stages write_benchmark --experiment {wildcards.exp} --cam-best {input.cam_best} --pseudo-masks {params.pseudo_masks} --segmentation {input.segmentation} --refinement {params.refinement} --upper-bound {input.upper_bound} --jobs {params.jobs} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
 
 
 # Several experiments (config key `experiments`): one table comparing them, written by `all`.
@@ -73,7 +73,7 @@ rule write_leaderboard:
         plot=f"{LEADERBOARD}.png",
     params:
         summaries=" ".join(f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS),
-        jobs=" ".join(pair for name in EXPERIMENTS for pair in job_benchmarks(name)),
+        jobs=" ".join(f"{name}={path}" for name in EXPERIMENTS for path in job_benchmarks(name)),
         labels=" ".join(shlex.quote(f"{name}={method_label(RUN.configs[name])}") for name in EXPERIMENTS),
     log:
         f"{LEADERBOARD}.log",

@@ -159,3 +159,16 @@ def test_leaderboard_rows_costs_and_missing_values(tmp_path):
     md = out.with_suffix(".md").read_text()
     assert "| b | Grad-CAM | crf | **35.00** | 0.25 | **36.00** | — | 17 (1 jobs unmeasured) | 7 | 34 |" in md
     assert "| a | CAM" not in md and "| a |  | crf | 30.00 | 0.25 | 31.00 | **28.00** |" in md
+
+
+def test_benchmark_costs_name_jobs_built_in_another_experiment(tmp_path):
+    from wsss_stages.write_benchmark import read_job_times
+
+    paths = []
+    for owner, stage in [("a", "train_classifier"), ("b", "make_cams")]:
+        path = tmp_path / owner / "benchmarks" / f"{stage}.tsv"
+        path.parent.mkdir(parents=True)
+        path.write_text("s\th:m:s\tmax_rss\tcpu_time\n2.5\t0\t100\t4\n")
+        paths.append(str(path))
+    rows = read_job_times([*paths, str(tmp_path / "b/benchmarks/missing.tsv")], "b")
+    assert [r["job"] for r in rows] == ["train_classifier (from a)", "make_cams"] and rows[0]["seconds"] == 2.5

@@ -133,6 +133,12 @@ def summary_nodes(cfg: dict) -> list[Node]:
     return nodes
 
 
+def benchmark_nodes(cfg: dict) -> list[Node]:
+    """The nodes the benchmark report reads: every refinement, and DeepLab on ground truth too."""
+    nodes = [("eval_cams", "cams"), *(("eval_pseudo_masks", r) for r in REFINEMENTS), ("eval_segmentation", "gt")]
+    return summary_nodes(cfg) + nodes + [("eval_segmentation", cfg["make_pseudo_masks"]["refinement"])]
+
+
 def upstream_closure(graph: dict[Node, tuple[list[Node], list[str]]], targets: Iterable[Node]) -> list[Node]:
     """``targets`` and every node they read, transitively, in a stable order."""
     seen: dict[Node, None] = {}
@@ -177,6 +183,10 @@ class Experiments:
     def used_nodes(self, experiment: str) -> frozenset[Node]:
         """The nodes an experiment's summary needs, transitively."""
         return frozenset(upstream_closure(self.graphs[experiment], summary_nodes(self.configs[experiment])))
+
+    def benchmark_nodes(self, experiment: str) -> list[Node]:
+        """The nodes the experiment's benchmark report covers, transitively."""
+        return upstream_closure(self.graphs[experiment], benchmark_nodes(self.configs[experiment]))
 
 
 # ============================================================================ labels

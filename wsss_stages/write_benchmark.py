@@ -45,10 +45,16 @@ def read_job_time(path: Path) -> dict | None:
     return {"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")}
 
 
-def read_stage_times(folder: Path) -> list[dict]:
-    """Wall time and peak memory of every job whose benchmark file is in ``folder``."""
-    rows = [read_job_time(path) for path in sorted(Path(folder).glob("*.tsv"))]
-    return [row for row in rows if row]
+def read_job_times(paths: list[str], experiment: str) -> list[dict]:
+    """Cost rows of the jobs whose benchmark files are given; a job built in another experiment's
+    folder (shared) is named with that experiment. Jobs that never ran are left out."""
+    rows = []
+    for path in map(Path, paths):
+        row = read_job_time(path)
+        if row:
+            owner = path.parent.parent.name
+            rows.append({**row, "job": row["job"] if owner == experiment else f"{row['job']} (from {owner})"})
+    return rows
 
 
 def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str = "") -> dict:
@@ -81,7 +87,7 @@ def render_markdown(experiment: str, quality: list[dict], ratio: float | None, t
 
 
 def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str], segmentation: Path, refinement: str,
-                    upper_bound: Path, benchmarks: Path, out_md: Path, out_csv: Path) -> None:
+                    upper_bound: Path, jobs: list[str], out_md: Path, out_csv: Path) -> None:
     """Write benchmark.md and benchmark.csv (quality per stage, the upper bound, per-job cost).
 
     Args:
@@ -91,7 +97,7 @@ def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str],
         segmentation: eval_segmentation metrics of the network trained on pseudo-masks
         refinement: the refinement whose pseudo-masks trained that network
         upper_bound: eval_segmentation metrics of the network trained on ground-truth masks
-        benchmarks: folder of Snakemake benchmark TSV files
+        jobs: Snakemake benchmark TSV files of the jobs the report covers
         out_md: benchmark.md
         out_csv: benchmark.csv
     """
@@ -107,7 +113,7 @@ def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str],
     quality.append(quality_row("DeepLab on ground truth (upper bound)", full["split"], full, REFERENCES["upper_bound"],
                                "same network and schedule, masks of the training split"))  # fmt: skip
     ratio = 100.0 * weak["miou"] / full["miou"] if full["miou"] > 0 else None
-    times = read_stage_times(benchmarks)
+    times = read_job_times(jobs, experiment)
     rows = [{"section": "quality", **r, "weak_over_full_percent": None} for r in quality]
     rows[-2]["weak_over_full_percent"] = None if ratio is None else round(ratio, 2)
     rows += [{"section": "cost", "stage": t["job"], "seconds": t["seconds"], "cpu_seconds": t["cpu_seconds"],
