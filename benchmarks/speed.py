@@ -110,11 +110,11 @@ def random_walk_report(backbone: str) -> str:
 
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
-    from wsss_stages.experiments import Experiments
+    from wsss_stages.experiments import Experiments, job_name
     from wsss_stages.write_benchmark import read_job_time
 
     name = config["experiment"]
-    jobs = [f"{stage}_{variant}" if variant else stage for stage, variant in Experiments({name: config}).used_nodes(name)]
+    jobs = [job_name(node) for node in Experiments({name: config}).used_nodes(name)]
     times = [read_job_time(bench_dir / f"{job}.tsv") for job in [*jobs, "summarize_metrics"]]
     return sum(t["seconds"] or 0 for t in times if t)
 

@@ -7,7 +7,8 @@ import shlex
 from pathlib import Path
 
 from wsss_stages.codedeps import stage_code_files
-from wsss_stages.experiments import Experiments, method_label
+from wsss_stages.experiments import Experiments, job_name, method_label
+from wsss_stages.experiments import reported_refinements as refinements_reported
 
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each rule reads its experiment's own config.
@@ -218,8 +219,7 @@ def refinement_of(wildcards):
 
 def reported_refinements(wildcards):
     """The refinement that trains DeepLab first, then the ones only compared."""
-    chosen = cfg(wildcards)["make_pseudo_masks"]
-    return [chosen["refinement"]] + [r for r in chosen["compare"] if r != chosen["refinement"]]
+    return refinements_reported(cfg(wildcards))
 
 
 def pseudo_mask_metrics(wildcards, refinement):
@@ -277,8 +277,4 @@ def experiment_targets(name):
 def job_benchmarks(name, nodes=None):
     """The benchmark file of every job an experiment needs (its summary's, or ``nodes``), shared ones
     in the folder of the experiment that built them."""
-    paths = []
-    for stage, variant in sorted(RUN.used_nodes(name) if nodes is None else nodes):
-        suffix = f"_{variant}" if variant else ""
-        paths.append(f"results/{RUN.owner(name, (stage, variant))}/benchmarks/{stage}{suffix}.tsv")
-    return paths
+    return [f"results/{RUN.owner(name, node)}/benchmarks/{job_name(node)}.tsv" for node in sorted(RUN.used_nodes(name) if nodes is None else nodes)]

@@ -122,10 +122,22 @@ def _lookup(cfg: dict, dotted: str):
     return value
 
 
+def reported_refinements(cfg: dict) -> list[str]:
+    """The refinement that trains DeepLab first, then the ones only compared."""
+    chosen = cfg["make_pseudo_masks"]
+    return [chosen["refinement"]] + [r for r in chosen["compare"] if r != chosen["refinement"]]
+
+
+def job_name(node: Node) -> str:
+    """A node's job name, as in its log and benchmark file names: stage, or stage_wildcard."""
+    stage, variant = node
+    return f"{stage}_{variant}" if variant else stage
+
+
 def summary_nodes(cfg: dict) -> list[Node]:
     """The nodes whose results an experiment's summary (metrics.json) reads."""
     chosen = cfg["make_pseudo_masks"]
-    refinements = [chosen["refinement"]] + [r for r in chosen["compare"] if r != chosen["refinement"]]
+    refinements = reported_refinements(cfg)
     nodes = [("eval_cams", "cams"), ("make_pseudo_masks", chosen["refinement"])]
     nodes += [("eval_pseudo_masks", r) for r in refinements]
     if cfg["train_segmentation"]["enabled"]:
