@@ -67,10 +67,11 @@ def test_a_changed_threshold_splits_only_what_reads_it():
 
 def test_method_labels():
     runs = expand_experiments(tiny(cam={}, puzzle={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "re"]}}},
+                                   pcls={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "pcls"]}}},
                                    has={"train_classifier": {"hide_and_seek": {"patch_sizes": [16, 32]}}},
                                    ae={"adversarial_erasing": {"enabled": True}}, grad={"make_cams": {"cam_type": "gradcam"}}))  # fmt: skip
     labels = {name: method_label(cfg) for name, cfg in runs.items()}
-    assert labels == {"tiny_cam": "CAM", "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)", "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
+    assert labels == {"tiny_cam": "CAM", "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)", "tiny_pcls": "Puzzle-CAM (cls+pcls)", "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
                       "tiny_ae": "AE-PSL (T 3, δ 0.5)", "tiny_grad": "Grad-CAM"}  # fmt: skip
 
 

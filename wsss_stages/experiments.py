@@ -207,7 +207,9 @@ def method_label(cfg: dict) -> str:
     classifier = cfg["train_classifier"]
     parts = []
     if classifier["method"] == "puzzle":
-        parts.append(f"Puzzle-CAM ({'+'.join(classifier['puzzle']['terms'])}, α {classifier['puzzle']['alpha']:g})")
+        puzzle = classifier["puzzle"]
+        alpha = f", α {puzzle['alpha']:g}" if "re" in puzzle["terms"] else ""  # α weighs L_re only
+        parts.append(f"Puzzle-CAM ({'+'.join(puzzle['terms'])}{alpha})")
     hide = classifier["hide_and_seek"]
     if hide["patch_sizes"]:
         parts.append(f"Hide-and-Seek ({'/'.join(map(str, hide['patch_sizes']))} px, p {hide['prob']:g})")
