@@ -105,6 +105,36 @@ def test_gradcam_equals_cam_for_a_gap_linear_head():
     torch.testing.assert_close(normalise_cams(grad[active]), normalise_cams(cam[active]), rtol=1e-3, atol=1e-4)
 
 
+def test_multiscale_gradcam_is_cam_with_scales_weighted_by_their_inverse_feature_size():
+    """The premise of benchmarks/gradcam_scales.py: summed over scales, Grad-CAM = Σ_s CAM_s / n_s,
+    and dividing each scale by its own maximum first makes the two methods equal."""
+    import importlib.util
+    from pathlib import Path
+
+    from wsss_stages.make_cams import gradcam_function
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gradcam_scales.py"
+    spec = importlib.util.spec_from_file_location("gradcam_scales", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 4).eval()
+    net.classifier.weight.data *= 1000
+    x, scales = torch.randn(1, 3, 64, 64), [1.0, 0.5, 2.0]
+    with torch.no_grad():
+        cams = bench.per_scale_maps(net, x, scales, net.class_maps, None)[:, 0]
+        grads = bench.per_scale_maps(net, x, scales, gradcam_function(net, "high"), None)[:, 0]
+    sizes = bench.sizes_per_scale(net, x, scales)
+    assert sizes == [64, 16, 256]
+    active = cams.flatten(2).amax(2).amin(0) > 1e-2  # classes with a map at every scale
+    assert active.sum() >= 2
+    cams, grads = cams[:, active], grads[:, active]
+    inverse = 1.0 / torch.tensor(sizes, dtype=torch.float32)
+    torch.testing.assert_close(bench.combine(grads, None, False), bench.combine(cams, inverse, False), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(bench.combine(grads, None, True), bench.combine(cams, None, True), rtol=1e-3, atol=1e-4)
+    assert not torch.allclose(bench.combine(grads, None, False), bench.combine(cams, None, False), atol=1e-2)
+
+
 def test_gradcam_at_the_low_layer_has_its_resolution():
     net = CamClassifier(TinyBackbone(output_stride=8), 3).eval()
     maps = gradcam_maps(net, torch.randn(1, 3, 32, 32), [0, 2], layer="low")
