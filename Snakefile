@@ -9,10 +9,12 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)
+# The package is installed (`make install`, editable). To run from a checkout where it is not (e.g.
+# with --sdm conda, or on cluster nodes that see only the checkout), uncomment this line:
+# sys.path.insert(0, workflow.basedir)
 from wsss_stages import WsssError  # noqa: E402
-from wsss_stages.config import validate_config  # noqa: E402
-from wsss_stages.experiments import expand_experiments  # noqa: E402
+from wsss_stages.lib.config import validate_config  # noqa: E402
+from wsss_stages.lib.experiments import expand_experiments  # noqa: E402
 
 
 # config.yaml is the demo; a preset given with --configfile stands alone (schema defaults fill
@@ -34,9 +36,7 @@ config.update(_validated)
 
 include: "rules/common.smk"
 include: "rules/data.smk"
-include: "rules/cams.smk"
-include: "rules/refine.smk"
-include: "rules/segmentation.smk"
+include: "rules/stages.smk"
 include: "rules/report.smk"
 
 

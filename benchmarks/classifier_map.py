@@ -12,19 +12,19 @@ the splits asked for, without the background class.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from wsss_stages.models import load_model  # noqa: E402
-from wsss_stages.seed_methods import average_precision  # noqa: E402
-from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, resize_pair, set_threads, to_tensor  # noqa: E402
-from wsss_stages.voc import VOCDataset  # noqa: E402
+from wsss_stages.lib.models import load_model
+from wsss_stages.lib.seed_methods import average_precision
+from wsss_stages.lib.models import to_tensor
+from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.training import resize_with_maps
+from wsss_stages.lib.voc import VOCDataset
 
 
 def classifier_map(model_path: Path, dataset: VOCDataset, ids: list[str], size: int, device: torch.device) -> float:
@@ -34,7 +34,7 @@ def classifier_map(model_path: Path, dataset: VOCDataset, ids: list[str], size: 
     with torch.no_grad(), autocast(device, inference_dtype("auto", device)):
         for image_id in progress(ids, desc=model_path.parent.parent.name, leave=False):
             image = dataset.load_image(image_id)
-            image, _ = resize_pair(image, None, size / max(image.shape[:2]))
+            image, _ = resize_with_maps(image, {}, size / max(image.shape[:2]))
             x = to_tensor(image, meta["mean"], meta["std"])[None].to(device)
             scores.append(net(x)[0].float().cpu().numpy())
             targets.append(dataset.label_vector(image_id))

@@ -19,22 +19,21 @@ maps once and scores (background-threshold sweep, best mIoU) these sums of them:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from wsss_stages.eval_cams import cam_labels  # noqa: E402
-from wsss_stages.evaluation import ids_with_masks  # noqa: E402
-from wsss_stages.make_cams import CPU_MAX_PIXELS, batches_by_size, class_maps_multiscale, gradcam_function, normalise_cams  # noqa: E402
-from wsss_stages.metrics import confusion_matrix, scores_from_confusion  # noqa: E402
-from wsss_stages.models import load_model  # noqa: E402
-from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor  # noqa: E402
-from wsss_stages.voc import VOCDataset  # noqa: E402
+from wsss_stages.lib.thresholds import strongest as cam_labels
+from wsss_stages.lib.evaluation import ids_with_masks
+from wsss_stages.lib.cams import CPU_MAX_PIXELS, batches_by_size, class_maps_multiscale, gradcam_function, normalise_cams
+from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.models import load_model
+from wsss_stages.lib.models import to_tensor
+from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.voc import VOCDataset
 
 VARIANTS = ("cam", "cam / n_s", "gradcam", "cam, scales normalised", "gradcam, scales normalised")
 

@@ -14,16 +14,14 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def measure(backbone: str, stride: int, height: int, width: int) -> dict:
     import torch
 
-    from wsss_stages.affinity import AffinityNet
-    from wsss_stages.models import build_backbone
+    from wsss_stages.lib.affinity import AffinityNet
+    from wsss_stages.lib.models import build_backbone
     from wsss_stages.random_walk import walk_cams
 
     torch.set_num_threads(2)

@@ -3,7 +3,7 @@
     python benchmarks/speed.py --configfile configs/voc12_cpu.yaml --data-root ../shared/data/voc2012-subset
 
 It reads the experiment's finished artifacts (classifier, CAMs, AffinityNet, Snakemake benchmark
-files), so run the pipeline first (``make benchmark DATA=…`` does both). Every ratio is measured
+files), so run the pipeline first (``make benchmark DATA_ROOT=…`` does both). Every ratio is measured
 in this run, on the same images, weights and thread count:
 
 1. ``make_cams``'s batched extraction against the reference repositories' loop (one forward per
@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def load_config(configfile: Path, data_root: str) -> dict:
-    from wsss_stages.config import validate_config
+    from wsss_stages.lib.config import validate_config
 
     import yaml
 
@@ -44,7 +43,7 @@ def load_config(configfile: Path, data_root: str) -> dict:
 
 
 def images_for(dataset, split: str, count: int) -> list[str]:
-    from wsss_stages.voc import split_labelled
+    from wsss_stages.lib.voc import split_labelled
 
     import logging
 
@@ -57,9 +56,9 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
     import numpy as np
     import torch
 
-    from wsss_stages.make_cams import extract_cams, plain_loop_cams
-    from wsss_stages.models import load_model
-    from wsss_stages.training import for_inference, inference_dtype, pick_device
+    from wsss_stages.lib.cams import extract_cams, plain_loop_cams
+    from wsss_stages.lib.models import load_model
+    from wsss_stages.lib.runtime import for_inference, inference_dtype, pick_device
 
     torch.set_num_threads(threads)
     device = pick_device("auto")
@@ -84,10 +83,10 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
 
 
 def crf_speed(cams: Path, data_root: Path, ids: list[str], threshold: float, crf_config: dict, workers: int) -> dict:
-    from wsss_stages.crf import CrfParams
-    from wsss_stages.parallel import parallel_map
+    from wsss_stages.lib.crf import CrfParams
+    from wsss_stages.lib.parallel import parallel_map
     from wsss_stages.refine_crf import _refine_one
-    from wsss_stages.voc import VOCDataset
+    from wsss_stages.lib.voc import VOCDataset
 
     params = CrfParams(crf_config["iterations"], crf_config["gaussian_sxy"], crf_config["gaussian_compat"],
                        crf_config["bilateral_sxy"], crf_config["bilateral_srgb"], crf_config["bilateral_compat"])  # fmt: skip
@@ -110,8 +109,8 @@ def random_walk_report(backbone: str) -> str:
 
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
-    from wsss_stages.experiments import Experiments, job_name
-    from wsss_stages.write_benchmark import read_job_time
+    from wsss_stages.lib.pipeline import Experiments, job_name
+    from wsss_stages.lib.reports import read_job_time
 
     name = config["experiment"]
     jobs = [job_name(node) for node in Experiments({name: config}).used_nodes(name)]
@@ -143,8 +142,8 @@ def main() -> None:
     parser.add_argument("--skip-tweak", action="store_true", help="do not rerun Snakemake for the threshold tweak")
     args = parser.parse_args()
 
-    from wsss_stages.artifacts import read_json
-    from wsss_stages.voc import VOCDataset
+    from wsss_stages.lib.artifacts import read_json
+    from wsss_stages.lib.voc import VOCDataset
 
     config = load_config(args.configfile, args.data_root)
     results = REPO / "results" / config["experiment"]

@@ -1,16 +1,23 @@
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from wsss_stages.lib.artifacts import save_mask
+from wsss_stages.lib.voc import VOC_CLASSES
 
-from wsss_stages.artifacts import save_mask  # noqa: E402
-from wsss_stages.voc import VOC_CLASSES  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stage_args(stage: str, overrides: dict | None = None, variant: str = "") -> dict:
+    """The config arguments a stage's rule passes it, for the schema defaults with ``overrides``."""
+    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.declare import REGISTRY
+    from wsss_stages.lib.pipeline import node_params
+
+    return node_params(validate_config(overrides or {}), REGISTRY.stage(stage), variant)
 
 
 def write_voc_tree(root: Path, ids: dict[str, list[str]], size=(24, 32), classes_txt=None, labels=None) -> Path:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_stages.affinity import (AffinityNet, affinity_loss, pair_offsets, random_walk, shifted_pair, transition_matrix)  # fmt: skip
-from wsss_stages.artifacts import cams_to_scores
+from wsss_stages.lib.affinity import (AffinityNet, affinity_loss, pair_offsets, random_walk, shifted_pair, transition_matrix)  # fmt: skip
+from wsss_stages.lib.artifacts import cams_to_scores
 from wsss_stages.make_affinity_labels import affinity_labels
-from wsss_stages.models import TinyBackbone
+from wsss_stages.lib.models import TinyBackbone
 from wsss_stages.random_walk import walk_cams
 
 

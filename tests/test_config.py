@@ -1,7 +1,7 @@
 import pytest
 
 from wsss_stages import WsssError
-from wsss_stages.config import load_config_file, validate_config
+from wsss_stages.lib.config import load_config_file, validate_config
 
 
 def test_defaults_are_filled_recursively():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from wsss_stages.crf import CrfParams, crf_on_labels, crf_on_scores
+from wsss_stages.lib.crf import CrfParams, crf_on_labels, crf_on_scores
 from wsss_stages.make_pseudo_masks import scores_to_mask
 
 

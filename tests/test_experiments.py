@@ -9,8 +9,9 @@ import yaml
 
 from test_pipeline import CONFIG, planned_jobs, snakemake
 from wsss_stages import WsssError
-from wsss_stages.config import validate_config
-from wsss_stages.experiments import Experiments, deep_merge, expand_experiments, method_label
+from wsss_stages.lib.config import validate_config
+from wsss_stages.lib.experiments import deep_merge, expand_experiments
+from wsss_stages.lib.pipeline import Experiments, method_label
 
 
 def tiny(**experiments) -> dict:
@@ -68,7 +69,7 @@ def test_a_changed_threshold_splits_only_what_reads_it():
 def test_method_labels():
     runs = expand_experiments(tiny(cam={}, puzzle={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "re"]}}},
                                    pcls={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "pcls"]}}},
-                                   has={"train_classifier": {"hide_and_seek": {"patch_sizes": [16, 32]}}},
+                                   has={"train_classifier": {"method": "hide_and_seek", "hide_and_seek": {"patch_sizes": [16, 32]}}},
                                    ae={"adversarial_erasing": {"enabled": True}}, grad={"make_cams": {"cam_type": "gradcam"}}))  # fmt: skip
     labels = {name: method_label(cfg) for name, cfg in runs.items()}
     assert labels == {"tiny_cam": "CAM", "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)", "tiny_pcls": "Puzzle-CAM (cls+pcls)", "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
@@ -123,7 +124,7 @@ def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(mul
 def test_changing_one_experiment_reruns_only_its_own_stages(multi_run):
     workdir, overlay = multi_run
     assert "Nothing to be done" in snakemake(workdir, "-n", overlays=(overlay,)).stdout
-    changed = dict(OVERLAY, experiments={**OVERLAY["experiments"], "gradcam": {"make_cams": {"cam_type": "gradcam", "gradcam_layer": "low"}}})
+    changed = dict(OVERLAY, experiments={**OVERLAY["experiments"], "gradcam": {"make_cams": {"cam_type": "gradcam", "gradcam": {"layer": "low"}}}})
     edited = Path(workdir / "edited.yaml")
     edited.write_text(yaml.safe_dump(changed, sort_keys=False))
     out = snakemake(workdir, "-n", overlays=(edited,)).stdout

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from wsss_stages.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
 
 
 def test_confusion_matrix_ignores_void_and_counts_by_hand():

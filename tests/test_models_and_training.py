@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
-from wsss_stages.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
+from wsss_stages.lib.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
+from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
 
 
 @pytest.mark.parametrize("os_", [8, 16])
@@ -79,16 +79,28 @@ def test_augment_is_deterministic_and_pads_mask_with_ignore():
     aug = Augment(32, (0.5, 0.5), (0.5,) * 3, (0.25,) * 3, seed=1)
     image = np.full((20, 20, 3), 128, np.uint8)
     mask = np.ones((20, 20), np.uint8)
-    x1, m1 = aug(image, mask, epoch=0, index=3)
-    x2, m2 = aug(image, mask, epoch=0, index=3)
-    assert torch.equal(x1, x2) and torch.equal(m1, m2)
-    assert x1.shape == (3, 32, 32) and (m1 == 255).sum() == 32 * 32 - 100
+    x1, m1 = aug(image, {"mask": mask}, epoch=0, index=3)
+    x2, m2 = aug(image, {"mask": mask}, epoch=0, index=3)
+    assert torch.equal(x1, x2) and torch.equal(m1["mask"], m2["mask"])
+    assert x1.shape == (3, 32, 32) and (m1["mask"] == 255).sum() == 32 * 32 - 100
+
+
+def test_every_per_pixel_map_follows_the_image():
+    aug = Augment(24, (0.7, 1.3), (0.5,) * 3, (0.25,) * 3, seed=2)
+    ramp = np.tile(np.arange(40, dtype=np.uint8), (30, 1))  # column index, so crops and flips show
+    image = np.repeat(ramp[:, :, None], 3, axis=2)
+    for index in range(6):
+        x, maps = aug(image, {"mask": ramp, "saliency": ramp}, epoch=0, index=index)
+        assert torch.equal(maps["mask"], maps["saliency"])
+        pixels = (x[0] * 0.25 + 0.5) * 255  # undo the normalisation
+        inside = maps["mask"] != 255
+        assert (pixels[inside] - maps["mask"][inside].float()).abs().max() < 3
 
 
 def _loop(tmp_path, epochs, signature):
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(8), 2)
-    data = EpochDataset(8, lambda i: (np.full((16, 16, 3), i * 20, np.uint8), None, torch.tensor([i % 2, 1.0 - i % 2])),
+    data = EpochDataset(8, lambda i: (np.full((16, 16, 3), i * 20, np.uint8), {}, {"labels": torch.tensor([i % 2, 1.0 - i % 2])}),
                         Augment(16, (1.0, 1.0), (0.5,) * 3, (0.25,) * 3))
     opt = make_optimizer(net, net.head_parameters(), 0.01, 1, 0, 0.9)
     loop = TrainLoop(net, opt, data, 4, epochs, torch.device("cpu"), tmp_path / "ckpt", signature)
@@ -96,7 +108,7 @@ def _loop(tmp_path, epochs, signature):
 
 
 def test_training_resumes_from_checkpoint_only_with_same_signature(tmp_path, caplog):
-    loss = lambda model, x, y: F.multilabel_soft_margin_loss(model(x), y)  # noqa: E731
+    loss = lambda model, x, y: F.multilabel_soft_margin_loss(model(x), y["labels"])  # noqa: E731
     loop, _ = _loop(tmp_path, 2, {"a": 1})
     history = loop.run(loss)
     assert len(history) == 2 and (tmp_path / "ckpt" / "last.pt").is_file()
@@ -119,7 +131,7 @@ def test_files_fingerprint_changes_with_content(tmp_path):
 
 
 def test_saved_model_loads_with_weights_only(tmp_path):
-    from wsss_stages.models import model_meta
+    from wsss_stages.lib.models import model_meta
 
     net = CamClassifier(TinyBackbone(8), 3)
     meta = model_meta("classifier", "tiny", 8, 3, ["bg", "a", "b", "c"], mean=[0.5] * 3, std=[0.25] * 3)

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).with_name("tiny_config.yaml")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, overlays: tuple[Path, ...] = (), env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake on the tiny config (plus overlay config files) in ``workdir``."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {}))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(CONFIG), *map(str, overlays), "--cores", "2", *args]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -36,8 +36,8 @@ def all_background_miou(root: Path, split: str) -> float:
     """mIoU of predicting background everywhere: the chance level a trained pipeline must beat."""
     import numpy as np
 
-    from wsss_stages.metrics import confusion_matrix, scores_from_confusion
-    from wsss_stages.voc import VOCDataset
+    from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
+    from wsss_stages.lib.voc import VOCDataset
 
     ds = VOCDataset(root)
     conf = sum(confusion_matrix(m, np.zeros_like(m), ds.num_classes) for m in map(ds.load_mask, ds.split_ids(split)))
@@ -57,7 +57,7 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
                  "tune_crf/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
                  "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
                  "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
-                 "random_walk/cams/manifest.json", "eval_pseudo_masks/rw/metrics.json",
+                 "random_walk/cams/cams/manifest.json", "eval_pseudo_masks/rw/metrics.json",
                  "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
         assert (results / path).is_file(), path
     metrics = json.loads((results / "metrics.json").read_text())

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from wsss_stages.make_cams import normalise_cams
-from wsss_stages.models import Backbone, CamClassifier, TinyBackbone
-from wsss_stages.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
+from wsss_stages.lib.cams import normalise_cams
+from wsss_stages.lib.models import Backbone, CamClassifier, TinyBackbone
+from wsss_stages.lib.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
                                       puzzle_losses, tile_image)  # fmt: skip
 
 
@@ -111,7 +111,7 @@ def test_multiscale_gradcam_is_cam_with_scales_weighted_by_their_inverse_feature
     import importlib.util
     from pathlib import Path
 
-    from wsss_stages.make_cams import gradcam_function
+    from wsss_stages.lib.cams import gradcam_function
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "gradcam_scales.py"
     spec = importlib.util.spec_from_file_location("gradcam_scales", path)
@@ -150,8 +150,16 @@ def test_average_precision():
 
 
 # ---------------------------------------------------------------------------- the stages, end to end on a tiny tree
-TINY = {"backbone": "tiny", "weights": "none", "output_stride": 8, "epochs": 1, "batch_size": 4, "crop_size": 32,
-        "scale_range": [1.0, 1.0], "lr": 0.01, "threads": 1}  # fmt: skip
+TINY = {"splits": {"classifier": "train", "seeds": "train", "segmentation": "train"},
+        "make_cams": {"scales": [1.0]},
+        "train_classifier": {"backbone": {"name": "tiny", "weights": "none", "output_stride": 8},
+                             "training": {"epochs": 1, "batch_size": 4, "crop_size": 32, "scale_range": [1.0, 1.0], "lr": 0.01}}}  # fmt: skip
+
+
+def tiny_config(**sections) -> dict:
+    from wsss_stages.lib.experiments import deep_merge
+
+    return deep_merge(TINY, sections)
 
 
 @pytest.fixture
@@ -162,50 +170,86 @@ def tiny_tree(tmp_path):
     return write_voc_tree(tmp_path / "VOC2012", {"train": ids}, size=(32, 48))
 
 
-def test_puzzle_and_hide_and_seek_training_and_gradcam_extraction(tiny_tree, tmp_path):
-    from wsss_stages.artifacts import load_cams, read_json, read_manifest
-    from wsss_stages.make_cams import make_cams
-    from wsss_stages.models import load_model
+def train_tiny_classifier(tree, model, **method):
+    from conftest import stage_args
     from wsss_stages.train_classifier import train_classifier
 
+    args = stage_args("train_classifier", tiny_config(train_classifier=method))
+    train_classifier(data_root=tree, out_model=model, out_info=model.with_suffix(".json"), threads=1, **args)
+
+
+def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
+    from conftest import stage_args
+    from wsss_stages.lib.artifacts import load_cams, read_json, read_manifest
+    from wsss_stages.lib.models import load_model
+    from wsss_stages.make_cams import make_cams
+
     model = tmp_path / "cls" / "model.pt"
-    train_classifier(data_root=tiny_tree, split="train", out_model=model, method="puzzle", puzzle_terms=["cls", "re"],
-                     hide_patch_sizes=[8, 16], **TINY)  # fmt: skip
+    train_tiny_classifier(tiny_tree, model, method="puzzle", puzzle={"terms": ["cls", "re"]})
     record = read_json(model.with_suffix(".json"))
-    assert record["method"] == "puzzle" and record["puzzle_terms"] == ["cls", "re"] and record["hide_patch_sizes"] == [8, 16]
+    assert record["method"] == "puzzle" and record["method_options"] == {"alpha": 4.0, "terms": ["cls", "re"]}
     assert load_model(model, ("classifier",))[1]["method"] == "puzzle"
     out = tmp_path / "gradcam"
-    make_cams(model=model, data_root=tiny_tree, splits=["train"], out_dir=out, scales=[1.0, 0.5], cam_type="gradcam")
+    args = stage_args("make_cams", tiny_config(make_cams={"scales": [1.0, 0.5], "cam_type": "gradcam"}))
+    make_cams(model=model, data_root=tiny_tree, out_dir=out, threads=1, **args)
     assert read_manifest(out, "cams")["cam_type"] == "gradcam"
     cams, classes = load_cams(out / "i0.npz")
     assert cams.shape == (len(classes), 32, 48) and 0 <= cams.min() and cams.max() <= 1
 
 
-def test_puzzle_rejects_crops_that_do_not_tile(tiny_tree, tmp_path):
+def test_hide_and_seek_trains_on_hidden_images(tiny_tree, tmp_path, caplog):
+    from wsss_stages.lib.artifacts import read_json
+
+    caplog.set_level("INFO")
+    model = tmp_path / "has" / "model.pt"
+    train_tiny_classifier(tiny_tree, model, method="hide_and_seek", hide_and_seek={"patch_sizes": [8, 16]})
+    assert read_json(model.with_suffix(".json"))["method_options"] == {"patch_sizes": [8, 16], "prob": 0.5}
+    assert "Hide-and-Seek: patches [8, 16] px" in caplog.text
+
+
+def test_puzzle_alpha_enters_the_signature_only_with_the_reconstruction_loss():
+    from conftest import stage_args
+
+    def options(**puzzle):
+        return stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": puzzle}})["method_options"]
+
+    assert options(terms=["cls", "pcls"], alpha=1.0) == options(terms=["cls", "pcls"], alpha=4.0) == {"terms": ["cls", "pcls"]}
+    assert options(terms=["cls", "re"], alpha=1.0) != options(terms=["cls", "re"], alpha=4.0)
+
+
+def test_puzzle_rejects_crops_that_do_not_tile():
     from wsss_stages import WsssError
-    from wsss_stages.train_classifier import train_classifier
+    from wsss_stages.lib.config import validate_config
 
-    with pytest.raises(WsssError, match="crop_size"):
-        train_classifier(data_root=tiny_tree, split="train", out_model=tmp_path / "m.pt", method="puzzle", **{**TINY, "crop_size": 36})
+    with pytest.raises(WsssError, match=r"train_classifier\.training\.crop_size"):
+        validate_config(tiny_config(train_classifier={"method": "puzzle", "training": {"crop_size": 36}}))
 
 
-def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp_path):
-    from wsss_stages.artifacts import load_cams, load_mask, read_json
-    from wsss_stages.train_classifier import train_classifier
+def run_erasing(tree, tmp_path, floor=None, **erasing):
+    from conftest import stage_args
     from wsss_stages.train_erasing import train_erasing
 
     model = tmp_path / "train_classifier" / "model.pt"
-    train_classifier(data_root=tiny_tree, split="train", out_model=model, **TINY)
-    out = tmp_path / "train_erasing" / "cams"
-    train_erasing(classifier=model, data_root=tiny_tree, split="train", cam_splits=["train"], out_dir=out,
-                  out_report=tmp_path / "train_erasing" / "steps.json", steps=2, delta=0.5, scales=[1.0], threads=1)  # fmt: skip
-    report = read_json(tmp_path / "train_erasing" / "steps.json")
+    train_tiny_classifier(tree, model)
+    args = stage_args("train_erasing", tiny_config(adversarial_erasing={"enabled": True, **erasing}))
+    if floor is not None:  # above any mAP (the config allows at most 100)
+        args["map_floor"] = floor
+    train_erasing(classifier=model, data_root=tree, out_dir=tmp_path / "train_erasing" / "cams",
+                  out_report=tmp_path / "train_erasing" / "steps.json", threads=1, **args)  # fmt: skip
+    return tmp_path / "train_erasing"
+
+
+def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp_path):
+    from wsss_stages.lib.artifacts import load_cams, load_mask, read_json
+
+    folder = run_erasing(tiny_tree, tmp_path, steps=2, delta=0.5)
+    report = read_json(folder / "steps.json")
     assert [s["step"] for s in report["steps"]] == [1, 2] and all(s["kept"] for s in report["steps"])
     assert report["steps"][1]["mined_fraction"] >= report["steps"][0]["mined_fraction"] > 0
     work = tmp_path / ".checkpoints" / "train_erasing"
     first, second = load_mask(work / "step1" / "mined" / "i0.png"), load_mask(work / "step2" / "mined" / "i0.png")
     assert ((first > 0) <= (second > 0)).all()  # mined sets only grow
-    fused, _ = load_cams(out / "i0.npz")
+    fused, _ = load_cams(folder / "cams" / "i0.npz")
     step1, _ = load_cams(work / "step1" / "cams" / "i0.npz")
     assert (fused >= step1).all()
     # thresholding the fused seeds at delta gives the union of mined regions
@@ -213,20 +257,15 @@ def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp
 
 
 def test_adversarial_erasing_stops_below_the_map_floor(tiny_tree, tmp_path):
-    from wsss_stages.artifacts import read_json
-    from wsss_stages.train_classifier import train_classifier
-    from wsss_stages.train_erasing import train_erasing
+    from wsss_stages.lib.artifacts import read_json
 
-    model = tmp_path / "train_classifier" / "model.pt"
-    train_classifier(data_root=tiny_tree, split="train", out_model=model, **TINY)
-    train_erasing(classifier=model, data_root=tiny_tree, split="train", cam_splits=["train"], out_dir=tmp_path / "out",
-                  out_report=tmp_path / "steps.json", steps=3, map_floor=100.1, scales=[1.0], threads=1)  # fmt: skip
-    steps = read_json(tmp_path / "steps.json")["steps"]
+    folder = run_erasing(tiny_tree, tmp_path, floor=100.1, steps=3)
+    steps = read_json(folder / "steps.json")["steps"]
     assert [s["kept"] for s in steps] == [True, False]  # step 2 fell below the floor; step 3 never ran
 
 
 def test_gradcam_function_computes_only_the_requested_classes():
-    from wsss_stages.make_cams import gradcam_function
+    from wsss_stages.lib.cams import gradcam_function
 
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(output_stride=8), 4).eval()

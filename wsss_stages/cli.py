@@ -1,9 +1,10 @@
-"""``wsss <stage> [--option value …]``: one subcommand per stage.
+"""``wsss <stage> [--option value …]``: one subcommand per registered stage.
 
-Each stage module ``wsss_stages/<stage>.py`` defines a function of the same name that takes
-keyword-only arguments. The command line is derived from that signature (type hints and the
-``Args:`` section of its docstring), so the function is the single definition of a stage's
-interface and the CLI cannot drift from it. Only the chosen stage's module is imported.
+Each stage's module defines a function of the same name that takes keyword-only arguments. The
+command line is derived from that signature (type hints and the ``Args:`` section of its
+docstring), so the function is the single definition of a stage's interface and the CLI cannot
+drift from it. Values take the form the generated rule commands pass: booleans as true/false,
+config sections as JSON objects, "None" for an absent value. Only the chosen stage's module is imported.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import logging
 import sys
 import time
@@ -18,32 +20,18 @@ import types
 import typing
 
 from wsss_stages import WsssError, __version__
+from wsss_stages.lib.declare import load_plugins
 
-STAGES: dict[str, str] = {
-    "make_demo_data": "generate the built-in synthetic dataset in VOC layout",
-    "train_classifier": "train the multi-label GAP classifier (resumable)",
-    "make_cams": "multi-scale + flip class activation maps (CAM or Grad-CAM) for each image's classes",
-    "train_erasing": "adversarial erasing (AE-PSL): classifiers on ever more erased images, fused seeds",
-    "eval_cams": "background-threshold sweep of CAMs against masks",
-    "tune_crf": "sweep the CRF background score on the seed split",
-    "refine_crf": "dense CRF on CAM scores or random-walk scores",
-    "make_affinity_labels": "confident fg / bg / unsure labels from CAMs for AffinityNet",
-    "train_affinitynet": "train the inter-pixel affinity network (resumable)",
-    "random_walk": "propagate CAMs by a random walk on learned affinities (sparse, bounded memory)",
-    "make_pseudo_masks": "score maps -> palette PNG pseudo-masks (optional 255 band)",
-    "eval_pseudo_masks": "score pseudo-masks against ground truth",
-    "train_segmentation": "train DeepLab on pseudo-masks (resumable)",
-    "predict_segmentation": "predict masks with the segmentation network",
-    "eval_segmentation": "score predicted masks against ground truth",
-    "summarize_metrics": "collect the headline numbers into metrics.json / metrics.md",
-    "write_benchmark": "quality per stage, the fully-supervised upper bound and per-job cost: benchmark.md / .csv",
-    "write_leaderboard": "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
-}
+def stages() -> dict:
+    """The registered stages (core, built-in plug-ins, and the modules named in WSSS_PLUGINS)."""
+    return load_plugins().stages
 
 
 def stage_function(stage: str):
-    module = importlib.import_module(f"wsss_stages.{stage}")
-    return getattr(module, stage)
+    declared = stages().get(stage)
+    if declared is None:
+        raise WsssError(f"unknown stage '{stage}'")
+    return getattr(importlib.import_module(declared.module_name), stage)
 
 
 def _docstring_args(func) -> dict[str, str]:
@@ -76,6 +64,31 @@ def _unwrap_optional(hint):
     return hint, False
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return value in ("true", "1", "yes")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _none_or(kind):
+    def convert(text: str):
+        return None if text.lower() in ("none", "null", "") else kind(text)
+
+    convert.__name__ = getattr(kind, "__name__", "value")
+    return convert
+
+
 def _add_argument(parser: argparse.ArgumentParser, name: str, hint, default, help_text: str) -> None:
     flag = "--" + name.replace("_", "-")
     hint, optional = _unwrap_optional(hint)
@@ -87,25 +100,24 @@ def _add_argument(parser: argparse.ArgumentParser, name: str, hint, default, hel
         kwargs["help"] = f"{help_text} (default: {default})"
     origin = typing.get_origin(hint)
     if hint is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction
+        kwargs["type"] = _boolean
+        kwargs["metavar"] = "{true,false}"
+    elif hint is dict or origin is dict:
+        kwargs["type"] = _json_object
+        kwargs["metavar"] = "JSON"
     elif origin in (list, tuple):
         (item,) = set(typing.get_args(hint)) - {Ellipsis}
-        kwargs.update(nargs="+", type=item)
-    elif origin is typing.Literal:
-        kwargs.update(choices=typing.get_args(hint), type=type(typing.get_args(hint)[0]))
+        kwargs.update(nargs="*", type=item)
     else:
         kwargs["type"] = hint
-    if optional and kwargs.get("type") in (float, int):
+    if optional:
         kwargs["type"] = _none_or(kwargs["type"])
     parser.add_argument(flag, **kwargs)
 
 
-def _none_or(kind):
-    def convert(text: str):
-        return None if text.lower() in ("none", "null") else kind(text)
-
-    convert.__name__ = kind.__name__
-    return convert
+def _optional_list(values):
+    """``--x None`` for an optional list parses as [None]: that is None."""
+    return None if values == [None] else values
 
 
 def build_parser(stage: str) -> argparse.ArgumentParser:
@@ -123,10 +135,11 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
 
 
 def _top_level_help() -> str:
-    width = max(map(len, STAGES))
+    registered = stages()
+    width = max(map(len, registered))
     lines = [f"wsss {__version__}: weakly-supervised semantic segmentation stages", "",
              "usage: wsss STAGE [options]   (wsss STAGE --help for a stage's options)", "", "stages:"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in STAGES.items()]
+    lines += [f"  {name:<{width}}  {stage.help}" for name, stage in registered.items()]
     return "\n".join(lines)
 
 
@@ -144,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     stage, rest = argv[0], argv[1:]
-    if stage not in STAGES:
+    try:
+        known = stage in stages()
+    except WsssError as exc:
+        print(f"wsss: error: {exc}", file=sys.stderr)
+        return 2
+    if not known:
         print(f"wsss: unknown stage '{stage}'\n\n{_top_level_help()}", file=sys.stderr)
         return 2
-    args = vars(build_parser(stage).parse_args(rest))
+    args = {k: _optional_list(v) for k, v in vars(build_parser(stage).parse_args(rest)).items()}
     setup_logging()
     log = logging.getLogger(f"wsss.{stage}")
     log.info("wsss %s %s", stage, " ".join(rest))

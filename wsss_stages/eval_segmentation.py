@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wsss_stages.evaluation import evaluate_mask_folder
+from wsss_stages.lib.evaluation import evaluate_mask_folder
 
 
-def eval_segmentation(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path,
-                      mask_folder: str | None = None) -> None:
+def eval_segmentation(*, masks: Path, data_root: Path, out_json: Path, out_csv: Path, split: str, mask_folder: str | None, threads: int = 1) -> None:
     """mIoU, per-class IoU, precision and recall of predicted masks (val in the standard protocol).
 
     Args:
@@ -17,6 +16,7 @@ def eval_segmentation(*, masks: Path, data_root: Path, split: str, out_json: Pat
         split: split with ground truth
         out_json: metrics JSON
         out_csv: per-class CSV
-        mask_folder: SegmentationClass or SegmentationClassAug (default: whichever exists)
+        mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
+        threads: unused (one process)
     """
     evaluate_mask_folder(masks=masks, data_root=data_root, split=split, out_json=out_json, out_csv=out_csv, mask_folder=mask_folder)

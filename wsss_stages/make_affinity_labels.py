@@ -1,4 +1,4 @@
-"""Affinity labels from CAMs (irn's cam_to_ir_label): confident foreground, confident background, 255 between.
+"""Stage make_affinity_labels: affinity labels from CAMs (irn's cam_to_ir_label): confident foreground, confident background, 255 between.
 
 Foreground: pixels whose CAM exceeds ``conf_fg`` after a CRF on the labels; background:
 pixels below ``conf_bg`` after a CRF; where the two disagree or are unsure, 255.
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.artifacts import IGNORE, atomic_dir, load_cams, read_manifest, save_mask, write_manifest
-from wsss_stages.crf import crf_on_labels
-from wsss_stages.parallel import parallel_map
-from wsss_stages.voc import VOCDataset
+from wsss_stages import WsssError
+from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_cams, read_manifest, save_mask, write_manifest
+from wsss_stages.lib.crf import crf_on_labels
+from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ def _one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, out_dir: Path, c
     save_mask(out_dir / f"{image_id}.png", affinity_labels(cams, classes, conf_fg, conf_bg, image))
 
 
-def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, conf_fg: float = 0.30, conf_bg: float = 0.05,
-                         crf: bool = True, threads: int = 1) -> None:
+def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, conf_fg: float, conf_bg: float, crf: bool, threads: int = 1) -> None:
     """Write affinity labels (palette PNG, 255 = unsure) for every image of a CAM folder.
 
     Args:
@@ -59,8 +59,6 @@ def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, conf_fg:
         crf: refine both label maps with irn's label CRF
         threads: worker processes
     """
-    from wsss_stages import WsssError
-
     if not 0 <= conf_bg <= conf_fg <= 1:
         raise WsssError(f"need 0 <= conf_bg ({conf_bg}) <= conf_fg ({conf_fg}) <= 1 (config: make_affinity_labels)")
     ids = read_manifest(cams, "cams")["ids"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wsss_stages.artifacts import IGNORE, atomic_dir, save_mask, write_manifest
+from wsss_stages.lib.artifacts import IGNORE, atomic_dir, save_mask, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ def _annotation_xml(image_id: str, size: int, names: list[str]) -> str:
             f"<size><width>{size}</width><height>{size}</height><depth>3</depth></size>{objects}</annotation>\n")  # fmt: skip
 
 
-def make_demo_data(*, out_dir: Path, num_train: int = 320, num_seed_eval: int = 96, num_val: int = 96,
-                   image_size: int = 128, seed: int = 0) -> None:
+def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val: int, image_size: int, seed: int,
+                   threads: int = 1) -> None:
     """Write the demo dataset as a VOC2012-layout folder.
 
     Args:
@@ -173,6 +173,7 @@ def make_demo_data(*, out_dir: Path, num_train: int = 320, num_seed_eval: int = 
         num_val: images in `val`
         image_size: side length of the square images
         seed: generator seed
+        threads: unused (one process)
     """
     out_dir = Path(out_dir)
     splits = {"train_aug": [f"demo_train_{i:05d}" for i in range(num_train)],

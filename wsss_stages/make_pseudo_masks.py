@@ -1,4 +1,4 @@
-"""Score maps (or thresholded CAMs) → palette-PNG pseudo-masks, with an optional 255 band."""
+"""Stage make_pseudo_masks: score maps (or thresholded CAMs) → palette-PNG pseudo-masks, with an optional 255 band."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import IGNORE, atomic_dir, load_score_like, read_manifest, save_mask, write_manifest
-from wsss_stages.parallel import parallel_map
-from wsss_stages.refine_crf import resolve_bg_threshold
+from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_score_like, read_manifest, save_mask, write_manifest
+from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.thresholds import resolve_threshold
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +43,23 @@ def _write_one(image_id: str, *, source: Path, kind: str, threshold: float | Non
     save_mask(out_dir / f"{image_id}.png", scores_to_mask(scores, classes, band))
 
 
-def make_pseudo_masks(*, scores: Path, out_dir: Path, bg_threshold: float | None = None, bg_threshold_from: Path | None = None,
-                      ignore_band: list[float] | None = None, threads: int = 1) -> None:
+def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: str | None, threads: int = 1) -> None:
     """Write one palette PNG per image (255 = ignore) from a make_cams or refiner folder.
 
     Args:
         scores: folder of score maps (refine_*) or CAMs (make_cams)
         out_dir: output folder of <id>.png masks and manifest.json
-        bg_threshold: background threshold, needed for a CAM folder
-        bg_threshold_from: best.json of eval_cams (instead of bg_threshold)
         ignore_band: two numbers [bg_below, fg_above]: pixels in between become 255
+        bg_threshold: background threshold for a CAM folder: a number, or a sweep's best.json
         threads: worker processes
     """
     manifest = read_manifest(scores)
     kind = manifest.get("kind")
     if kind not in ("cams", "scores"):
         raise WsssError(f"{scores} holds '{kind}' artifacts; pseudo-masks need CAMs or score maps")
-    threshold = resolve_bg_threshold(bg_threshold, bg_threshold_from) if kind == "cams" else None
+    threshold = resolve_threshold(bg_threshold) if kind == "cams" else None
+    if kind == "cams" and threshold is None:
+        raise WsssError(f"{scores} holds CAMs: pseudo-masks need a background threshold")
     band = None
     if ignore_band is not None:
         if len(ignore_band) != 2 or not 0 <= ignore_band[0] <= ignore_band[1] <= 1:

@@ -1,4 +1,4 @@
-"""Predict masks with the trained segmentation network (multi-scale + flip, optional dense CRF)."""
+"""Stage predict_segmentation: predict masks with the trained segmentation network (multi-scale + flip, optional dense CRF)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.artifacts import atomic_dir, save_mask, write_manifest
-from wsss_stages.crf import DEEPLAB_CRF, crf_on_scores
-from wsss_stages.models import load_model
-from wsss_stages.training import autocast, for_inference, inference_dtype, pick_device, progress, set_threads, to_tensor
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
+from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
+from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[fl
     return total / (len(scales) * (2 if flip else 1))
 
 
-def predict_segmentation(*, model: Path, data_root: Path, split: str, out_dir: Path, scales: list[float] = (1.0,),
-                         flip: bool = True, crf: bool = False, precision: str = "auto", device: str = "auto", threads: int = 1) -> None:
+def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: str, scales: list[float], flip: bool, crf: bool,
+                         precision: str, device: str, threads: int = 1) -> None:
     """Write one palette-PNG prediction per image of the split.
 
     Args:

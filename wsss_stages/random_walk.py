@@ -1,4 +1,4 @@
-"""Random-walk propagation of CAMs with AffinityNet affinities (irn's make_sem_seg_labels, memory-bounded).
+"""Stage random_walk: random-walk propagation of CAMs with AffinityNet affinities (irn's make_sem_seg_labels, memory-bounded).
 
 Per image: embedding at the affinity stride → sparse transition matrix T (affinity^beta within
 ``radius``, row-normalised) → CAMs at that stride propagated 2^exp_times steps → upsampled and
@@ -18,12 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.affinity import random_walk as propagate
-from wsss_stages.affinity import build_affinitynet, transition_matrix
-from wsss_stages.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
-from wsss_stages.models import load_model
-from wsss_stages.training import pick_device, progress, set_threads, to_tensor
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.affinity import random_walk as propagate
+from wsss_stages.lib.affinity import build_affinitynet, transition_matrix
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
+from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.runtime import pick_device, progress, set_threads
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,13 @@ def walk_cams(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int]
     return up / up.max().clamp_min(1e-5)
 
 
-def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta: float = 10.0, exp_times: int = 8,
-                radius: int = 5, device: str = "auto", threads: int = 1) -> None:
+def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta: float, exp_times: int, radius: int, device: str,
+                threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
         model: AffinityNet weights from train_affinitynet
-        cams: CAM folder from make_cams
+        cams: CAM-format maps to walk (the seeds, or another refiner's)
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz walked CAMs (CAM format; the background threshold is applied downstream)
         beta: power applied to affinities (irn 10)

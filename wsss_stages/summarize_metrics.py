@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wsss_stages.artifacts import atomic_path, read_json, read_manifest, write_json
+from wsss_stages.lib.artifacts import atomic_path, read_json, read_manifest, write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ def pseudo_mask_threshold(mask_dir: Path) -> float:
     return float(read_manifest(manifest["source"])["bg_threshold"])
 
 
-def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, refinement: str,
-                      out_json: Path, out_md: Path, segmentation: Path | None = None, compare: list[str] | None = None) -> None:
+def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, compare: list[str],
+                      out_json: Path, out_md: Path, experiment: str, refinement: str, threads: int = 1) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -47,6 +47,7 @@ def summarize_metrics(*, experiment: str, cam_best: Path, pseudo_masks: Path, ps
         out_json: metrics.json
         out_md: metrics.md
         compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
+        threads: unused
     """
     cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
     seg = read_json(segmentation) if segmentation else {}

@@ -1,24 +1,24 @@
-"""Train AffinityNet on affinity labels: pixel pairs within a radius, losses balanced per group."""
+"""Stage train_affinitynet: train AffinityNet on affinity labels: pixel pairs within a radius, losses balanced per group."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from wsss_stages.affinity import AffinityNet, affinity_loss, downsample_labels
-from wsss_stages.artifacts import load_mask
-from wsss_stages.models import load_model, model_meta
-from wsss_stages.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
-                                  pick_device, save_model, seed_everything, set_threads)  # fmt: skip
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.affinity import AffinityNet, affinity_loss, downsample_labels
+from wsss_stages.lib.artifacts import load_mask
+from wsss_stages.lib.models import load_model, model_meta
+from wsss_stages.lib.runtime import pick_device, set_threads
+from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
+                                      save_model, seed_everything)  # fmt: skip
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
-def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split: str, out_model: Path, stride: int = 8,
-                      radius: int = 10, dim: int = 64, freeze_backbone: bool = False, epochs: int = 3, batch_size: int = 16, crop_size: int = 512,
-                      scale_range: list[float] = (0.5, 1.5), lr: float = 0.1, weight_decay: float = 1e-4,
-                      momentum: float = 0.9, workers: int = 0, seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, split: str, stride: int, radius: int, dim: int,
+                      freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
+                      weight_decay: float, momentum: float, workers: int, seed: int, device: str, threads: int = 1) -> None:
     """Train the affinity embedding on top of the classifier's frozen backbone (resumable).
 
     Args:
@@ -54,11 +54,11 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, split:
 
     def load(index: int):
         image_id = ids[index]
-        return dataset.load_image(image_id), load_mask(labels / f"{image_id}.png"), None
+        return dataset.load_image(image_id), {"mask": load_mask(labels / f"{image_id}.png")}, {}
 
-    def loss_fn(model, x, y):
+    def loss_fn(model, x, targets):
         embedding = model(x)
-        loss, _ = affinity_loss(embedding, downsample_labels(y, embedding.shape[-2:]), radius)
+        loss, _ = affinity_loss(embedding, downsample_labels(targets["mask"], embedding.shape[-2:]), radius)
         return loss
 
     device = pick_device(device)

@@ -22,23 +22,22 @@ import numpy as np
 import torch
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import atomic_dir, load_cams, load_mask, read_json, read_manifest, save_cams, save_mask, write_json, write_manifest
-from wsss_stages.make_cams import make_cams
-from wsss_stages.models import load_model
-from wsss_stages.seed_methods import average_precision, dataset_mean_rgb, erasing_loader
-from wsss_stages.train_classifier import train_classifier
-from wsss_stages.training import checkpoint_dir_for, for_inference, pick_device, progress, set_threads, to_tensor
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_mask, write_json, write_manifest
+from wsss_stages.lib.cams import write_cams
+from wsss_stages.lib.classifier import train_cam_classifier
+from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.runtime import for_inference, pick_device, progress, set_threads
+from wsss_stages.lib.seed_methods import average_precision, dataset_mean_rgb, erasing_loader
+from wsss_stages.lib.thresholds import cam_labels
+from wsss_stages.lib.training import checkpoint_dir_for
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
 def mine(cams: np.ndarray, classes: np.ndarray, delta: float) -> np.ndarray:
     """Label map of the pixels above ``delta``: the strongest class there, 0 elsewhere."""
-    if cams.shape[0] == 0:
-        return np.zeros(cams.shape[1:], np.uint8)
-    strongest = classes[cams.argmax(0)].astype(np.uint8)
-    return np.where(cams.max(0) > delta, strongest, 0).astype(np.uint8)
+    return cam_labels(cams, classes, delta).astype(np.uint8)
 
 
 def training_map(model: Path, dataset: VOCDataset, ids: list[str], mined: Path | None, mean_rgb, device: torch.device) -> float:
@@ -86,38 +85,30 @@ def fuse_steps(step_cams: list[Path], out_dir: Path) -> None:
         write_manifest(tmp, "cams", ids, method="ae_psl", steps=len(step_cams), sources=[str(p) for p in step_cams])
 
 
-RECIPE_KEYS = ("backbone", "weights", "output_stride", "freeze_bn", "epochs", "batch_size", "crop_size", "scale_range", "lr",
-               "head_lr_mult", "weight_decay", "momentum", "method", "puzzle_alpha_target", "puzzle_terms",
-               "hide_patch_sizes", "hide_prob")  # fmt: skip
-
-
-def step_recipe(classifier: Path) -> dict:
-    """Steps 2..T train exactly as step 1 was trained: its settings, from the model's JSON record."""
-    record = classifier.with_suffix(".json")
-    if not record.is_file():
-        raise WsssError(f"{record} (train_classifier's settings record) is missing: adversarial erasing reuses its recipe")
-    settings = read_json(record)
-    return {k: settings[k] for k in RECIPE_KEYS if k in settings}
-
-
-def train_erasing(*, classifier: Path, data_root: Path, split: str, cam_splits: list[str], out_dir: Path, out_report: Path,
-                  steps: int = 3, delta: float = 0.5, map_floor: float = 0.0, scales: list[float] = (1.0, 0.5, 1.5, 2.0), flip: bool = True, precision: str = "auto",
-                  seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+def train_erasing(*, classifier: Path, data_root: Path, out_dir: Path, out_report: Path, split: str, cam_splits: list[str], steps: int,
+                  delta: float, map_floor: float, scales: list[float], flip: bool, precision: str, backbone: dict, training: dict,
+                  method: str, method_options: dict, seed: int, device: str, threads: int = 1) -> None:
     """Run adversarial erasing and write its fused seed CAMs and a per-step report.
+
+    Steps 2..T train exactly as step 1 (train_classifier) was trained: the same method and recipe.
 
     Args:
         classifier: the step-1 classifier (train_classifier's model)
         data_root: VOC2012-layout root
-        split: classifier training split
-        cam_splits: splits whose images get seeds (as make_cams)
         out_dir: output folder of fused CAM-format seeds
         out_report: JSON report: per step the training mAP, the mined fraction and whether it was kept
+        split: classifier training split
+        cam_splits: splits whose images get seeds (as make_cams)
         steps: maximum number of erasing steps T (the paper uses 3)
         delta: CAM threshold above which regions are mined
         map_floor: stop when a new classifier's training mAP (%) is below this
         scales: CAM scales
         flip: CAM flip
         precision: CAM inference precision (auto, fp32, bf16)
+        backbone: the classifier's config section train_classifier.backbone
+        training: the classifier's config section train_classifier.training
+        method: the classifier method
+        method_options: its options
         seed: random seed
         device: auto, cpu or cuda
         threads: CPU threads to use
@@ -132,16 +123,16 @@ def train_erasing(*, classifier: Path, data_root: Path, split: str, cam_splits: 
     train_ids = dataset.split_ids(split)
     mean_rgb = dataset_mean_rgb(dataset.load_image, train_ids)
     torch_device = pick_device(device)
-    recipe = step_recipe(Path(classifier))
-    cam_kwargs = {"data_root": data_root, "splits": cam_splits, "scales": scales, "flip": flip, "precision": precision,
-                  "device": device, "threads": threads}  # fmt: skip
+    recipe = {"backbone": backbone, "training": training, "method": method, "method_options": method_options}
+    cam_ids = list(dict.fromkeys(i for s in cam_splits for i in dataset.split_ids(s)))
+    cam_kwargs = {"dataset": dataset, "ids": cam_ids, "scales": scales, "flip": flip, "precision": precision, "device": device, "log": log}
     report, kept, mined, model = [], [], None, Path(classifier)
     for step in range(1, steps + 1):
         step_dir = work / f"step{step}"
         if step > 1:
             model = step_dir / "model.pt"  # resumes from its own checkpoint when the settings are unchanged
-            train_classifier(data_root=data_root, split=split, out_model=model, erase_masks=mined, seed=seed + step,
-                             device=device, threads=threads, **recipe)  # fmt: skip
+            train_cam_classifier(data_root=data_root, split=split, out_model=model, out_info=model.with_suffix(".json"),
+                                 erase_masks=mined, seed=seed + step, device=device, **recipe)  # fmt: skip
         score = training_map(model, dataset, train_ids, mined, mean_rgb, torch_device)
         log.info("step %d: training mAP %.2f %%", step, score)
         if step > 1 and score < map_floor:
@@ -149,7 +140,8 @@ def train_erasing(*, classifier: Path, data_root: Path, split: str, cam_splits: 
             log.info("step %d: mAP below the floor %.2f: stopping", step, map_floor)
             break
         cams = step_dir / "cams"  # regions are mined from the images as this step's classifier saw them
-        make_cams(model=model, out_dir=cams, erase_masks=mined, erase_rgb=list(mean_rgb), **cam_kwargs)
+        write_cams(model=model, out_dir=cams, load_image=erasing_loader(dataset.load_image, mined, mean_rgb), erased=mined is not None,
+                   **cam_kwargs)  # fmt: skip
         fraction = update_mined(cams, mined, step_dir / "mined", delta)
         mined = step_dir / "mined"
         kept.append(cams)

@@ -1,4 +1,4 @@
-"""Sweep the background score of the dense CRF on the seed split (train) and keep the best.
+"""Stage tune_crf: sweep the background score of the dense CRF on the seed split (train) and keep the best.
 
 The CRF needs its own threshold: its pairwise terms already pull uncertain pixels towards
 colour-coherent regions, so the CAM's best threshold makes it shrink objects to their most
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.artifacts import cams_to_scores, load_cams, read_manifest
-from wsss_stages.crf import CrfParams, crf_on_scores
-from wsss_stages.eval_cams import write_sweep
-from wsss_stages.evaluation import ids_with_masks
-from wsss_stages.metrics import confusion_matrix
-from wsss_stages.parallel import parallel_map
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.artifacts import cams_to_scores, load_cams, read_manifest
+from wsss_stages.lib.crf import CrfParams, crf_on_scores
+from wsss_stages.lib.evaluation import ids_with_masks
+from wsss_stages.lib.metrics import confusion_matrix
+from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.sweeps import write_sweep
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,8 @@ def _confusions_one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, thres
     return out
 
 
-def tune_crf(*, cams: Path, data_root: Path, split: str, out_csv: Path, out_best: Path, out_per_class: Path, out_plot: Path,
-             thresholds: list[float] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4), iterations: int = 10, gaussian_sxy: float = 3.0,
-             gaussian_compat: float = 3.0, bilateral_sxy: float = 80.0, bilateral_srgb: float = 13.0,
-             bilateral_compat: float = 10.0, mask_folder: str | None = None, threads: int = 1) -> None:
+def tune_crf(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out_per_class: Path, out_plot: Path, split: str,
+             thresholds: list[float], crf: dict, mask_folder: str | None, threads: int = 1) -> None:
     """Score the CRF-refined CAMs at each background threshold on a split with masks.
 
     Args:
@@ -50,19 +48,14 @@ def tune_crf(*, cams: Path, data_root: Path, split: str, out_csv: Path, out_best
         out_per_class: per-class scores at the best threshold
         out_plot: PNG figure of the sweep
         thresholds: background scores to try
-        iterations: mean-field iterations
-        gaussian_sxy: smoothness kernel width
-        gaussian_compat: smoothness kernel weight
-        bilateral_sxy: appearance kernel spatial width
-        bilateral_srgb: appearance kernel colour width
-        bilateral_compat: appearance kernel weight
+        crf: CRF parameters (iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
         mask_folder: SegmentationClass or SegmentationClassAug (default: whichever exists)
         threads: worker processes
     """
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
     ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
-    params = CrfParams(iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
+    params = CrfParams(**crf)
     work = functools.partial(_confusions_one, dataset=dataset, cams_dir=cams, thresholds=list(thresholds), params=params)
     conf = np.sum(parallel_map(work, ids, threads, desc="tune_crf"), axis=0)
     best = write_sweep(conf, list(thresholds), dataset.class_names, split, len(ids), out_csv=out_csv, out_best=out_best,

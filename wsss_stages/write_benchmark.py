@@ -7,11 +7,11 @@ results so the gap is visible rather than hidden.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
-from wsss_stages.artifacts import atomic_path, read_json, write_csv
+from wsss_stages.lib.artifacts import atomic_path, read_json, write_csv
+from wsss_stages.lib.reports import fmt, read_job_times
 
 log = logging.getLogger(__name__)
 
@@ -27,44 +27,10 @@ REFERENCES = {
 REFINEMENT_NAMES = {"none": "CAM seeds", "crf": "CAM + dense CRF", "rw": "CAM + random walk", "rw+crf": "random walk + dense CRF"}
 
 
-def read_job_time(path: Path) -> dict | None:
-    """Wall time, CPU time and peak memory of a job's last run, from its Snakemake ``benchmark:`` TSV."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with path.open() as handle:
-        records = list(csv.DictReader(handle, delimiter="\t"))
-    if not records:
-        return None
-    last = records[-1]
-
-    def number(key: str) -> float | None:
-        value = last.get(key, "NA")
-        return None if value in ("NA", "", "-") else float(value)
-
-    return {"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")}
-
-
-def read_job_times(paths: list[str], experiment: str) -> list[dict]:
-    """Cost rows of the jobs whose benchmark files are given; a job built in another experiment's
-    folder (shared) is named with that experiment. Jobs that never ran are left out."""
-    rows = []
-    for path in map(Path, paths):
-        row = read_job_time(path)
-        if row:
-            owner = path.parent.parent.name
-            rows.append({**row, "job": row["job"] if owner == experiment else f"{row['job']} (from {owner})"})
-    return rows
-
-
 def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str = "") -> dict:
     return {"stage": stage, "split": split, "images": metrics.get("images"), "miou": metrics["miou"],
             "precision": metrics.get("precision"), "recall": metrics.get("recall"), "reference_full_voc_gpu": reference,
             "note": note}  # fmt: skip
-
-
-def _fmt(value, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def render_markdown(experiment: str, quality: list[dict], ratio: float | None, times: list[dict]) -> str:
@@ -74,20 +40,20 @@ def render_markdown(experiment: str, quality: list[dict], ratio: float | None, t
              "", "| stage | split | images | mIoU | precision | recall | published (full VOC, GPU) | note |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
     for r in quality:
-        lines.append(f"| {r['stage']} | {r['split']} | {_fmt(r['images'])} | {_fmt(r['miou'])} | {_fmt(r['precision'])} | "
-                     f"{_fmt(r['recall'])} | {r['reference_full_voc_gpu']} | {r['note']} |")
+        lines.append(f"| {r['stage']} | {r['split']} | {fmt(r['images'])} | {fmt(r['miou'])} | {fmt(r['precision'])} | "
+                     f"{fmt(r['recall'])} | {r['reference_full_voc_gpu']} | {r['note']} |")
     if ratio is not None:
         lines += ["", f"Weakly / fully supervised (same network and schedule): **{ratio:.1f} %**."]
     total = sum(t["seconds"] or 0 for t in times)
     lines += ["", "Cost per job (Snakemake benchmark files; the last run of each job):", "",
               "| job | wall time (s) | CPU time (s) | peak RSS (MiB) |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {t['job']} | {_fmt(t['seconds'], 1)} | {_fmt(t['cpu_seconds'], 1)} | {_fmt(t['peak_rss_mib'], 0)} |" for t in times]
+    lines += [f"| {t['job']} | {fmt(t['seconds'], 1)} | {fmt(t['cpu_seconds'], 1)} | {fmt(t['peak_rss_mib'], 0)} |" for t in times]
     lines += [f"| **total** | {total:.1f} | | |", ""]
     return "\n".join(lines)
 
 
-def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str], segmentation: Path, refinement: str,
-                    upper_bound: Path, jobs: list[str], out_md: Path, out_csv: Path) -> None:
+def write_benchmark(*, cam_best: Path, pseudo_masks: list[str], segmentation: Path, upper_bound: Path, summary: Path, out_md: Path,
+                    out_csv: Path, experiment: str, refinement: str, jobs: list[str], threads: int = 1) -> None:
     """Write benchmark.md and benchmark.csv (quality per stage, the upper bound, per-job cost).
 
     Args:
@@ -97,9 +63,11 @@ def write_benchmark(*, experiment: str, cam_best: Path, pseudo_masks: list[str],
         segmentation: eval_segmentation metrics of the network trained on pseudo-masks
         refinement: the refinement whose pseudo-masks trained that network
         upper_bound: eval_segmentation metrics of the network trained on ground-truth masks
+        summary: the experiment's metrics.json (the report follows it)
         jobs: Snakemake benchmark TSV files of the jobs the report covers
         out_md: benchmark.md
         out_csv: benchmark.csv
+        threads: unused
     """
     cam = read_json(cam_best)
     quality = [quality_row("CAM seeds", cam["split"], cam, REFERENCES["cams"], f"best background threshold {cam['best_threshold']:.2f}")]

@@ -13,8 +13,8 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from wsss_stages.artifacts import atomic_path, read_json, write_csv
-from wsss_stages.write_benchmark import read_job_time
+from wsss_stages.lib.artifacts import atomic_path, read_json, write_csv
+from wsss_stages.lib.reports import fmt, read_job_time
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,11 @@ def leaderboard_rows(summaries: list[tuple[str, str]], labels: dict[str, str], t
     return rows
 
 
-def _fmt(value, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def render_markdown(rows: list[dict]) -> str:
     best = {key: max((r[key] for r in rows if r[key] is not None), default=None) for key in ("cam_miou", "pseudo_mask_miou", "val_miou")}
 
     def cell(row, key):
-        text = _fmt(row[key])
+        text = fmt(row[key])
         return f"**{text}**" if row[key] is not None and row[key] == best[key] and len(rows) > 1 else text
 
     seed_split = rows[0]["seed_split"]
@@ -79,10 +75,10 @@ def render_markdown(rows: list[dict]) -> str:
              "| experiment | method | refinement | CAM seeds | bg thr | pseudo-masks | final val | wall time (s) | own (s) | CPU (s) |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for row in rows:
-        wall = _fmt(row["wall_seconds"], 0) + (f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else "")
+        wall = fmt(row["wall_seconds"], 0) + (f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else "")
         lines.append(f"| {row['experiment']} | {row['method']} | {row['refinement']} | {cell(row, 'cam_miou')} | "
-                     f"{_fmt(row['cam_bg_threshold'])} | {cell(row, 'pseudo_mask_miou')} | {cell(row, 'val_miou')} | "
-                     f"{wall} | {_fmt(row['own_wall_seconds'], 0)} | {_fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
+                     f"{fmt(row['cam_bg_threshold'])} | {cell(row, 'pseudo_mask_miou')} | {cell(row, 'val_miou')} | "
+                     f"{wall} | {fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -107,8 +103,8 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_leaderboard(*, summaries: list[str], out_md: Path, out_csv: Path, jobs: list[str] | None = None,
-                      labels: list[str] | None = None, out_plot: Path | None = None) -> None:
+def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, summaries: list[str], jobs: list[str], labels: list[str],
+                      threads: int = 1) -> None:
     """Write the leaderboard of several experiments.
 
     Args:
@@ -118,6 +114,7 @@ def write_leaderboard(*, summaries: list[str], out_md: Path, out_csv: Path, jobs
         jobs: experiment=benchmark.tsv items, one per job the experiment needs (wall time)
         labels: experiment=method-name items
         out_plot: bar chart of the three mIoU columns (PNG)
+        threads: unused
     """
     times = job_times(_pairs(jobs or [], "jobs"))
     rows = leaderboard_rows(_pairs(summaries, "summaries"), dict(_pairs(labels or [], "labels")), times)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import load_mask, read_manifest, write_csv, write_json
-from wsss_stages.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.training import progress
-from wsss_stages.voc import VOCDataset
+from wsss_stages.lib.artifacts import load_mask, read_manifest, write_csv, write_json
+from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.runtime import progress
+from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 

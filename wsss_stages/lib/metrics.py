@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsss_stages.artifacts import IGNORE
+from wsss_stages.lib.artifacts import IGNORE
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

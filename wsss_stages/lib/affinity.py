@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wsss_stages.artifacts import IGNORE
-from wsss_stages.models import Backbone, build_backbone
+from wsss_stages.lib.artifacts import IGNORE
+from wsss_stages.lib.models import Backbone, build_backbone
 
 
 def pair_offsets(radius: int, half: bool = True) -> list[tuple[int, int]]:

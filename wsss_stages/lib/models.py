@@ -21,6 +21,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,6 +32,14 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ============================================================================ input
+def to_tensor(image: np.ndarray, mean: tuple | list, std: tuple | list) -> torch.Tensor:
+    """uint8 HWC RGB → normalised float CHW."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
 
 
 # ============================================================================ backbones

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from typing import Callable, Sequence, TypeVar
 
-from wsss_stages.training import progress
+from wsss_stages.lib.runtime import progress
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,4 +1,4 @@
-"""What both training stages share: device choice, data augmentation, the poly-LR SGD loop with
+"""What the training stages share: data augmentation, the poly-LR SGD loop with
 resumable checkpoints, and atomic saving of the final weights.
 
 Checkpoints live in a folder that Snakemake does not know as an output (Snakemake deletes
@@ -22,98 +22,41 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import IGNORE, atomic_path, read_manifest
-from wsss_stages.models import freeze_batchnorm
+from wsss_stages.lib.artifacts import IGNORE, atomic_path, read_manifest
+from wsss_stages.lib.runtime import progress
+from wsss_stages.lib.models import freeze_batchnorm, to_tensor
 
 log = logging.getLogger(__name__)
 
 
-# ============================================================================ device
-def pick_device(device: str = "auto") -> torch.device:
-    """CUDA when present (whatever CUDA_VISIBLE_DEVICES exposes, first visible one), else CPU."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise WsssError("config key 'device' is 'cuda' but no CUDA device is available")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """bf16 convolutions run in hardware here: a CUDA device with bf16, or a CPU with AMX tiles."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the guard
-    return bool(probe and probe())
-
-
-def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for inference: ``fp32`` → None, ``bf16`` → bfloat16, ``auto`` → bf16 where native."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise WsssError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
-        return torch.bfloat16
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """Mixed-precision context for inference (a no-op for fp32)."""
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def for_inference(net: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode on ``device`` in channels-last layout (oneDNN and cuDNN convolutions run faster in it)."""
-    return net.to(device, memory_format=torch.channels_last).eval()
-
-
-def set_threads(threads: int) -> None:
-    """Use exactly the cores Snakemake gave the job."""
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
-def progress(iterable: Iterable, **kwargs) -> tqdm:
-    """A progress bar that stays readable in log files (updates at most every 10 s)."""
-    return tqdm(iterable, mininterval=10.0, maxinterval=60.0, dynamic_ncols=False, ncols=100, **kwargs)
-
-
 # ============================================================================ images
-def to_tensor(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 HWC RGB → normalised float CHW."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-
-
-def resize_pair(image: np.ndarray, mask: np.ndarray | None, scale: float):
+def resize_with_maps(image: np.ndarray, maps: dict[str, np.ndarray], scale: float):
+    """Bilinear image, nearest-neighbour label maps (no label mixing)."""
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     image = np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
-    if mask is not None:
-        mask = np.array(Image.fromarray(mask).resize(size, Image.NEAREST))
-    return image, mask
+    return image, {k: np.array(Image.fromarray(m).resize(size, Image.NEAREST)) for k, m in maps.items()}
 
 
-def random_crop_pair(image: torch.Tensor, mask: torch.Tensor | None, crop: int, rng: np.random.Generator):
-    """Pad (image with 0 = the mean after normalisation, mask with 255) and crop ``crop``²."""
+def random_crop_with_maps(image: torch.Tensor, maps: dict[str, torch.Tensor], crop: int, rng: np.random.Generator):
+    """Pad (image with 0 = the mean after normalisation, maps with 255 = ignore) and crop ``crop``²."""
     _, h, w = image.shape
     ph, pw = max(crop - h, 0), max(crop - w, 0)
     if ph or pw:
         image = F.pad(image, (0, pw, 0, ph), value=0.0)
-        if mask is not None:
-            mask = F.pad(mask, (0, pw, 0, ph), value=IGNORE)
+        maps = {k: F.pad(m, (0, pw, 0, ph), value=IGNORE) for k, m in maps.items()}
     _, h, w = image.shape
     top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-    image = image[:, top : top + crop, left : left + crop]
-    if mask is not None:
-        mask = mask[top : top + crop, left : left + crop]
-    return image, mask
+    window = (slice(top, top + crop), slice(left, left + crop))
+    return image[(slice(None), *window)], {k: m[window] for k, m in maps.items()}
 
 
 @dataclass
 class Augment:
-    """Random rescale, horizontal flip and square crop, deterministic given (seed, epoch, index)."""
+    """Random rescale, horizontal flip and square crop of an image and its per-pixel maps (masks,
+    saliency …), deterministic given (seed, epoch, index), whatever the number of workers."""
 
     crop_size: int
     scale_range: tuple[float, float]
@@ -121,20 +64,23 @@ class Augment:
     std: Sequence[float]
     seed: int = 0
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray | None, epoch: int, index: int):
+    def __call__(self, image: np.ndarray, maps: dict[str, np.ndarray], epoch: int, index: int):
         rng = np.random.default_rng([self.seed, epoch, index])
         scale = float(rng.uniform(*self.scale_range))
-        image, mask = resize_pair(image, mask, scale)
+        image, maps = resize_with_maps(image, maps, scale)
         if rng.random() < 0.5:
             image = image[:, ::-1]
-            mask = None if mask is None else mask[:, ::-1]
+            maps = {k: m[:, ::-1] for k, m in maps.items()}
         x = to_tensor(image, self.mean, self.std)
-        m = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).long()
-        return random_crop_pair(x, m, self.crop_size, rng)
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(m)).long() for k, m in maps.items()}
+        return random_crop_with_maps(x, tensors, self.crop_size, rng)
 
 
 class EpochDataset(torch.utils.data.Dataset):
-    """Wraps ``load(index) -> (image, mask|None, target)`` with :class:`Augment`; set ``epoch`` each pass."""
+    """Wraps ``load(index) -> (image, maps, targets)`` with :class:`Augment`; set ``epoch`` each pass.
+
+    A sample is ``(x, targets)``: ``targets`` holds the loader's targets (e.g. "labels") and the
+    augmented per-pixel ``maps`` (e.g. "mask", "saliency"), so a method may use several."""
 
     def __init__(self, length: int, load: Callable, augment: Augment):
         self.length, self.load, self.augment, self.epoch = length, load, augment, 0
@@ -143,9 +89,9 @@ class EpochDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int):
-        image, mask, target = self.load(index)
-        x, m = self.augment(image, mask, self.epoch, index)
-        return x, (m if m is not None else target)
+        image, maps, targets = self.load(index)
+        x, maps = self.augment(image, maps, self.epoch, index)
+        return x, {**targets, **maps}
 
 
 # ============================================================================ optimisation
@@ -182,7 +128,7 @@ class TrainLoop:
     seed: int = 0
     progress: float = 0.0
 
-    def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> list[float]:
+    def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
         steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
         total = steps_per_epoch * self.epochs
         start_epoch, history = self._resume()
@@ -204,7 +150,7 @@ class TrainLoop:
                 poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
                 self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
                 x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                loss = loss_fn(self.model, x, y.to(self.device))
+                loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()

@@ -13,12 +13,31 @@ import jsonschema
 import yaml
 
 from wsss_stages import WsssError
+from wsss_stages.lib.declare import REGISTRY, load_plugins
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The config schema: the core sections (``schema/config.schema.yaml``) plus those the registered
+    plug-ins bring (a classifier method's ``train_classifier.<name>``, a CAM source's
+    ``make_cams.<name>``, a refiner's top-level sections)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    props = schema["properties"]
+    _add_choices(props["train_classifier"], "method", REGISTRY.methods)
+    _add_choices(props["make_cams"], "cam_type", REGISTRY.cam_sources)
+    for name, section in REGISTRY.sections.items():
+        props[name] = copy.deepcopy(section)
+    return schema
+
+
+def _add_choices(section: dict, key: str, plugins: dict) -> None:
+    """``section.<key>`` names one of ``plugins``; each plug-in's options are ``section.<plug-in name>``."""
+    section["properties"][key]["enum"] = list(plugins)
+    for name, plugin in plugins.items():
+        section["properties"][name] = {"type": "object", "additionalProperties": False, "default": {},
+                                       "description": f"options of {key} '{name}': {plugin.description}".rstrip(": "),
+                                       "properties": copy.deepcopy(dict(plugin.schema))}  # fmt: skip
 
 
 def _validator_filling_defaults():
@@ -44,6 +63,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     Raises :class:`WsssError` naming each offending key (dotted path).
     """
     config = copy.deepcopy(dict(config))
+    load_plugins(config.get("plugins") or [])
     schema = load_schema()
     _coerce_strings(config, schema, schema)
     # Fill defaults first (the validator does it while walking), then collect errors on the result.
@@ -117,9 +137,14 @@ def _check_cross_keys(config: dict) -> None:
     band = config["make_pseudo_masks"]["ignore_band"]
     if band is not None and band[0] > band[1]:
         problems.append(f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}")
-    labels = config["make_affinity_labels"]
-    if labels["conf_bg"] > labels["conf_fg"]:
+    labels = config.get("make_affinity_labels")
+    if labels and labels["conf_bg"] > labels["conf_fg"]:
         problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
+    problems += _chain_problems(config)
+    classifier = config["train_classifier"]
+    method = REGISTRY.methods[classifier["method"]]
+    if method.check:
+        problems += method.check(classifier.get(method.name, {}), classifier)
     demo = config["make_demo_data"]
     if demo["num_seed_eval"] > demo["num_train"]:
         problems.append("config key 'make_demo_data.num_seed_eval' exceeds make_demo_data.num_train")
@@ -129,6 +154,21 @@ def _check_cross_keys(config: dict) -> None:
             problems.append(f"config key '{stage}.training.scale_range': {lo} > {hi}")
     if problems:
         raise WsssError("invalid config:\n" + "\n".join("  " + p for p in problems))
+
+
+def _chain_problems(config: dict) -> list[str]:
+    from wsss_stages.lib.pipeline import check_chain
+
+    chains = [("make_pseudo_masks.refinement", config["make_pseudo_masks"]["refinement"])]
+    chains += [(f"make_pseudo_masks.compare.{i}", r) for i, r in enumerate(config["make_pseudo_masks"]["compare"])]
+    chains += [(f"write_benchmark.refinements.{i}", r) for i, r in enumerate(config["write_benchmark"]["refinements"])]
+    problems = []
+    for key, chain in chains:
+        try:
+            check_chain(chain, key)
+        except WsssError as error:
+            problems.append(str(error))
+    return problems
 
 
 def load_config_file(path: Path | str) -> dict:

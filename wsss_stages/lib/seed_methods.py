@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.artifacts import load_mask, read_manifest
+from wsss_stages.lib.artifacts import load_mask, read_manifest
 
 
 # ============================================================================ dataset mean colour
@@ -60,12 +60,12 @@ class HideAndSeek:
     def __init__(self, augment, patch_sizes: Sequence[int], prob: float, fill: torch.Tensor, seed: int = 0):
         self.augment, self.patch_sizes, self.prob, self.fill, self.seed = augment, list(patch_sizes), prob, fill, seed
 
-    def __call__(self, image, mask, epoch: int, index: int):
-        x, m = self.augment(image, mask, epoch, index)
+    def __call__(self, image, maps, epoch: int, index: int):
+        x, maps = self.augment(image, maps, epoch, index)
         rng = np.random.default_rng([self.seed, epoch, index, 7])
         size = int(self.patch_sizes[rng.integers(len(self.patch_sizes))])
         x, _ = hide_patches(x, size, self.prob, self.fill, rng)
-        return x, m
+        return x, maps
 
 
 # ============================================================================ Puzzle-CAM

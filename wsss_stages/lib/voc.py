@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.artifacts import load_mask
+from wsss_stages.lib.artifacts import load_mask
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",

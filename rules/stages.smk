@@ -1,0 +1,41 @@
+# One rule per registered stage, generated from its declaration (wsss_stages/lib/stages.py and the
+# plug-ins in wsss_stages/methods/): `snakemake --list-rules` shows them, `-p` their commands.
+# Run-level rules (the demo data, the leaderboard) are in data.smk and report.smk.
+
+RUN_LEVEL = {"make_demo_data", "write_leaderboard"}
+CONTEXT = {
+    # the Snakemake benchmark files of every job the report covers (read for their cost)
+    "write_benchmark": {"jobs": lambda wc: [*RUN.job_benchmarks(wc.exp, RUN.benchmark_nodes(wc.exp)), f"results/{wc.exp}/benchmarks/summarize_metrics.tsv"]},
+}
+
+GENERATED = [s for s in REGISTRY.stages.values() if s.name not in RUN_LEVEL]
+# Snakemake evaluates `shell:` twice: here, and again when the job runs, after this loop has moved
+# on. There the job's own rule name (`rule`) picks the command, never the loop variable.
+COMMANDS = {stage.name: command(stage) for stage in GENERATED}
+
+for _stage in GENERATED:
+
+    rule:
+        name:
+            _stage.name
+        wildcard_constraints:
+            **({_stage.variant: variant_pattern(_stage)} if _stage.variant else {}),
+        input:
+            unpack(rule_inputs(_stage)),
+        output:
+            **rule_outputs(_stage),
+        params:
+            **rule_params(_stage, CONTEXT.get(_stage.name)),
+        log:
+            job_file(_stage, "logs", "log"),
+        benchmark:
+            job_file(_stage, "benchmarks", "tsv")
+        threads: rule_threads(_stage)
+        resources:
+            mem_mb=_stage.mem_mb,
+            runtime=_stage.runtime,
+            gpu=gpus(_stage),
+        conda:
+            "../envs/wsss.yaml"
+        shell:
+            COMMANDS[locals().get("rule", _stage.name)]

@@ -1,0 +1,277 @@
+"""Stage declarations and the plug-in registry (no torch: the Snakefile imports this).
+
+A **stage** is declared once, as a :class:`Stage`: its name (shared by the rule, the module,
+the CLI subcommand and the results folder), what it reads (other stages' artifacts, through
+:class:`Ref`), what it writes, and which config values it receives. From the declaration come
+the Snakemake rule (inputs, outputs, ``params:``, the shell command with generated flags), the
+stage graph used to share artifacts between experiments, and the rerun scope. The stage
+*function* (``<module>.<name>``) takes exactly the declared arguments as keyword arguments, plus
+``threads``; the CLI is built from its signature.
+
+**Plug-ins** add to the registry, each with one module and one registration call:
+
+- :class:`ClassifierMethod`: how the classifier is trained (``train_classifier.method``);
+- :class:`CamSource`: how maps are read from a trained classifier (``make_cams.cam_type``);
+- :class:`Refiner`: a refinement of CAMs with its own stages (``make_pseudo_masks.refinement``,
+  chainable as ``rw+crf``).
+
+Each brings its own config section with its own defaults (JSON Schema, merged into the
+config schema). The built-in ones are registered by importing :mod:`wsss_stages.methods`;
+others are importable modules named by the config key ``plugins`` (the Snakefile imports them
+before validating the config, and passes them to every job in ``WSSS_PLUGINS``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+from wsss_stages import WsssError
+
+PLUGINS_ENV = "WSSS_PLUGINS"
+
+
+# ============================================================================ stages
+@dataclass(frozen=True)
+class Ref:
+    """An artifact of another stage: ``stage``'s output ``output``, for wildcard value ``variant``."""
+
+    stage: str
+    output: str
+    variant: str = ""
+
+    @property
+    def node(self) -> tuple[str, str]:
+        return (self.stage, self.variant)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A declared output, relative to ``results/<experiment>/<stage>/``; may hold the stage's wildcard."""
+
+    path: str
+    directory: bool = False
+    root: bool = False  # relative to results/<experiment>/ itself (the experiment's summary files)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A stage argument computed from config values ``keys`` (dotted) by ``value(cfg, variant)``."""
+
+    keys: tuple[str, ...]
+    value: Callable[[dict, str], Any]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A background threshold argument: a number, or "auto" for the best of the sweep ``sweep``
+    (the stage then receives the sweep's best.json and reads the value from it)."""
+
+    value: Any
+    sweep: Ref | None
+    key: str
+
+    @property
+    def auto(self) -> bool:
+        return self.value == "auto"
+
+
+Param = Union[str, Derived]
+InputValue = Union[Ref, "list[Ref]", "dict[str, Ref]", None]
+
+
+def _no_inputs(cfg: dict, variant: str) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage. ``params`` maps argument → dotted config key (or :class:`Derived`);
+    ``inputs(cfg, variant)`` maps argument → :class:`Ref` (or a list / name→Ref mapping, or None
+    when absent); ``thresholds(cfg, variant)`` maps argument → :class:`Threshold` (or None)."""
+
+    name: str
+    help: str
+    outputs: Mapping[str, Output]
+    inputs: Callable[[dict, str], Mapping[str, InputValue]] = _no_inputs
+    input_args: tuple[str, ...] = ()
+    params: Mapping[str, Param] = field(default_factory=dict)
+    thresholds: Callable[[dict, str], Mapping[str, Threshold | None]] | None = None
+    threshold_args: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()  # arguments about the run rather than the data (e.g. the jobs a report covers)
+    variant: str = ""  # the wildcard's name, e.g. "source"; empty for a stage built once per experiment
+    variant_extra: tuple[str, ...] = ()  # wildcard values besides the seeds / refinement chains (e.g. "gt")
+    data: bool = True  # reads the data tree: receives data_root
+    threads: str | int = 1  # "heavy" (training/inference, capped), "all" (process pools) or a number
+    mem_mb: int = 2000
+    runtime: int = 60  # minutes
+    gpu: bool = False
+    module: str = ""  # implementation module; default wsss_stages.<name>
+    code: Callable[[dict], list[str]] | None = None  # modules loaded by name at run time (plug-in implementations)
+
+    @property
+    def module_name(self) -> str:
+        return self.module or f"wsss_stages.{self.name}"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """Every argument of the stage function except ``threads``, in command-line order."""
+        data = ("data_root",) if self.data else ()
+        return (*self.input_args, *data, *self.outputs, *self.params, *self.threshold_args, *self.context)
+
+    def output_path(self, name: str, variant: str = "") -> str:
+        """Path of output ``name`` relative to ``results/<experiment>/``, for wildcard value ``variant``
+        (or with the wildcard left in place when ``variant`` is empty)."""
+        output = self.outputs[name]
+        path = output.path.format(**{self.variant: variant}) if self.variant and variant else output.path
+        return path if output.root else f"{self.name}/{path}"
+
+    def config_keys(self) -> list[str]:
+        """The dotted config keys behind the stage's parameters (for tests and documentation)."""
+        keys = []
+        for param in self.params.values():
+            keys += [param] if isinstance(param, str) else list(param.keys)
+        return keys
+
+
+def lookup(cfg: dict, dotted: str):
+    value = cfg
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def param_value(cfg: dict, param: Param, variant: str):
+    return lookup(cfg, param) if isinstance(param, str) else param.value(cfg, variant)
+
+
+# ============================================================================ plug-ins
+@dataclass(frozen=True)
+class ClassifierMethod:
+    """How the classifier is trained. ``impl`` ("module:Class") is the torch side (see
+    :class:`wsss_stages.lib.classifier.Method`); the rest is light, for the DAG and the leaderboard.
+
+    ``schema``: JSON Schema properties of its section ``train_classifier.<name>`` (with defaults);
+    ``label(options)``: its leaderboard name; ``check(options, section)``: problems naming config keys;
+    ``relevant(options)``: the options that change what training produces (they enter the checkpoint
+    and artifact signatures; default all of them)."""
+
+    name: str
+    impl: str
+    label: Callable[[dict], str]
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    check: Callable[[dict, dict], list[str]] | None = None
+    relevant: Callable[[dict], dict] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CamSource:
+    """How class maps are read from a trained classifier. ``impl`` ("module:function") builds the
+    maps function ``maps(x) -> [B, C, h, w]`` from ``(model, options, classes)``; None means the
+    classifier's own class maps (CAM). ``schema``: properties of ``make_cams.<name>``."""
+
+    name: str
+    label: Callable[[dict], str | None]
+    impl: str | None = None
+    needs_grad: bool = False
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Refiner:
+    """A refinement of CAMs. ``stages`` are its own stages; ``apply`` names the one that refines a
+    chain's maps (its wildcard ``source`` is the chain before it: "cams" for the seeds, or e.g. "rw").
+    ``output`` is "cams" (CAM format: a background threshold, config key ``threshold``, turns them into
+    labels, swept by eval_cams) or "scores" (they carry their own background). ``accepts``: the kinds
+    of maps it can refine. ``sections``: top-level config sections it brings (name → JSON Schema)."""
+
+    name: str
+    title: str
+    stages: tuple[Stage, ...]
+    apply: str
+    artifact: str
+    output: str
+    threshold: str | None = None
+    accepts: tuple[str, ...] = ("cams", "scores")
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Registry:
+    stages: dict[str, Stage] = field(default_factory=dict)
+    methods: dict[str, ClassifierMethod] = field(default_factory=dict)
+    cam_sources: dict[str, CamSource] = field(default_factory=dict)
+    refiners: dict[str, Refiner] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)  # top-level config sections brought by plug-ins
+    plugins: list[str] = field(default_factory=list)
+
+    def stage(self, name: str) -> Stage:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise WsssError(f"unknown stage '{name}' (known: {', '.join(self.stages)})") from None
+
+
+REGISTRY = Registry()
+
+
+def _add(table: dict, name: str, item, what: str) -> None:
+    if name in table and table[name] != item:
+        raise WsssError(f"{what} '{name}' is registered twice")
+    table[name] = item
+
+
+def register_stage(stage: Stage) -> Stage:
+    _add(REGISTRY.stages, stage.name, stage, "stage")
+    return stage
+
+
+def register_method(method: ClassifierMethod) -> ClassifierMethod:
+    _add(REGISTRY.methods, method.name, method, "classifier method")
+    return method
+
+
+def register_cam_source(source: CamSource) -> CamSource:
+    _add(REGISTRY.cam_sources, source.name, source, "CAM source")
+    return source
+
+
+def register_refiner(refiner: Refiner) -> Refiner:
+    if "+" in refiner.name or refiner.name in ("none", "cams", "gt"):
+        raise WsssError(f"refiner name '{refiner.name}' is reserved or contains '+'")
+    if refiner.apply not in {s.name for s in refiner.stages}:
+        raise WsssError(f"refiner '{refiner.name}': its apply stage '{refiner.apply}' is not among its stages")
+    for stage in refiner.stages:
+        register_stage(stage)
+    for name, section in refiner.sections.items():
+        _add(REGISTRY.sections, name, section, "config section")
+    _add(REGISTRY.refiners, refiner.name, refiner, "refiner")
+    return refiner
+
+
+def load_plugins(names: list[str] | tuple[str, ...] = ()) -> Registry:
+    """Register the built-in plug-ins, those named in ``WSSS_PLUGINS`` and ``names`` (importable modules)."""
+    # by name, so that code dependencies (codedeps) do not tie every stage to every declaration
+    for builtin in ("wsss_stages.lib.stages", "wsss_stages.methods"):
+        importlib.import_module(builtin)
+
+    wanted = [n for n in os.environ.get(PLUGINS_ENV, "").split(",") if n] + list(names)
+    for name in wanted:
+        if name in REGISTRY.plugins:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise WsssError(f"config key 'plugins': cannot import plug-in module '{name}' ({exc})") from None
+        REGISTRY.plugins.append(name)
+    return REGISTRY
+
+
+def import_object(path: str):
+    """``"package.module:attribute"`` → the attribute."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -1,0 +1,53 @@
+"""Several experiments in one DAG: overlays on one base config.
+
+An experiment is the base config with an overlay from ``experiments:`` deep-merged onto it
+(mappings merge, everything else replaces). Its results folder is ``results/<experiment>_<name>/``.
+
+Which artifacts they share is decided in :mod:`wsss_stages.lib.pipeline` (``Experiments``).
+Light on imports on purpose (the Snakefile imports it).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from wsss_stages import WsssError
+from wsss_stages.lib.config import validate_config
+
+# overlays may not change these: they name the run as a whole or its shared demo data
+RUN_KEYS = ("experiment", "experiments", "leaderboard", "make_demo_data")
+
+
+# ============================================================================ expansion
+def deep_merge(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Folder name → validated config of each experiment (one, named ``experiment``, without overlays)."""
+    overlays = config.get("experiments") or {}
+    base = {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
+    if not overlays:
+        return {config["experiment"]: base}
+    experiments = {}
+    for name, overlay in overlays.items():
+        overlay = overlay or {}
+        if not isinstance(overlay, dict):
+            raise WsssError(f"invalid config:\n  config key 'experiments.{name}' must be a mapping of config keys")
+        fixed = [k for k in overlay if k in RUN_KEYS]
+        if fixed:
+            raise WsssError(f"invalid config:\n  config key 'experiments.{name}.{fixed[0]}' belongs to the whole run; set it at the top level")
+        try:
+            merged = validate_config(deep_merge(base, overlay))
+        except WsssError as error:
+            raise WsssError(str(error).replace("config key '", f"config key 'experiments.{name}.")) from None
+        merged["experiment"] = f"{config['experiment']}_{name}"
+        experiments[merged["experiment"]] = merged
+    return experiments

@@ -1,0 +1,219 @@
+"""The stage graph of an experiment, derived from the stage declarations (it exists only here).
+
+A *node* is a stage and its wildcard value: ``("refine_crf", "rw")``. For a config, a node's
+inputs, parameters and thresholds come from its :class:`~wsss_stages.lib.declare.Stage`; the
+Snakemake rules and the artifact sharing between experiments both read them from here.
+
+Refinements are chains of registered refiners joined by "+": "none" (the seeds themselves),
+"crf", "rw", "rw+crf" … The seeds are one classifier's CAMs (``make_cams``) or adversarial
+erasing's fused maps (``train_erasing``). Each chain's last refiner refines the chain before
+it (its ``source``: "cams" for the seeds).
+
+Light on imports on purpose (the Snakefile imports it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any, Iterable
+
+from wsss_stages import WsssError
+from wsss_stages.lib.declare import REGISTRY, Ref, Stage, Threshold, lookup, param_value
+
+Node = tuple[str, str]  # (stage, wildcard value or "")
+SEEDS = "cams"  # the source name of the seed maps
+
+
+# ============================================================================ seeds and refinement chains
+def seeds(cfg: dict) -> Ref:
+    """The seed maps: one classifier's CAMs, or adversarial erasing's fused maps."""
+    if cfg["adversarial_erasing"]["enabled"]:
+        return Ref("train_erasing", "out_dir")
+    return Ref("make_cams", "out_dir")
+
+
+def chain_links(chain: str) -> list[str]:
+    """"rw+crf" → ["rw", "crf"]; "none" or "cams" → []."""
+    return [] if chain in ("none", SEEDS) else chain.split("+")
+
+
+def chain_source(chain: str) -> str:
+    """The chain before the last refiner: "rw+crf" → "rw", "crf" → "cams"."""
+    return "+".join(chain_links(chain)[:-1]) or SEEDS
+
+
+def check_chain(chain: str, where: str) -> None:
+    """Every link is a registered refiner that accepts what the link before it produces."""
+    kind = "cams"
+    for link in chain_links(chain):
+        refiner = REGISTRY.refiners.get(link)
+        if refiner is None:
+            known = ", ".join(["none", *REGISTRY.refiners])
+            raise WsssError(f"config key '{where}': unknown refinement '{link}' in '{chain}' (known: {known}, chained with +)")
+        if kind not in refiner.accepts:
+            raise WsssError(f"config key '{where}': '{link}' cannot refine {kind} (in '{chain}')")
+        kind = refiner.output
+
+
+def chain_kind(chain: str) -> str:
+    """"cams" (CAM format: needs a background threshold) or "scores" (carries its own background)."""
+    links = chain_links(chain)
+    return REGISTRY.refiners[links[-1]].output if links else "cams"
+
+
+def chain_ref(cfg: dict, chain: str) -> Ref:
+    """The maps a refinement chain ends with."""
+    links = chain_links(chain)
+    if not links:
+        return seeds(cfg)
+    refiner = REGISTRY.refiners[links[-1]]
+    return Ref(refiner.apply, refiner.artifact, chain_source(chain))
+
+
+def chain_threshold(cfg: dict, chain: str) -> Threshold | None:
+    """The background threshold that turns a chain's CAM-format maps into labels (None for scores):
+    ``cam_bg_threshold`` for the seeds, the last refiner's own key otherwise; "auto" reads the
+    eval_cams sweep of those maps on the seed split."""
+    if chain_kind(chain) != "cams":
+        return None
+    links = chain_links(chain)
+    key = REGISTRY.refiners[links[-1]].threshold if links else "cam_bg_threshold"
+    return Threshold(lookup(cfg, key), Ref("eval_cams", "out_best", chain if links else SEEDS), key)
+
+
+def refinement_pattern() -> str:
+    """Regex of every chain of registered refiners (wildcard constraint)."""
+    names = "|".join(re.escape(n) for n in sorted(REGISTRY.refiners, key=len, reverse=True)) or "(?!)"
+    return f"(?:{names})(?:\\+(?:{names}))*"
+
+
+def reported_refinements(cfg: dict) -> list[str]:
+    """The refinement that trains DeepLab first, then the ones only compared."""
+    chosen = cfg["make_pseudo_masks"]
+    return [chosen["refinement"]] + [r for r in chosen["compare"] if r != chosen["refinement"]]
+
+
+# ============================================================================ nodes
+def node_inputs(cfg: dict, stage: Stage, variant: str) -> dict[str, Any]:
+    """Argument → Ref (or list / mapping of Refs, or None), thresholds' sweeps included."""
+    inputs = dict(stage.inputs(cfg, variant))
+    for arg, threshold in node_thresholds(cfg, stage, variant).items():
+        inputs[f"{arg}_sweep"] = threshold.sweep if threshold is not None and threshold.auto else None
+    return inputs
+
+
+def node_thresholds(cfg: dict, stage: Stage, variant: str) -> dict[str, Threshold | None]:
+    return dict(stage.thresholds(cfg, variant)) if stage.thresholds else {}
+
+
+def node_params(cfg: dict, stage: Stage, variant: str) -> dict[str, Any]:
+    """Argument → config value, thresholds as configured (a number or "auto")."""
+    values = {arg: param_value(cfg, param, variant) for arg, param in stage.params.items()}
+    for arg, threshold in node_thresholds(cfg, stage, variant).items():
+        values[arg] = None if threshold is None else threshold.value
+    return values
+
+
+def refs(value) -> list[Ref]:
+    if value is None:
+        return []
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value)
+
+
+def upstream(cfg: dict, node: Node) -> list[Node]:
+    stage = REGISTRY.stage(node[0])
+    return [ref.node for value in node_inputs(cfg, stage, node[1]).values() for ref in refs(value)]
+
+
+def closure(cfg: dict, targets: Iterable[Node]) -> list[Node]:
+    """``targets`` and every node they read, transitively, sorted."""
+    seen: dict[Node, None] = {}
+    stack = list(targets)
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen[node] = None
+            stack.extend(upstream(cfg, node))
+    return sorted(seen)
+
+
+def job_name(node: Node) -> str:
+    """A node's job name, as in its log and benchmark file names: stage, or stage_wildcard."""
+    stage, variant = node
+    return f"{stage}_{variant}" if variant else stage
+
+
+# ============================================================================ experiments sharing artifacts
+class Experiments:
+    """The experiments of one run, and the owner (results folder) of every node of each.
+
+    A node's *signature* is what its job receives: its parameters, the data it reads, and the
+    signatures of the nodes it reads. Two experiments whose signatures agree would build the same
+    file, so the node is built once, in the folder of the first experiment that uses it (its
+    *owner*), and the others read it there."""
+
+    def __init__(self, experiments: dict[str, dict[str, Any]]):
+        self.configs = experiments
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.configs)
+
+    @lru_cache(maxsize=None)
+    def signature(self, experiment: str, node: Node) -> str:
+        cfg = self.configs[experiment]
+        stage = REGISTRY.stage(node[0])
+        values = node_params(cfg, stage, node[1])
+        if stage.data:
+            values["<data>"] = [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None]
+        ups = [self.signature(experiment, up) for up in upstream(cfg, node)]
+        return json.dumps([node, values, ups], sort_keys=True, default=str)
+
+    @lru_cache(maxsize=None)
+    def owner(self, experiment: str, node: Node) -> str:
+        """The first experiment that uses ``node`` and builds it exactly as ``experiment`` would
+        (``experiment`` itself when none does, e.g. for nodes only a benchmark target asks for)."""
+        mine = self.signature(experiment, node)
+        return next((name for name in self.names if node in self.used_nodes(name) and self.signature(name, node) == mine), experiment)
+
+    @lru_cache(maxsize=None)
+    def used_nodes(self, experiment: str) -> frozenset[Node]:
+        """The nodes an experiment's summary needs, transitively."""
+        return frozenset(closure(self.configs[experiment], [("summarize_metrics", "")]))
+
+    def benchmark_nodes(self, experiment: str) -> list[Node]:
+        """The nodes the experiment's benchmark report covers, transitively."""
+        return [n for n in closure(self.configs[experiment], [("write_benchmark", "")]) if n != ("write_benchmark", "")]
+
+    def path(self, experiment: str, ref: Ref) -> str:
+        """Where ``experiment`` reads ``ref``: in the folder of the node's owner."""
+        relpath = REGISTRY.stage(ref.stage).output_path(ref.output, ref.variant)
+        return f"results/{self.owner(experiment, ref.node)}/{relpath}"
+
+    def job_benchmarks(self, experiment: str, nodes: Iterable[Node] | None = None) -> list[str]:
+        """The benchmark file of every job an experiment needs (or of ``nodes``), in its owner's folder."""
+        nodes = sorted(self.used_nodes(experiment) if nodes is None else nodes)
+        return [f"results/{self.owner(experiment, node)}/benchmarks/{job_name(node)}.tsv" for node in nodes]
+
+
+# ============================================================================ labels
+def method_label(cfg: dict) -> str:
+    """A short human name of an experiment's seed method, e.g. "Puzzle-CAM (cls+re, α 4)"."""
+    classifier = cfg["train_classifier"]
+    method = REGISTRY.methods[classifier["method"]]
+    parts = [] if method.name == "cam" else [method.label(classifier.get(method.name, {}))]
+    erasing = cfg["adversarial_erasing"]
+    if erasing["enabled"]:
+        parts.append(f"AE-PSL (T {erasing['steps']}, δ {erasing['delta']:g})")
+    cams = cfg["make_cams"]
+    source = REGISTRY.cam_sources[cams["cam_type"]]
+    label = source.label(cams.get(source.name, {}))
+    if label:
+        parts.append(label)
+    return " + ".join(parts) or "CAM"

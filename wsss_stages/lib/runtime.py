@@ -1,0 +1,75 @@
+"""Where and how a stage runs: device, precision, threads, progress bars.
+
+Light on purpose: torch is imported inside the functions that need it, so that a CPU-only
+stage (dense CRF, scoring) neither pays for the import nor depends on training code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from tqdm import tqdm
+
+from wsss_stages import WsssError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def progress(iterable: Iterable, **kwargs) -> tqdm:
+    """A progress bar that stays readable in log files (updates at most every 10 s)."""
+    return tqdm(iterable, mininterval=10.0, maxinterval=60.0, dynamic_ncols=False, ncols=100, **kwargs)
+
+
+def pick_device(device: str = "auto") -> "torch.device":
+    """CUDA when present (whatever CUDA_VISIBLE_DEVICES exposes, first visible one), else CPU."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise WsssError("config key 'device' is 'cuda' but no CUDA device is available")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def native_bf16(device: "torch.device") -> bool:
+    """bf16 convolutions run in hardware here: a CUDA device with bf16, or a CPU with AMX tiles."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the guard
+    return bool(probe and probe())
+
+
+def inference_dtype(precision: str, device: "torch.device") -> "torch.dtype | None":
+    """Autocast dtype for inference: ``fp32`` → None, ``bf16`` → bfloat16, ``auto`` → bf16 where native."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise WsssError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: "torch.device", dtype: "torch.dtype | None"):
+    """Mixed-precision context for inference (a no-op for fp32)."""
+    import torch
+
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def for_inference(net, device: "torch.device"):
+    """Eval mode on ``device`` in channels-last layout (oneDNN and cuDNN convolutions run faster in it)."""
+    import torch
+
+    return net.to(device, memory_format=torch.channels_last).eval()
+
+
+def set_threads(threads: int) -> None:
+    """Use exactly the cores Snakemake gave the job."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)

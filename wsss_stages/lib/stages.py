@@ -1,0 +1,190 @@
+"""Declarations of the core stages (refiners declare theirs in :mod:`wsss_stages.methods`).
+
+Each :class:`Stage` names the function ``wsss_stages.<name>.<name>`` and everything its rule
+needs; see :mod:`wsss_stages.lib.declare` for what derives from it. No torch here.
+"""
+
+from __future__ import annotations
+
+from wsss_stages.lib.declare import REGISTRY, Derived, Output, Ref, Stage, lookup, register_stage
+from wsss_stages.lib.pipeline import SEEDS, chain_ref, chain_threshold, reported_refinements
+
+
+def section(key: str) -> Derived:
+    """A whole config section as one argument (a JSON object on the command line)."""
+    return Derived((key,), lambda cfg, variant: dict(lookup(cfg, key)))
+
+
+def _method_options(cfg: dict, variant: str) -> dict:
+    """The active classifier method's own section, reduced to what changes training."""
+    classifier = cfg["train_classifier"]
+    method = REGISTRY.methods[classifier["method"]]
+    options = dict(classifier.get(method.name, {}))
+    return method.relevant(options) if method.relevant else options
+
+
+def _cam_options(cfg: dict, variant: str) -> dict:
+    cams = cfg["make_cams"]
+    return dict(cams.get(cams["cam_type"], {}))
+
+
+def _cam_splits(cfg: dict, variant: str) -> list[str]:
+    """CAMs are needed where they are scored (seeds) and where pseudo-masks train DeepLab."""
+    return sorted({cfg["splits"]["seeds"], cfg["splits"]["segmentation"]})
+
+
+# the classifier recipe: train_classifier and every step of adversarial erasing read the same keys
+CLASSIFIER_RECIPE = {
+    "backbone": section("train_classifier.backbone"),
+    "training": section("train_classifier.training"),
+    "method": "train_classifier.method",
+    "method_options": Derived(("train_classifier",), _method_options),
+}
+CAM_INFERENCE = {"scales": "make_cams.scales", "flip": "make_cams.flip", "precision": "make_cams.precision"}
+SCORING = {"split": "splits.seeds", "mask_folder": "mask_folder"}
+CLASSIFIER = Ref("train_classifier", "out_model")
+
+
+def _code_of_method(cfg: dict) -> list[str]:
+    return [REGISTRY.methods[cfg["train_classifier"]["method"]].impl.split(":")[0]]
+
+
+def _code_of_cam_source(cfg: dict) -> list[str]:
+    impl = REGISTRY.cam_sources[cfg["make_cams"]["cam_type"]].impl
+    return [impl.split(":")[0]] if impl else []
+
+
+register_stage(Stage(
+    "make_demo_data", "generate the built-in synthetic dataset in VOC layout",
+    outputs={"out_dir": Output("VOC2012", directory=True)},
+    params={k: f"make_demo_data.{k}" for k in ("num_train", "num_seed_eval", "num_val", "image_size", "seed")},
+    data=False, mem_mb=1000, runtime=10,
+))
+
+register_stage(Stage(
+    "train_classifier", "train the multi-label GAP classifier of the chosen method (resumable)",
+    outputs={"out_model": Output("model.pt"), "out_info": Output("model.json")},
+    params={"split": "splits.classifier", **CLASSIFIER_RECIPE, "seed": "seed", "device": "device"},
+    threads="heavy", mem_mb=8000, runtime=600, gpu=True, code=_code_of_method,
+))
+
+register_stage(Stage(
+    "make_cams", "multi-scale + flip class maps of the chosen CAM source, for each image's classes",
+    inputs=lambda cfg, v: {"model": CLASSIFIER}, input_args=("model",),
+    outputs={"out_dir": Output("cams", directory=True)},
+    params={"splits": Derived(("splits.seeds", "splits.segmentation"), _cam_splits), **CAM_INFERENCE,
+            "cam_type": "make_cams.cam_type", "cam_options": Derived(("make_cams",), _cam_options), "device": "device"},
+    threads="heavy", mem_mb=8000, runtime=240, gpu=True, code=_code_of_cam_source,
+))
+
+register_stage(Stage(
+    "train_erasing", "adversarial erasing (AE-PSL): classifiers on ever more erased images, fused seeds",
+    inputs=lambda cfg, v: {"classifier": CLASSIFIER}, input_args=("classifier",),
+    outputs={"out_dir": Output("cams", directory=True), "out_report": Output("steps.json")},
+    params={"split": "splits.classifier", "cam_splits": Derived(("splits.seeds", "splits.segmentation"), _cam_splits),
+            "steps": "adversarial_erasing.steps", "delta": "adversarial_erasing.delta", "map_floor": "adversarial_erasing.map_floor",
+            **CAM_INFERENCE, **CLASSIFIER_RECIPE, "seed": "seed", "device": "device"},
+    threads="heavy", mem_mb=8000, runtime=1440, gpu=True, code=_code_of_method,
+))
+
+register_stage(Stage(
+    "eval_cams", "background-threshold sweep of CAM-format maps against masks (the seeds, or a refiner's)",
+    inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)}, input_args=("cams",),
+    outputs={"out_csv": Output("{source}/sweep.csv"), "out_best": Output("{source}/best.json"),
+             "out_per_class": Output("{source}/per_class.csv"), "out_plot": Output("{source}/sweep.png")},
+    params={**SCORING, "thresholds": "eval_cams.thresholds"},
+    variant="source", runtime=60,
+))
+
+register_stage(Stage(
+    "make_pseudo_masks", "score maps or thresholded CAMs -> palette PNG pseudo-masks (optional 255 band)",
+    inputs=lambda cfg, refinement: {"scores": chain_ref(cfg, refinement)}, input_args=("scores",),
+    outputs={"out_dir": Output("{refinement}/masks", directory=True)},
+    params={"ignore_band": "make_pseudo_masks.ignore_band"},
+    thresholds=lambda cfg, refinement: {"bg_threshold": chain_threshold(cfg, refinement)}, threshold_args=("bg_threshold",),
+    variant="refinement", data=False, threads="all", runtime=60,
+))
+
+register_stage(Stage(
+    "eval_pseudo_masks", "score pseudo-masks against ground truth on the seed split",
+    inputs=lambda cfg, refinement: {"masks": Ref("make_pseudo_masks", "out_dir", refinement)}, input_args=("masks",),
+    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv")},
+    params=SCORING, variant="refinement", runtime=30,
+))
+
+
+def _training_masks(cfg: dict, refinement: str) -> dict:
+    """Pseudo-masks of a refinement; none for "gt" (the stage reads the dataset's masks: the upper bound)."""
+    return {"masks": None if refinement == "gt" else Ref("make_pseudo_masks", "out_dir", refinement)}
+
+
+register_stage(Stage(
+    "train_segmentation", "train DeepLab on pseudo-masks, or on ground truth for the upper bound (resumable)",
+    inputs=_training_masks, input_args=("masks",),
+    outputs={"out_model": Output("{refinement}/model.pt")},
+    params={"split": "splits.segmentation",
+            "mask_folder": Derived(("mask_folder",), lambda cfg, refinement: cfg["mask_folder"] if refinement == "gt" else None),
+            "head": "train_segmentation.head", "head_width": "train_segmentation.head_width",
+            "backbone": section("train_segmentation.backbone"), "training": section("train_segmentation.training"),
+            "seed": "seed", "device": "device"},
+    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=12000, runtime=1440, gpu=True,
+))
+
+register_stage(Stage(
+    "predict_segmentation", "predict masks with the segmentation network",
+    inputs=lambda cfg, refinement: {"model": Ref("train_segmentation", "out_model", refinement)}, input_args=("model",),
+    outputs={"out_dir": Output("{refinement}/masks", directory=True)},
+    params={"split": "splits.val", **{k: f"predict_segmentation.{k}" for k in ("scales", "flip", "crf", "precision")}, "device": "device"},
+    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=8000, runtime=120, gpu=True,
+))
+
+register_stage(Stage(
+    "eval_segmentation", "score predicted masks against ground truth on val",
+    inputs=lambda cfg, refinement: {"masks": Ref("predict_segmentation", "out_dir", refinement)}, input_args=("masks",),
+    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv")},
+    params={"split": "splits.val", "mask_folder": "mask_folder"}, variant="refinement", variant_extra=("gt",), runtime=30,
+))
+
+
+def _summary_inputs(cfg: dict, variant: str) -> dict:
+    chosen, *compared = reported_refinements(cfg)
+    enabled = cfg["train_segmentation"]["enabled"]
+    return {"cam_best": Ref("eval_cams", "out_best", SEEDS),
+            "pseudo_masks": Ref("eval_pseudo_masks", "out_json", chosen),
+            "pseudo_mask_dir": Ref("make_pseudo_masks", "out_dir", chosen),
+            "segmentation": Ref("eval_segmentation", "out_json", chosen) if enabled else None,
+            "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared}}  # fmt: skip
+
+
+register_stage(Stage(
+    "summarize_metrics", "collect the headline numbers into metrics.json / metrics.md",
+    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "compare"),
+    outputs={"out_json": Output("metrics.json", root=True), "out_md": Output("metrics.md", root=True)},
+    params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
+    data=False, mem_mb=500, runtime=5,
+))
+
+
+def _benchmark_inputs(cfg: dict, variant: str) -> dict:
+    refinement = cfg["make_pseudo_masks"]["refinement"]
+    return {"cam_best": Ref("eval_cams", "out_best", SEEDS),
+            "pseudo_masks": {r: Ref("eval_pseudo_masks", "out_json", r) for r in cfg["write_benchmark"]["refinements"]},
+            "segmentation": Ref("eval_segmentation", "out_json", refinement),
+            "upper_bound": Ref("eval_segmentation", "out_json", "gt"),
+            "summary": Ref("summarize_metrics", "out_json")}  # fmt: skip
+
+
+register_stage(Stage(
+    "write_benchmark", "quality per stage, the fully-supervised upper bound and per-job cost: benchmark.md / .csv",
+    inputs=_benchmark_inputs, input_args=("cam_best", "pseudo_masks", "segmentation", "upper_bound", "summary"),
+    outputs={"out_md": Output("benchmark.md", root=True), "out_csv": Output("benchmark.csv", root=True)},
+    params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
+    context=("jobs",), data=False, mem_mb=500, runtime=5,
+))
+
+# run-level: one table over all experiments (its rule is written out in rules/report.smk)
+register_stage(Stage(
+    "write_leaderboard", "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
+    context=("summaries", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
+    data=False, mem_mb=500, runtime=5,
+))

@@ -1,0 +1,7 @@
+"""The built-in plug-ins: classifier methods, CAM sources and refiners, one module each.
+
+Importing this package registers them (see :mod:`wsss_stages.lib.declare`); a plug-in outside
+the package registers itself the same way and is named in the config key ``plugins``.
+"""
+
+from wsss_stages.methods import cam, crf, gradcam, hide_and_seek, puzzle, random_walk  # noqa: F401

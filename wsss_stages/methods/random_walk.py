@@ -1,0 +1,96 @@
+"""AffinityNet random walk (Ahn & Kwak, CVPR 2018; the walk as in irn) as a refiner.
+
+Stages: ``make_affinity_labels`` (confident foreground / background / unsure from the seeds),
+``train_affinitynet`` (the embedding, on a backbone initialised from the classifier), and
+``random_walk`` (walks a chain's CAM-format maps; writes CAM-format maps whose background
+threshold, ``random_walk.bg_threshold``, is applied downstream and can be swept by eval_cams).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from wsss_stages.lib.declare import Output, Ref, Refiner, Stage, register_refiner
+from wsss_stages.lib.pipeline import chain_ref, seeds
+
+SECTIONS = yaml.safe_load("""
+make_affinity_labels:
+  type: object
+  additionalProperties: false
+  default: {}
+  description: irn's cam_to_ir_label
+  properties:
+    conf_fg: {$ref: "#/$defs/unit_interval", default: 0.30, description: CAM score above which a pixel is confident foreground}
+    conf_bg: {$ref: "#/$defs/unit_interval", default: 0.05, description: CAM score below which a pixel is confident background}
+    crf: {type: boolean, default: true, description: refine both label maps with irn's label CRF}
+train_affinitynet:
+  type: object
+  additionalProperties: false
+  default: {}
+  description: AffinityNet embedding on a backbone initialised from the trained classifier
+  properties:
+    stride: {type: integer, enum: [4, 8], default: 8, description: feature stride of the affinity map}
+    radius: {type: integer, minimum: 2, default: 10, description: training pairs within this radius (feature pixels)}
+    dim: {type: integer, minimum: 4, default: 64, description: embedding channels}
+    freeze_backbone: {type: boolean, default: false, description: "train only the embedding head (faster); else the backbone too, at lr / 10"}
+    epochs: {type: integer, minimum: 1, default: 3, description: passes over the classifier split}
+    batch_size: {type: integer, minimum: 1, default: 16, description: images per step}
+    crop_size: {type: integer, minimum: 16, default: 512, description: square training crop}
+    scale_range:
+      type: array
+      items: {type: number, exclusiveMinimum: 0}
+      minItems: 2
+      maxItems: 2
+      default: [0.5, 1.5]
+      description: random rescale range
+    lr: {type: number, exclusiveMinimum: 0, default: 0.1, description: learning rate of the embedding head (backbone lr / 10)}
+    weight_decay: {type: number, minimum: 0, default: 0.0001, description: SGD weight decay}
+    momentum: {type: number, minimum: 0, maximum: 1, default: 0.9, description: SGD momentum}
+    workers: {type: integer, minimum: 0, default: 0, description: DataLoader worker processes}
+random_walk:
+  type: object
+  additionalProperties: false
+  default: {}
+  description: irn's random walk (make_sem_seg_labels) with a sparse transition matrix
+  properties:
+    beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities}
+    exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps}
+    radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels}
+    bg_threshold:
+      $ref: "#/$defs/threshold_or_auto"
+      default: 0.25
+      description: >
+        background threshold applied to the walked CAMs (irn sem_seg_bg_thres 0.25); "auto" takes
+        the best of eval_cams on the walked CAMs of the seed split. Changing it reruns only the
+        pseudo-masks (and the CRF on walked CAMs), never the walk
+""")
+
+AFFINITYNET_KEYS = ("stride", "radius", "dim", "freeze_backbone", "epochs", "batch_size", "crop_size", "scale_range", "lr",
+                    "weight_decay", "momentum", "workers")  # fmt: skip
+
+LABELS = Stage(
+    "make_affinity_labels", "confident fg / bg / unsure labels from the seed CAMs, for AffinityNet",
+    inputs=lambda cfg, v: {"cams": seeds(cfg)}, input_args=("cams",),
+    outputs={"out_dir": Output("labels", directory=True)},
+    params={k: f"make_affinity_labels.{k}" for k in ("conf_fg", "conf_bg", "crf")},
+    threads="all", mem_mb=4000, runtime=240, module="wsss_stages.make_affinity_labels",
+)
+TRAIN = Stage(
+    "train_affinitynet", "train the inter-pixel affinity network (resumable)",
+    inputs=lambda cfg, v: {"classifier": Ref("train_classifier", "out_model"), "labels": Ref("make_affinity_labels", "out_dir")},
+    input_args=("classifier", "labels"),
+    outputs={"out_model": Output("model.pt")},
+    params={"split": "splits.classifier", **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
+    threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet",
+)
+WALK = Stage(
+    "random_walk", "propagate a chain's CAMs by a random walk on learned affinities (sparse, bounded memory)",
+    inputs=lambda cfg, source: {"model": Ref("train_affinitynet", "out_model"), "cams": chain_ref(cfg, source)},
+    input_args=("model", "cams"),
+    outputs={"out_dir": Output("{source}/cams", directory=True)},
+    params={k: f"random_walk.{k}" for k in ("beta", "exp_times", "radius")} | {"device": "device"},
+    variant="source", threads="heavy", mem_mb=4000, runtime=240, gpu=True, module="wsss_stages.random_walk",
+)
+
+register_refiner(Refiner("rw", "random walk", stages=(LABELS, TRAIN, WALK), apply="random_walk", artifact="out_dir", output="cams",
+                         threshold="random_walk.bg_threshold", accepts=("cams",), sections=SECTIONS))
