@@ -9,7 +9,7 @@ rule make_demo_data:
     output:
         manifest=f"{DEMO_ROOT}/manifest.json",
     params:
-        out_dir=DEMO_ROOT,
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         **{arg: config["make_demo_data"][arg] for arg in DEMO_DATA.params},
     log:
         "results/make_demo_data/make_demo_data.log",

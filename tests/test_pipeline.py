@@ -82,7 +82,7 @@ def test_benchmark_report_has_every_stage_the_upper_bound_and_costs(finished_run
     full = json.loads((results / "eval_segmentation/gt/metrics.json").read_text())
     assert float(quality["DeepLab on ground truth (upper bound)"]["miou"]) == pytest.approx(full["miou"])
     costs = {r["stage"]: r for r in rows if r["section"] == "cost"}
-    assert {"train_classifier", "make_cams", "random_walk", "train_segmentation_gt"} <= set(costs)
+    assert {"train_classifier", "make_cams", "random_walk_cams", "train_segmentation_gt"} <= set(costs)
     assert all(float(r["seconds"]) >= 0 for r in costs.values())
     assert "Weakly / fully supervised" in (results / "benchmark.md").read_text()
 

@@ -196,7 +196,7 @@ class Refiner:
     artifact: str
     output: str
     threshold: str | None = None
-    accepts: tuple[str, ...] = ("cams", "scores")
+    accepts: tuple[str, ...] = ("cams",)
     sections: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -70,4 +70,4 @@ REFINE = Stage(
 )
 
 register_refiner(Refiner("crf", "dense CRF", stages=(TUNE, REFINE), apply="refine_crf", artifact="out_dir", output="scores",
-                         sections={"refine_crf": SECTION}))
+                         accepts=("cams", "scores"), sections={"refine_crf": SECTION}))
