@@ -187,7 +187,8 @@ class Refiner:
     chain's maps (its wildcard ``source`` is the chain before it: "cams" for the seeds, or e.g. "rw").
     ``output`` is "cams" (CAM format: a background threshold, config key ``threshold``, turns them into
     labels, swept by eval_cams) or "scores" (they carry their own background). ``accepts``: the kinds
-    of maps it can refine. ``sections``: top-level config sections it brings (name → JSON Schema)."""
+    of maps it can refine (default: CAM format only). ``sections``: top-level config sections it
+    brings (name → JSON Schema)."""
 
     name: str
     title: str
