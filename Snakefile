@@ -12,9 +12,13 @@ min_version("9.0")
 # The package is installed (`make install`, editable). To run from a checkout where it is not (e.g.
 # with --sdm conda, or on cluster nodes that see only the checkout), uncomment this line:
 # sys.path.insert(0, workflow.basedir)
-from wsss_stages import WsssError  # noqa: E402
-from wsss_stages.lib.config import validate_config  # noqa: E402
-from wsss_stages.lib.experiments import expand_experiments  # noqa: E402
+try:
+    from wsss_stages import WsssError
+    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.experiments import expand_experiments
+except ImportError as error:
+    sys.exit(f"wsss: cannot import the wsss_stages package ({error}): run `make install` and activate .venv "
+             "(source .venv/bin/activate), or `pip install -e .` in this environment")
 
 
 # config.yaml is the demo; a preset given with --configfile stands alone (schema defaults fill
