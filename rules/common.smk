@@ -16,7 +16,7 @@ from wsss_stages.lib.pipeline import Experiments, method_label, node_inputs, nod
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
 RUN = Experiments(EXPERIMENT_CONFIGS)
 EXPERIMENTS = RUN.names
-MULTI = bool(config["experiments"])
+MULTI = len(EXPERIMENTS) > 1  # several experiments or repeats: a leaderboard compares them
 LEADERBOARD = f"results/{config['leaderboard']}"
 DEMO_ROOT = "results/make_demo_data/VOC2012"
 

@@ -12,7 +12,7 @@ rule benchmarks:
 LEADERBOARD_STAGE = REGISTRY.stage("write_leaderboard")
 
 
-# Several experiments (config key `experiments`): one table comparing them, written by `all`.
+# Several experiments (config key `experiments`) or repeats (`repeats`): one table comparing them, written by `all`.
 rule write_leaderboard:
     input:
         summaries=[f"results/{name}/metrics.json" for name in EXPERIMENTS],
@@ -23,8 +23,9 @@ rule write_leaderboard:
         out_plot=f"{LEADERBOARD}.png",
     params:
         summaries=[f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS],
+        groups=[f"{name}={RUN.configs[name]['repeat']['of']}" for name in EXPERIMENTS],
         jobs=[f"{name}={path}" for name in EXPERIMENTS for path in RUN.job_benchmarks(name)],
-        labels=[f"{name}={method_label(RUN.configs[name])}" for name in EXPERIMENTS],
+        labels=sorted({f"{RUN.configs[name]['repeat']['of']}={method_label(RUN.configs[name])}" for name in EXPERIMENTS}),
     log:
         f"{LEADERBOARD}.log",
     benchmark:

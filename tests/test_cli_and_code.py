@@ -16,9 +16,11 @@ def test_every_stage_builds_a_parser_from_its_signature():
 
 def test_parser_types_lists_and_booleans():
     args = build_parser("make_cams").parse_args(
-        ["--model", "m.pt", "--data-root", "r", "--splits", "train", "val", "--out-dir", "o", "--scales", "1", "0.5", "--flip", "False",
+        ["--model", "m.pt", "--data-root", "r", "--splits", "train", "val", "--out-dir", "o", "--out-val-dir", "v", "--val-split", "None",
+         "--scales", "1", "0.5", "--flip", "False",
          "--precision", "auto", "--cam-type", "cam", "--cam-options", '{"a": 1}', "--device", "cpu"])
     assert args.scales == [1.0, 0.5] and args.flip is False and args.splits == ["train", "val"] and args.cam_options == {"a": 1}
+    assert args.val_split is None
 
 
 def test_stage_error_exits_non_zero_with_message(tmp_path, capsys):

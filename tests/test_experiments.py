@@ -112,12 +112,12 @@ def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(mul
     for name, row in rows.items():
         summary = json.loads((results / name / "metrics.json").read_text())
         assert float(row["cam_miou"]) == pytest.approx(summary["cam_miou"]) and 0 < float(row["pseudo_mask_miou"]) <= 100
-        assert int(row["jobs_unmeasured"]) == 0 and float(row["wall_seconds"]) > 0
+        assert int(row["jobs_unmeasured"]) == 0 and float(row["wall_seconds"]) > 0 and row["repeats"] == "1"
     assert rows["tiny_cam"]["val_miou"] == "" and 0 < float(rows["tiny_crf"]["val_miou"]) <= 100
     # the CRF experiment reuses the classifier and CAMs: its own jobs are only part of its wall time
     assert float(rows["tiny_crf"]["own_wall_seconds"]) < float(rows["tiny_crf"]["wall_seconds"])
     assert rows["tiny_cam"]["cam_miou"] == rows["tiny_crf"]["cam_miou"]
-    assert "| tiny_crf | CAM | crf |" in (results / "board.md").read_text() and (results / "board.png").stat().st_size > 0
+    assert "| tiny_crf | CAM | crf | 1 |" in (results / "board.md").read_text() and (results / "board.png").stat().st_size > 0
 
 
 @pytest.mark.integration
@@ -128,39 +128,75 @@ def test_changing_one_experiment_reruns_only_its_own_stages(multi_run):
     edited = Path(workdir / "edited.yaml")
     edited.write_text(yaml.safe_dump(changed, sort_keys=False))
     out = snakemake(workdir, "-n", overlays=(edited,)).stdout
-    assert planned_jobs(out) == {"make_cams", "eval_cams", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics",
+    assert planned_jobs(out) == {"make_cams", "eval_cams", "score_cams", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics",
                                  "write_leaderboard", "all"}  # fmt: skip
     assert "results/tiny_gradcam/make_cams/cams" in out and "results/tiny_cam/make_cams" not in out
+
+
+def test_repeats_expand_into_seeded_folders():
+    runs = expand_experiments(tiny(cam={"repeats": 3}, gradcam={"make_cams": {"cam_type": "gradcam"}}))
+    assert list(runs) == ["tiny_cam", "tiny_cam_r1", "tiny_cam_r2", "tiny_gradcam"]
+    assert [runs[n]["seed"] for n in runs] == [0, 1, 2, 0]
+    assert runs["tiny_cam_r2"]["repeat"] == {"of": "tiny_cam", "index": 2}
+    run = Experiments(runs)
+    # the repeats share what does not depend on the seed, and nothing that does
+    assert run.owner("tiny_cam_r1", ("train_classifier", "")) == "tiny_cam_r1"
+    assert run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny_cam"
+    single = expand_experiments(validate_config({**yaml.safe_load(CONFIG.read_text()), "repeats": 2}))
+    assert list(single) == ["tiny", "tiny_r1"]
+
+
+def _summary(tmp_path, folder, cam, val, refinement="crf"):
+    path = tmp_path / "results" / folder / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"refinement": refinement, "cam_miou": cam, "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": cam + 1,
+                                "segmentation_miou": val, "seed_split": "train", "val_split": "val" if val else None}))  # fmt: skip
+    return f"{folder}={path}"
+
+
+def _job(tmp_path, owner, stage, seconds):
+    path = tmp_path / "results" / owner / "benchmarks" / f"{stage}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0\t100\t{seconds * 2}\n")
+    return path
 
 
 def test_leaderboard_rows_costs_and_missing_values(tmp_path):
     from wsss_stages.write_leaderboard import write_leaderboard
 
-    def summary(name, cam, val):
-        path = tmp_path / "results" / name / "metrics.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"refinement": "crf", "cam_miou": cam, "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": cam + 1,
-                                    "segmentation_miou": val, "seed_split": "train", "val_split": "val" if val else None}))  # fmt: skip
-        return f"{name}={path}"
-
-    def job(owner, stage, seconds):
-        path = tmp_path / "results" / owner / "benchmarks" / f"{stage}.tsv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0\t100\t{seconds * 2}\n")
-        return path
-
-    classifier = job("a", "train_classifier", 10.0)
-    jobs = [f"a={classifier}", f"a={job('a', 'make_cams', 5.0)}", f"b={classifier}", f"b={job('b', 'make_cams', 7.0)}",
+    classifier = _job(tmp_path, "a", "train_classifier", 10.0)
+    jobs = [f"a={classifier}", f"a={_job(tmp_path, 'a', 'make_cams', 5.0)}", f"b={classifier}", f"b={_job(tmp_path, 'b', 'make_cams', 7.0)}",
             f"b={tmp_path / 'results/b/benchmarks/never_ran.tsv'}"]  # fmt: skip
     out = tmp_path / "board"
-    write_leaderboard(summaries=[summary("a", 30.0, 28.0), summary("b", 35.0, None)], jobs=jobs, labels=["b=Grad-CAM"],
-                      out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"), out_plot=out.with_suffix(".png"))  # fmt: skip
+    write_leaderboard(summaries=[_summary(tmp_path, "a", 30.0, 28.0), _summary(tmp_path, "b", 35.0, None)], groups=["a=a", "b=b"],
+                      jobs=jobs, labels=["b=Grad-CAM"], out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"),
+                      out_plot=out.with_suffix(".png"))  # fmt: skip
     rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
     assert float(rows["a"]["wall_seconds"]) == 15 and float(rows["a"]["own_wall_seconds"]) == 15 and float(rows["a"]["cpu_seconds"]) == 30
     assert float(rows["b"]["wall_seconds"]) == 17 and float(rows["b"]["own_wall_seconds"]) == 7 and rows["b"]["jobs_unmeasured"] == "1"
     md = out.with_suffix(".md").read_text()
-    assert "| b | Grad-CAM | crf | **35.00** | 0.25 | **36.00** | — | 17 (1 jobs unmeasured) | 7 | 34 |" in md
-    assert "| a | CAM" not in md and "| a |  | crf | 30.00 | 0.25 | 31.00 | **28.00** |" in md
+    assert "| b | Grad-CAM | crf | 1 | **35.00** | +5.00 (one repeat) | 0.25 | — | — | **36.00** | +5.00 (one repeat) | — | — |" in md
+    assert "| a |  | crf | 1 | 30.00 | baseline | 0.25 | — | baseline | 31.00 | baseline | **28.00** | baseline |" in md
+
+
+def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
+    from wsss_stages.write_leaderboard import write_leaderboard
+
+    base, method = [30.0, 33.0, 31.0], [33.0, 35.0, 34.5]  # the method is ahead in every repeat
+    summaries = [_summary(tmp_path, f"cam_r{i}", v, 25.0) for i, v in enumerate(base)]
+    summaries += [_summary(tmp_path, f"new_r{i}", v, 26.0) for i, v in enumerate(method)]
+    groups = [f"cam_r{i}=cam" for i in range(3)] + [f"new_r{i}=new" for i in range(3)]
+    out = tmp_path / "board"
+    write_leaderboard(summaries=summaries, groups=groups, jobs=[], labels=[], out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"),
+                      out_plot=None)  # fmt: skip
+    rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
+    assert rows["cam"]["repeats"] == "3" and float(rows["cam"]["cam_miou"]) == pytest.approx(31.333, abs=1e-3)
+    assert float(rows["cam"]["cam_miou_std"]) == pytest.approx(1.5275, abs=1e-3)
+    assert float(rows["new"]["delta_cam_miou"]) == pytest.approx(2.8333, abs=1e-3)
+    lo, hi = float(rows["new"]["delta_cam_miou_lo"]), float(rows["new"]["delta_cam_miou_hi"])
+    assert lo == pytest.approx(2.8333 - 4.3027 * 0.7638 / 3**0.5, abs=1e-2) and hi > 2.83 > lo > 0
+    md = out.with_suffix(".md").read_text()
+    assert "31.33 ± 1.53" in md and "+2.83 [+0.94, +4.73] |" in md and "+1.00 [+1.00, +1.00] within noise" in md
 
 
 def test_benchmark_costs_name_jobs_built_in_another_experiment(tmp_path):

@@ -61,7 +61,7 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
                  "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
         assert (results / path).is_file(), path
     metrics = json.loads((results / "metrics.json").read_text())
-    for key in ("cam_miou", "pseudo_mask_miou", "segmentation_miou"):
+    for key in ("cam_miou", "cam_miou_val", "pseudo_mask_miou", "segmentation_miou"):
         assert 0 <= metrics[key] <= 100
     baseline = all_background_miou(finished_run / "results/make_demo_data/VOC2012", "train")
     assert metrics["cam_miou"] > baseline + 3 and metrics["pseudo_mask_miou"] > baseline + 3
@@ -79,6 +79,9 @@ def test_benchmark_report_has_every_stage_the_upper_bound_and_costs(finished_run
     quality = {r["stage"]: r for r in rows if r["section"] == "quality"}
     assert {"CAM seeds", "pseudo-masks: CAM + dense CRF", "pseudo-masks: CAM + random walk",
             "pseudo-masks: random walk + dense CRF", "DeepLab on ground truth (upper bound)"} <= set(quality)  # fmt: skip
+    crf = quality["pseudo-masks: CAM + dense CRF"]
+    assert float(crf["delta_seeds_lo"]) <= float(crf["delta_seeds"]) <= float(crf["delta_seeds_hi"])
+    assert "95 % bootstrap" in (results / "benchmark.md").read_text()
     full = json.loads((results / "eval_segmentation/gt/metrics.json").read_text())
     assert float(quality["DeepLab on ground truth (upper bound)"]["miou"]) == pytest.approx(full["miou"])
     costs = {r["stage"]: r for r in rows if r["section"] == "cost"}
@@ -116,6 +119,16 @@ def test_seed_methods_change_only_the_stages_they_must(finished_run):
     assert "train_erasing" in erasing and not erasing & {"train_classifier", "make_cams"}
     puzzle = planned_jobs(snakemake(finished_run, "-n", "--config", "train_classifier={method: puzzle}").stdout)
     assert {"train_classifier", "make_cams"} <= puzzle and "make_demo_data" not in puzzle
+
+
+def test_repeats_retrain_only_what_depends_on_the_seed(finished_run):
+    out = snakemake(finished_run, "-n", "--config", "repeats=2").stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", out.split("Job stats:")[1].split("total")[0], re.M))
+    assert counts["train_classifier"] == "1" and counts["make_cams"] == "1" and counts["write_leaderboard"] == "1"
+    assert "make_demo_data" not in counts  # shared: it does not depend on the training seed
+    outputs = re.findall(r"^\s+output: (.*)$", out, re.M)
+    assert outputs and not any("results/tiny/" in line for line in outputs), "repeat 0 must be reused as it is"
+    assert any("results/tiny_r1/train_classifier/model.pt" in line for line in outputs)
 
 
 def test_forcerun_of_one_stage(finished_run):

@@ -151,7 +151,7 @@ def test_average_precision():
 
 # ---------------------------------------------------------------------------- the stages, end to end on a tiny tree
 TINY = {"splits": {"classifier": "train", "seeds": "train", "segmentation": "train"},
-        "make_cams": {"scales": [1.0]},
+        "make_cams": {"scales": [1.0]}, "eval_cams": {"score_val": False},
         "train_classifier": {"backbone": {"name": "tiny", "weights": "none", "output_stride": 8},
                              "training": {"epochs": 1, "batch_size": 4, "crop_size": 32, "scale_range": [1.0, 1.0], "lr": 0.01}}}  # fmt: skip
 
@@ -191,7 +191,7 @@ def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
     assert load_model(model, ("classifier",))[1]["method"] == "puzzle"
     out = tmp_path / "gradcam"
     args = stage_args("make_cams", tiny_config(make_cams={"scales": [1.0, 0.5], "cam_type": "gradcam"}))
-    make_cams(model=model, data_root=tiny_tree, out_dir=out, threads=1, **args)
+    make_cams(model=model, data_root=tiny_tree, out_dir=out, out_val_dir=tmp_path / "val_cams", threads=1, **args)
     assert read_manifest(out, "cams")["cam_type"] == "gradcam"
     cams, classes = load_cams(out / "i0.npz")
     assert cams.shape == (len(classes), 32, 48) and 0 <= cams.min() and cams.max() <= 1

@@ -17,15 +17,17 @@ from wsss_stages.lib.voc import VOCDataset
 log = logging.getLogger(__name__)
 
 
-def make_cams(*, model: Path, data_root: Path, out_dir: Path, splits: list[str], scales: list[float], flip: bool, precision: str,
-              cam_type: str, cam_options: dict, device: str, threads: int = 1) -> None:
+def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path, splits: list[str], val_split: str | None,
+              scales: list[float], flip: bool, precision: str, cam_type: str, cam_options: dict, device: str, threads: int = 1) -> None:
     """Compute normalised multi-scale CAMs for every labelled image of the given splits.
 
     Args:
         model: classifier weights from train_classifier
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz CAM files and manifest.json
+        out_val_dir: the same for the images of val_split only (scored, never refined)
         splits: splits whose images get CAMs (union, each image once)
+        val_split: a split whose CAMs go to out_val_dir (None: that folder stays empty)
         scales: inference scales
         flip: add horizontally flipped inputs
         precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
@@ -42,6 +44,7 @@ def make_cams(*, model: Path, data_root: Path, out_dir: Path, splits: list[str],
         raise WsssError(f"unknown CAM source {cam_type!r} (config key: make_cams.cam_type)")
     dataset = VOCDataset(data_root)
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
-    ids = write_cams(model=model, dataset=dataset, ids=ids, out_dir=out_dir, scales=scales, flip=flip, precision=precision,
-                     device=device, source=source, options=cam_options, log=log)  # fmt: skip
-    log.info("wrote %d CAM files to %s", len(ids), out_dir)
+    for folder, wanted in ((out_dir, ids), (out_val_dir, dataset.split_ids(val_split) if val_split else [])):
+        written = write_cams(model=model, dataset=dataset, ids=wanted, out_dir=folder, scales=scales, flip=flip, precision=precision,
+                             device=device, source=source, options=cam_options, log=log)  # fmt: skip
+        log.info("wrote %d CAM files to %s", len(written), folder)

@@ -13,6 +13,11 @@ log = logging.getLogger(__name__)
 def metrics_table(metrics: dict) -> str:
     rows = [
         ("CAM seeds", metrics["seed_split"], metrics["cam_miou"], f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}"),
+    ]  # fmt: skip
+    if metrics.get("cam_miou_val") is not None:
+        rows.append(("CAM seeds", metrics["cam_val_split"], metrics["cam_miou_val"], "at the threshold tuned on "
+                     f"{metrics['seed_split']}"))  # fmt: skip
+    rows += [
         (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
          f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
     ]  # fmt: skip
@@ -33,8 +38,8 @@ def pseudo_mask_threshold(mask_dir: Path) -> float:
     return float(read_manifest(manifest["source"])["bg_threshold"])
 
 
-def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, compare: list[str],
-                      out_json: Path, out_md: Path, experiment: str, refinement: str, threads: int = 1) -> None:
+def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,
+                      compare: list[str], out_json: Path, out_md: Path, experiment: str, refinement: str, threads: int = 1) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -42,7 +47,8 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         cam_best: best.json of eval_cams
         pseudo_masks: metrics JSON of eval_pseudo_masks
         pseudo_mask_dir: the pseudo-mask folder (its manifest names the thresholds used)
-        segmentation: metrics JSON of eval_segmentation (omitted when DeepLab is disabled: reported as null)
+        segmentation: metrics JSON of eval_segmentation (None when DeepLab is disabled: reported as null)
+        cam_val: metrics JSON of score_cams, the seeds on val at the train threshold (None: not scored)
         refinement: refinement used for the pseudo-masks
         out_json: metrics.json
         out_md: metrics.md
@@ -51,9 +57,12 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
     """
     cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
     seg = read_json(segmentation) if segmentation else {}
+    cam_val_metrics = read_json(cam_val) if cam_val else {}
     metrics = {
         "experiment": experiment,
         "cam_miou": cam["miou"],
+        "cam_miou_val": cam_val_metrics.get("miou"),
+        "cam_val_split": cam_val_metrics.get("split"),
         "pseudo_mask_miou": pseudo["miou"],
         "segmentation_miou": seg.get("miou"),
         "refinement": refinement,

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wsss_stages.lib.artifacts import atomic_path, read_json, write_csv
+import numpy as np
+
+from wsss_stages.lib.artifacts import atomic_path, load_confusions, read_json, write_csv
 from wsss_stages.lib.reports import fmt, read_job_times
+from wsss_stages.lib.stats import describe_difference, paired_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,27 @@ def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str
             "note": note}  # fmt: skip
 
 
+def paired_difference(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.ndarray]) -> tuple[float, float, float]:
+    """mIoU(a) − mIoU(b) with its paired bootstrap interval, on the images both scored."""
+    index_b = {image_id: n for n, image_id in enumerate(b[0])}
+    common = [(n, index_b[i]) for n, i in enumerate(a[0]) if i in index_b]
+    if not common:
+        raise ValueError("the two pseudo-mask folders share no scored image")
+    rows_a, rows_b = zip(*common)
+    return paired_bootstrap(a[1][list(rows_a)], b[1][list(rows_b)])
+
+
 def render_markdown(experiment: str, quality: list[dict], ratio: float | None, times: list[dict]) -> str:
     lines = [f"# Benchmark: {experiment}", "",
              "Quality (mIoU, precision and recall in %; seeds and pseudo-masks on the seed split, the networks on val). "
              "Reference numbers are published **full-VOC GPU** results with larger backbones: context, not targets for this data.",
-             "", "| stage | split | images | mIoU | precision | recall | published (full VOC, GPU) | note |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+             "Δ seeds: a pseudo-mask's mIoU minus that of the thresholded seeds on the same images, with the 95 % interval "
+             "of a paired per-image bootstrap (1000 resamples; no retraining is involved, so no repeats are needed).",
+             "", "| stage | split | images | mIoU | Δ seeds (95 % bootstrap) | precision | recall | published (full VOC, GPU) | note |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | --- |"]  # fmt: skip
     for r in quality:
-        lines.append(f"| {r['stage']} | {r['split']} | {fmt(r['images'])} | {fmt(r['miou'])} | {fmt(r['precision'])} | "
+        delta = describe_difference(r.get("delta_seeds"), r.get("delta_seeds_lo"), r.get("delta_seeds_hi"))
+        lines.append(f"| {r['stage']} | {r['split']} | {fmt(r['images'])} | {fmt(r['miou'])} | {delta} | {fmt(r['precision'])} | "
                      f"{fmt(r['recall'])} | {r['reference_full_voc_gpu']} | {r['note']} |")
     if ratio is not None:
         lines += ["", f"Weakly / fully supervised (same network and schedule): **{ratio:.1f} %**."]
@@ -71,11 +87,16 @@ def write_benchmark(*, cam_best: Path, pseudo_masks: list[str], segmentation: Pa
     """
     cam = read_json(cam_best)
     quality = [quality_row("CAM seeds", cam["split"], cam, REFERENCES["cams"], f"best background threshold {cam['best_threshold']:.2f}")]
+    per_image = {}
     for item in pseudo_masks:
         name, path = item.split("=", 1)
         metrics = read_json(Path(path))
+        per_image[name] = load_confusions(Path(path).with_name("per_image.npz"))
         quality.append(quality_row(f"pseudo-masks: {REFINEMENT_NAMES.get(name, name)}", metrics["split"], metrics,
                                    REFERENCES.get(name, "—"), "trains DeepLab" if name == refinement else ""))  # fmt: skip
+        if "none" in per_image and name != "none":
+            delta = paired_difference(per_image[name], per_image["none"])
+            quality[-1].update(zip(("delta_seeds", "delta_seeds_lo", "delta_seeds_hi"), delta))
     weak, full = read_json(segmentation), read_json(upper_bound)
     quality.append(quality_row(f"DeepLab on pseudo-masks ({refinement})", weak["split"], weak, REFERENCES["segmentation"]))
     quality.append(quality_row("DeepLab on ground truth (upper bound)", full["split"], full, REFERENCES["upper_bound"],
@@ -86,7 +107,8 @@ def write_benchmark(*, cam_best: Path, pseudo_masks: list[str], segmentation: Pa
     rows[-2]["weak_over_full_percent"] = None if ratio is None else round(ratio, 2)
     rows += [{"section": "cost", "stage": t["job"], "seconds": t["seconds"], "cpu_seconds": t["cpu_seconds"],
               "peak_rss_mib": t["peak_rss_mib"]} for t in times]  # fmt: skip
-    columns = ["section", "stage", "split", "images", "miou", "precision", "recall", "reference_full_voc_gpu", "note",
+    columns = ["section", "stage", "split", "images", "miou", "delta_seeds", "delta_seeds_lo", "delta_seeds_hi", "precision", "recall",
+               "reference_full_voc_gpu", "note",
                "weak_over_full_percent", "seconds", "cpu_seconds", "peak_rss_mib"]  # fmt: skip
     write_csv(out_csv, [{c: row.get(c) for c in columns} for row in rows])
     text = render_markdown(experiment, quality, ratio, times)

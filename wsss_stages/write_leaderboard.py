@@ -1,10 +1,13 @@
-"""The leaderboard of a run with several experiments: results/<leaderboard>.md, .csv and .png.
+"""Stage write_leaderboard: the table of a run with several experiments (or repeats):
+results/<leaderboard>.md, .csv and .png.
 
-One row per experiment, from its metrics.json: CAM seed mIoU (seed split, best threshold),
-pseudo-mask mIoU after its refinement, final val mIoU, and the wall time of every job the
-experiment needs (shared jobs counted in each experiment that reads them, and apart, the jobs
-built in the experiment's own folder), and their CPU time, from Snakemake's benchmark files.
-CPU time does not grow when other work shares the machine; wall time does.
+One row per experiment, from the metrics.json of each of its repeats: CAM seed mIoU (seed split,
+best threshold), pseudo-mask mIoU after its refinement and final val mIoU, as mean ± std over the
+repeats; for every experiment but the first (the baseline), its paired difference to the baseline
+with a 95 % t-interval (:mod:`wsss_stages.lib.stats`); and the wall time of the jobs a repeat
+needs (shared jobs counted in each experiment that reads them, and apart, the jobs built in its own
+folders), and their CPU time, from Snakemake's benchmark files. CPU time does not grow when
+other work shares the machine; wall time does.
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ from pathlib import Path
 
 from wsss_stages.lib.artifacts import atomic_path, read_json, write_csv
 from wsss_stages.lib.reports import fmt, read_job_time
+from wsss_stages.lib.stats import NOISE, describe_difference, mean_std, paired_t_interval
 
 log = logging.getLogger(__name__)
+
+SCORES = (("cam_miou", "CAM seeds"), ("cam_miou_val", "CAM seeds (val)"), ("pseudo_mask_miou", "pseudo-masks"), ("val_miou", "final val"))
+SUMMARY_KEYS = {"cam_miou": "cam_miou", "cam_miou_val": "cam_miou_val", "pseudo_mask_miou": "pseudo_mask_miou",
+                "val_miou": "segmentation_miou"}
 
 
 def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -29,56 +37,82 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def job_times(jobs: list[tuple[str, str]]) -> dict[str, dict[str, float | None]]:
-    """experiment → summed wall seconds of its jobs, of those built in its own folder, and their CPU seconds."""
+def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, dict[str, float]]:
+    """experiment → wall seconds of the jobs its repeats need, of those built in its own folders, and
+    their CPU seconds, each summed over the repeats; plus the count of jobs never measured."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "own_seconds": 0.0, "cpu_seconds": 0.0, "missing": 0})
-    for name, tsv in jobs:
+    for folder, tsv in jobs:
+        name = groups.get(folder, folder)
         row, entry = read_job_time(Path(tsv)), totals[name]
         if row is None or row["seconds"] is None:
             entry["missing"] += 1
             continue
         entry["seconds"] += row["seconds"]
         entry["cpu_seconds"] += row["cpu_seconds"] or 0.0
-        if Path(tsv).parent.parent.name == name:
+        if groups.get(Path(tsv).parent.parent.name) == name:
             entry["own_seconds"] += row["seconds"]
     return totals
 
 
-def leaderboard_rows(summaries: list[tuple[str, str]], labels: dict[str, str], times: dict) -> list[dict]:
+def leaderboard_rows(summaries: list[tuple[str, str]], groups: dict[str, str], labels: dict[str, str], times: dict) -> list[dict]:
+    """One row per experiment (in order of first appearance); repeats in the order given."""
+    repeats: dict[str, list[dict]] = defaultdict(list)
+    for folder, path in summaries:
+        repeats[groups.get(folder, folder)].append(read_json(Path(path)))
+    baseline = next(iter(repeats))
     rows = []
-    for name, path in summaries:
-        metrics = read_json(Path(path))
+    for name, runs in repeats.items():
+        first, n = runs[0], len(runs)
         cost = times.get(name, {"seconds": None, "own_seconds": None, "cpu_seconds": None, "missing": 0})
-        rows.append({"experiment": name, "method": labels.get(name, ""), "refinement": metrics["refinement"],
-                     "cam_miou": metrics["cam_miou"], "cam_bg_threshold": metrics["cam_bg_threshold_best"],
-                     "pseudo_mask_miou": metrics["pseudo_mask_miou"], "val_miou": metrics["segmentation_miou"],
-                     "seed_split": metrics["seed_split"], "val_split": metrics["val_split"],
-                     "wall_seconds": cost["seconds"], "own_wall_seconds": cost["own_seconds"], "cpu_seconds": cost["cpu_seconds"],
-                     "jobs_unmeasured": cost["missing"]})  # fmt: skip
+        row = {"experiment": name, "method": labels.get(name, ""), "refinement": first["refinement"], "repeats": n,
+               "cam_bg_threshold": first["cam_bg_threshold_best"], "seed_split": first["seed_split"], "val_split": first["val_split"]}
+        for key, summary_key in SUMMARY_KEYS.items():
+            values = [run.get(summary_key) for run in runs]
+            row[key], row[f"{key}_std"] = mean_std(values)
+            base = [run.get(summary_key) for run in repeats[baseline]]
+            pairs = [(v, b) for v, b in zip(values, base) if v is not None and b is not None]
+            delta = paired_t_interval(*zip(*pairs)) if name != baseline and pairs else (None, None, None)
+            row[f"delta_{key}"], row[f"delta_{key}_lo"], row[f"delta_{key}_hi"] = delta
+        per_repeat = (lambda v: None if v is None else v / n)  # noqa: E731
+        row.update({"wall_seconds": per_repeat(cost["seconds"]), "own_wall_seconds": per_repeat(cost["own_seconds"]),
+                    "cpu_seconds": per_repeat(cost["cpu_seconds"]), "jobs_unmeasured": cost["missing"]})  # fmt: skip
+        rows.append(row)
     return rows
 
 
 def render_markdown(rows: list[dict]) -> str:
-    best = {key: max((r[key] for r in rows if r[key] is not None), default=None) for key in ("cam_miou", "pseudo_mask_miou", "val_miou")}
+    best = {key: max((r[key] for r in rows if r[key] is not None), default=None) for key, _ in SCORES}
 
-    def cell(row, key):
-        text = fmt(row[key])
+    def score(row, key):
+        text = fmt(row[key]) + (f" ± {row[f'{key}_std']:.2f}" if row[f"{key}_std"] is not None else "")
         return f"**{text}**" if row[key] is not None and row[key] == best[key] and len(rows) > 1 else text
+
+    def delta(row, key):
+        if row is rows[0]:
+            return "baseline"
+        return describe_difference(row[f"delta_{key}"], row[f"delta_{key}_lo"], row[f"delta_{key}_hi"])
 
     seed_split = rows[0]["seed_split"]
     val_split = next((r["val_split"] for r in rows if r["val_split"]), "val")
     lines = ["# Leaderboard", "",
-             f"mIoU in %: CAM seeds at their best background threshold and pseudo-masks on `{seed_split}` (thresholds "
-             f"swept there), the DeepLab trained on the pseudo-masks on `{val_split}`. Wall time: every job the "
-             "experiment needs, shared ones included; *own*: the jobs built in its own folder; CPU: all its jobs' CPU time. "
-             "Best per column in bold.", "",
-             "| experiment | method | refinement | CAM seeds | bg thr | pseudo-masks | final val | wall time (s) | own (s) | CPU (s) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             f"mIoU in %, mean ± sample std over the repeats (training seeds; n = repeats): CAM seeds at their best "
+             f"background threshold and pseudo-masks on `{seed_split}` (thresholds swept there), the seeds on `{val_split}` "
+             f"at that threshold (never tuned there), the DeepLab trained on "
+             f"the pseudo-masks on `{val_split}`. Δ: the paired difference to the first experiment ({rows[0]['experiment']}), "
+             "repeat by repeat (same seed), with its 95 % t-interval; differences below "
+             f"{NOISE:g} points are marked *within noise*, intervals that hold 0 *spans 0*. Wall time: every job one "
+             "repeat needs, shared ones included; *own*: the jobs built in the experiment's own folders; CPU: their "
+             "CPU time. Best mean per column in bold.", "",
+             "| experiment | method | refinement | n | CAM seeds | Δ seeds | bg thr | seeds (val) | Δ seeds (val) | pseudo-masks | "
+             "Δ pseudo-masks | final val | Δ final val | wall time (s) | own (s) | CPU (s) |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
     for row in rows:
         wall = fmt(row["wall_seconds"], 0) + (f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else "")
-        lines.append(f"| {row['experiment']} | {row['method']} | {row['refinement']} | {cell(row, 'cam_miou')} | "
-                     f"{fmt(row['cam_bg_threshold'])} | {cell(row, 'pseudo_mask_miou')} | {cell(row, 'val_miou')} | "
-                     f"{wall} | {fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
+        lines.append(f"| {row['experiment']} | {row['method']} | {row['refinement']} | {row['repeats']} | "
+                     f"{score(row, 'cam_miou')} | {delta(row, 'cam_miou')} | {fmt(row['cam_bg_threshold'])} | "
+                     f"{score(row, 'cam_miou_val')} | {delta(row, 'cam_miou_val')} | "
+                     f"{score(row, 'pseudo_mask_miou')} | {delta(row, 'pseudo_mask_miou')} | {score(row, 'val_miou')} | "
+                     f"{delta(row, 'val_miou')} | {wall} | {fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -89,35 +123,38 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    series = [("cam_miou", "CAM seeds"), ("pseudo_mask_miou", "pseudo-masks"), ("val_miou", "final val")]
-    x, width = np.arange(len(rows)), 0.8 / len(series)
+    x, width = np.arange(len(rows)), 0.8 / len(SCORES)
+    offset = (len(SCORES) - 1) / 2
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows)), 3.8), constrained_layout=True)
-    for k, (key, label) in enumerate(series):
+    for k, (key, label) in enumerate(SCORES):
         values = [row[key] if row[key] is not None else np.nan for row in rows]
-        ax.bar(x + (k - 1) * width, values, width, label=label)
+        errors = [row[f"{key}_std"] or 0.0 for row in rows]
+        ax.bar(x + (k - offset) * width, values, width, yerr=errors, capsize=3, label=label)
     ax.set_xticks(x, [row["experiment"] for row in rows], rotation=20, ha="right")
-    ax.set_ylabel("mIoU (%)")
-    ax.legend(frameon=False, ncols=3, loc="upper left")
+    ax.set_ylabel("mIoU (%), mean ± std over repeats")
+    ax.legend(frameon=False, ncols=len(SCORES), loc="upper left")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
-def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, summaries: list[str], jobs: list[str], labels: list[str],
-                      threads: int = 1) -> None:
-    """Write the leaderboard of several experiments.
+def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, summaries: list[str], groups: list[str], jobs: list[str],
+                      labels: list[str], threads: int = 1) -> None:
+    """Write the leaderboard of several experiments and their repeats.
 
     Args:
-        summaries: experiment=metrics.json items, in leaderboard order
         out_md: leaderboard markdown
         out_csv: leaderboard CSV (one row per experiment)
-        jobs: experiment=benchmark.tsv items, one per job the experiment needs (wall time)
+        out_plot: bar chart of the three mIoU columns with their spread (PNG)
+        summaries: folder=metrics.json items, experiments in leaderboard order, repeats in order
+        groups: folder=experiment items: which experiment each repeat folder belongs to
+        jobs: folder=benchmark.tsv items, one per job each repeat needs (wall time)
         labels: experiment=method-name items
-        out_plot: bar chart of the three mIoU columns (PNG)
         threads: unused
     """
-    times = job_times(_pairs(jobs or [], "jobs"))
-    rows = leaderboard_rows(_pairs(summaries, "summaries"), dict(_pairs(labels or [], "labels")), times)
+    groups_map = dict(_pairs(groups, "groups"))
+    times = job_times(_pairs(jobs, "jobs"), groups_map)
+    rows = leaderboard_rows(_pairs(summaries, "summaries"), groups_map, dict(_pairs(labels, "labels")), times)
     write_csv(out_csv, rows)
     table = render_markdown(rows)
     with atomic_path(out_md) as tmp:

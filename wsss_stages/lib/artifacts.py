@@ -16,6 +16,9 @@ mask                   ``<id>.png``, 8-bit palette PNG (VOC palette), value = cl
 folder manifest        ``manifest.json`` in every per-image folder, written last: the folder
                        is complete only when it exists (``ids``, ``kind``, counts, params).
 metrics                JSON objects (IoU values in percent) and CSV tables with a header row.
+per-image confusions   ``per_image.npz`` beside a metrics file: ``ids`` (str ``[N]``) and
+                       ``confusions`` int64 ``[N, C, C]`` (rows ground truth, columns
+                       prediction), for paired per-image bootstrap intervals.
 model weights          ``torch.save`` of ``{"state_dict": …, "meta": {…}}`` (plain types only,
                        so it loads with ``weights_only=True``).
 =====================  =====================================================================
@@ -194,6 +197,16 @@ def load_mask(path: Path) -> np.ndarray:
             return np.array(image, dtype=np.uint8)
     except FileNotFoundError:
         raise WsssError(f"missing mask {path}") from None
+
+
+# ----------------------------------------------------------------------------- per-image confusions
+def save_confusions(path: Path, ids: Sequence[str], confusions: np.ndarray) -> None:
+    _save_npz(Path(path), ids=np.asarray(list(ids), dtype=str), confusions=np.asarray(confusions, dtype=np.int64))
+
+
+def load_confusions(path: Path) -> tuple[list[str], np.ndarray]:
+    data = _load_npz(Path(path), ("ids", "confusions"))
+    return data["ids"].tolist(), data["confusions"]
 
 
 # ----------------------------------------------------------------------------- metrics files

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import load_mask, read_manifest, write_csv, write_json
+from wsss_stages.lib.artifacts import load_mask, read_manifest, save_confusions, write_csv, write_json
 from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
 from wsss_stages.lib.runtime import progress
 from wsss_stages.lib.voc import VOCDataset
@@ -39,22 +39,30 @@ def summary(scores: dict) -> dict:
     return {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)}
 
 
-def evaluate_mask_folder(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path,
-                         mask_folder: str | None = None) -> dict:
-    """Score ``<id>.png`` masks of ``split`` against the ground truth; write JSON + per-class CSV."""
-    dataset = VOCDataset(data_root, mask_folder)
-    manifest = read_manifest(masks, "masks")
-    ids = ids_with_masks(dataset, split, set(manifest["ids"]))
-    conf = np.zeros((dataset.num_classes,) * 2, np.int64)
-    for image_id in progress(ids, desc=f"score {split}"):
-        gt = dataset.load_mask(image_id)
-        pred = load_mask(Path(masks) / f"{image_id}.png")
+def score_predictions(*, dataset: VOCDataset, ids: list[str], predict, split: str, out_json: Path, out_csv: Path,
+                      out_per_image: Path, what: str) -> dict:
+    """Score ``predict(image_id) -> label map`` on ``ids`` against the ground truth; write the metrics JSON,
+    the per-class CSV and the per-image confusion matrices (for paired bootstrap intervals)."""
+    per_image = np.zeros((len(ids), dataset.num_classes, dataset.num_classes), np.int64)
+    for n, image_id in enumerate(progress(ids, desc=f"score {split}")):
+        gt, pred = dataset.load_mask(image_id), predict(image_id)
         if pred.shape != gt.shape:
-            raise WsssError(f"{Path(masks) / (image_id + '.png')} is {pred.shape}, its ground truth {gt.shape}")
-        conf += confusion_matrix(gt, pred, dataset.num_classes)
+            raise WsssError(f"{what}: the prediction for {image_id} is {pred.shape}, its ground truth {gt.shape}")
+        per_image[n] = confusion_matrix(gt, pred, dataset.num_classes)
+    conf = per_image.sum(0)
     scores = scores_from_confusion(conf, dataset.class_names)
     write_json(out_json, {"split": split, "images": len(ids), **summary(scores),
                           "per_class_iou": scores["per_class_iou"], "confusion_matrix": conf.tolist()})  # fmt: skip
     write_csv(out_csv, per_class_rows(scores))
-    log.info("%s: mIoU %.2f on %d images of '%s'", masks, scores["miou"], len(ids), split)
+    save_confusions(out_per_image, ids, per_image)
+    log.info("%s: mIoU %.2f on %d images of '%s'", what, scores["miou"], len(ids), split)
     return scores
+
+
+def evaluate_mask_folder(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path, out_per_image: Path,
+                         mask_folder: str | None = None) -> dict:
+    """Score ``<id>.png`` masks of ``split`` against the ground truth."""
+    dataset = VOCDataset(data_root, mask_folder)
+    ids = ids_with_masks(dataset, split, set(read_manifest(masks, "masks")["ids"]))
+    return score_predictions(dataset=dataset, ids=ids, predict=lambda i: load_mask(Path(masks) / f"{i}.png"), split=split,
+                             out_json=out_json, out_csv=out_csv, out_per_image=out_per_image, what=str(masks))  # fmt: skip

@@ -31,11 +31,16 @@ def deep_merge(base: dict, overlay: dict) -> dict:
 
 
 def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Folder name → validated config of each experiment (one, named ``experiment``, without overlays)."""
+    """Folder name → validated config of each experiment and each of its repeats.
+
+    Without overlays the run is one experiment, named ``experiment``. An experiment with
+    ``repeats: N`` becomes N folders: repeat 0 keeps the experiment's folder and seed, repeat r
+    trains with ``seed + r`` in ``<folder>_r<r>``. Every config also gets ``repeat``: ``{"of": the
+    experiment's folder, "index": r}`` (set after validation: it is not a config key)."""
     overlays = config.get("experiments") or {}
     base = {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
     if not overlays:
-        return {config["experiment"]: base}
+        return dict(with_repeats(config["experiment"], base))
     experiments = {}
     for name, overlay in overlays.items():
         overlay = overlay or {}
@@ -48,6 +53,15 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             merged = validate_config(deep_merge(base, overlay))
         except WsssError as error:
             raise WsssError(str(error).replace("config key '", f"config key 'experiments.{name}.")) from None
-        merged["experiment"] = f"{config['experiment']}_{name}"
-        experiments[merged["experiment"]] = merged
+        experiments.update(with_repeats(f"{config['experiment']}_{name}", merged))
     return experiments
+
+
+def with_repeats(folder: str, config: dict[str, Any]):
+    """``(folder, config)`` of each repeat of one experiment (the training seed advanced by one each)."""
+    for index in range(config.get("repeats", 1)):
+        repeat = copy.deepcopy(config)
+        repeat["seed"] = config["seed"] + index
+        repeat["experiment"] = folder if index == 0 else f"{folder}_r{index}"
+        repeat["repeat"] = {"of": folder, "index": index}
+        yield repeat["experiment"], repeat

@@ -68,11 +68,16 @@ register_stage(Stage(
     threads="heavy", mem_mb=8000, runtime=600, gpu=True, code=_code_of_method,
 ))
 
+def _val_split(cfg: dict, variant: str) -> str | None:
+    return cfg["splits"]["val"] if cfg["eval_cams"]["score_val"] else None
+
+
 register_stage(Stage(
     "make_cams", "multi-scale + flip class maps of the chosen CAM source, for each image's classes",
     inputs=lambda cfg, v: {"model": CLASSIFIER}, input_args=("model",),
-    outputs={"out_dir": Output("cams", directory=True)},
-    params={"splits": Derived(("splits.seeds", "splits.segmentation"), _cam_splits), **CAM_INFERENCE,
+    outputs={"out_dir": Output("cams", directory=True), "out_val_dir": Output("val_cams", directory=True)},
+    params={"splits": Derived(("splits.seeds", "splits.segmentation"), _cam_splits),
+            "val_split": Derived(("splits.val", "eval_cams.score_val"), _val_split), **CAM_INFERENCE,
             "cam_type": "make_cams.cam_type", "cam_options": Derived(("make_cams",), _cam_options), "device": "device"},
     threads="heavy", mem_mb=8000, runtime=240, gpu=True, code=_code_of_cam_source,
 ))
@@ -97,6 +102,20 @@ register_stage(Stage(
 ))
 
 register_stage(Stage(
+    "score_cams", "the seed CAMs of val scored at the background threshold tuned on the seed split",
+    inputs=lambda cfg, v: {"cams": Ref("make_cams", "out_val_dir")}, input_args=("cams",),
+    outputs={"out_json": Output("metrics.json"), "out_csv": Output("per_class.csv"), "out_per_image": Output("per_image.npz")},
+    params={"split": "splits.val", "mask_folder": "mask_folder"},
+    thresholds=lambda cfg, v: {"bg_threshold": chain_threshold(cfg, SEEDS)}, threshold_args=("bg_threshold",), runtime=30,
+))
+
+
+def scores_val(cfg: dict) -> bool:
+    """Seeds are scored on val too: asked for, and the seeds are one classifier's CAMs (make_cams)."""
+    return cfg["eval_cams"]["score_val"] and not cfg["adversarial_erasing"]["enabled"]
+
+
+register_stage(Stage(
     "make_pseudo_masks", "score maps or thresholded CAMs -> palette PNG pseudo-masks (optional 255 band)",
     inputs=lambda cfg, refinement: {"scores": chain_ref(cfg, refinement)}, input_args=("scores",),
     outputs={"out_dir": Output("{refinement}/masks", directory=True)},
@@ -108,7 +127,8 @@ register_stage(Stage(
 register_stage(Stage(
     "eval_pseudo_masks", "score pseudo-masks against ground truth on the seed split",
     inputs=lambda cfg, refinement: {"masks": Ref("make_pseudo_masks", "out_dir", refinement)}, input_args=("masks",),
-    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv")},
+    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv"),
+             "out_per_image": Output("{refinement}/per_image.npz")},
     params=SCORING, variant="refinement", runtime=30,
 ))
 
@@ -141,7 +161,8 @@ register_stage(Stage(
 register_stage(Stage(
     "eval_segmentation", "score predicted masks against ground truth on val",
     inputs=lambda cfg, refinement: {"masks": Ref("predict_segmentation", "out_dir", refinement)}, input_args=("masks",),
-    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv")},
+    outputs={"out_json": Output("{refinement}/metrics.json"), "out_csv": Output("{refinement}/per_class.csv"),
+             "out_per_image": Output("{refinement}/per_image.npz")},
     params={"split": "splits.val", "mask_folder": "mask_folder"}, variant="refinement", variant_extra=("gt",), runtime=30,
 ))
 
@@ -153,12 +174,13 @@ def _summary_inputs(cfg: dict, variant: str) -> dict:
             "pseudo_masks": Ref("eval_pseudo_masks", "out_json", chosen),
             "pseudo_mask_dir": Ref("make_pseudo_masks", "out_dir", chosen),
             "segmentation": Ref("eval_segmentation", "out_json", chosen) if enabled else None,
+            "cam_val": Ref("score_cams", "out_json") if scores_val(cfg) else None,
             "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared}}  # fmt: skip
 
 
 register_stage(Stage(
     "summarize_metrics", "collect the headline numbers into metrics.json / metrics.md",
-    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "compare"),
+    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "cam_val", "compare"),
     outputs={"out_json": Output("metrics.json", root=True), "out_md": Output("metrics.md", root=True)},
     params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
     data=False, mem_mb=500, runtime=5,
@@ -185,6 +207,6 @@ register_stage(Stage(
 # run-level: one table over all experiments (its rule is written out in rules/report.smk)
 register_stage(Stage(
     "write_leaderboard", "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
-    context=("summaries", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
+    context=("summaries", "groups", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
     data=False, mem_mb=500, runtime=5,
 ))

@@ -1,0 +1,34 @@
+"""Spread and intervals on synthetic numbers."""
+
+import numpy as np
+import pytest
+
+from wsss_stages.lib.stats import describe_difference, mean_std, miou_of, paired_bootstrap, paired_t_interval
+
+
+def test_mean_std_and_the_paired_t_interval():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0) and mean_std([5.0]) == (5.0, None) and mean_std([]) == (None, None)
+    mean, lo, hi = paired_t_interval([3.0, 5.0, 4.0], [1.0, 2.0, 3.0])  # differences 2, 3, 1
+    assert mean == 2.0 and (lo, hi) == pytest.approx((2.0 - 4.3027 / 3**0.5, 2.0 + 4.3027 / 3**0.5), abs=1e-3)
+    assert paired_t_interval([3.0], [1.0]) == (2.0, None, None)
+
+
+def test_differences_are_described_with_their_noise():
+    assert describe_difference(1.2, -0.5, 2.9) == "+1.20 [-0.50, +2.90] within noise"
+    assert describe_difference(3.0, -1.0, 7.0) == "+3.00 [-1.00, +7.00] spans 0"
+    assert describe_difference(-4.0, -6.0, -2.0) == "-4.00 [-6.00, -2.00]"
+    assert describe_difference(None, None, None) == "—"
+
+
+def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, (40, 200))
+    def confusions(error_rate):
+        pred = np.where(rng.random(gt.shape) < error_rate, rng.integers(0, 3, gt.shape), gt)
+        return np.stack([np.bincount(g * 3 + p, minlength=9).reshape(3, 3) for g, p in zip(gt, pred)])
+
+    good, bad = confusions(0.1), confusions(0.4)
+    diff, lo, hi = paired_bootstrap(good, bad, iterations=300)
+    assert diff == pytest.approx(miou_of(good.sum(0)) - miou_of(bad.sum(0))) and 0 < lo < diff < hi
+    same, lo, hi = paired_bootstrap(good, good, iterations=50)
+    assert same == lo == hi == 0.0
