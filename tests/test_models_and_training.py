@@ -140,3 +140,29 @@ def test_saved_model_loads_with_weights_only(tmp_path):
     assert meta2["num_classes"] == 3 and json.dumps(meta2)
     for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_bf16_training_agrees_with_fp32_on_a_tiny_net(tmp_path):
+    """The same steps under bf16 autocast and in fp32: losses within bf16's precision, weights move alike."""
+    loss = lambda model, x, y: F.multilabel_soft_margin_loss(model(x), y["labels"])  # noqa: E731
+    runs = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        loop, net = _loop(tmp_path / name, 1, {"a": 1})  # one epoch: two steps of batch 4
+        loop.dtype = dtype
+        before = [p.detach().clone() for p in net.parameters()]
+        runs[name] = (loop.run(loss), [p.detach() - b for p, b in zip(net.parameters(), before)])
+    (fp32_loss, fp32_step), (bf16_loss, bf16_step) = runs["fp32"], runs["bf16"]
+    assert bf16_loss == pytest.approx(fp32_loss, rel=0.02)
+    cosine = F.cosine_similarity(torch.cat([s.flatten() for s in fp32_step]), torch.cat([s.flatten() for s in bf16_step]), dim=0)
+    assert cosine > 0.8  # bf16 keeps ~3 significant digits: the same direction, not the same numbers
+
+
+def test_training_precision_choices():
+    from wsss_stages import WsssError
+    from wsss_stages.lib.runtime import training_dtype
+
+    cpu = torch.device("cpu")
+    assert training_dtype("fp32", cpu) is None and training_dtype("bf16", cpu) is torch.bfloat16
+    assert training_dtype("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(WsssError, match="CUDA"):
+        training_dtype("fp16", cpu)

@@ -59,6 +59,35 @@ def test_alpha_ramps_over_the_first_half_then_stays():
     assert puzzle_alpha(0.25, 4.0) == pytest.approx(2.0)
     assert puzzle_alpha(0.5, 4.0) == pytest.approx(4.0)
     assert puzzle_alpha(0.9, 4.0) == pytest.approx(4.0)
+    assert puzzle_alpha(0.1, 4.0, schedule=0.0) == 4.0 and puzzle_alpha(0.1, 4.0, schedule=0.2) == pytest.approx(2.0)
+
+
+def test_puzzle_cam_level_reconstruction_is_scale_free():
+    """At the authors' "cam" level L_re is the same for class maps scaled by any positive factor;
+    at the raw "feature" level it grows with them (lite0's maps are ~5x larger than ResNet-50's)."""
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 3).eval()
+    x, labels = torch.randn(2, 3, 32, 32), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    with torch.no_grad():
+        net.classifier.weight.mul_(1e4)  # an untrained net's maps are ~1e-4, where the ε of the normalisation dominates
+    for reduction in ("masking", "selection", "none"):
+        small = puzzle_losses(net, x, labels, level="cam", reduction=reduction)["re"]
+        raw = puzzle_losses(net, x, labels, level="feature", reduction=reduction)["re"]
+        with torch.no_grad():
+            net.classifier.weight.mul_(7.0)
+        assert puzzle_losses(net, x, labels, level="cam", reduction=reduction)["re"].item() == pytest.approx(small.item(), rel=1e-3)
+        assert puzzle_losses(net, x, labels, level="feature", reduction=reduction)["re"].item() == pytest.approx(7 * raw.item(), rel=1e-4)
+        with torch.no_grad():
+            net.classifier.weight.div_(7.0)
+
+
+def test_puzzle_selection_averages_each_image_over_its_own_classes():
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(output_stride=8), 3).eval()
+    x = torch.randn(1, 3, 32, 32)
+    one = puzzle_losses(net, x, torch.tensor([[1.0, 0, 0]]), reduction="selection")["re"]
+    masked = puzzle_losses(net, x, torch.tensor([[1.0, 0, 0]]), reduction="masking")["re"]
+    assert one.item() == pytest.approx(3 * masked.item(), rel=1e-5)  # masking divides by all 3 classes
 
 
 def test_hiding_touches_only_chosen_patches_and_uses_the_mean():
@@ -187,7 +216,8 @@ def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
     model = tmp_path / "cls" / "model.pt"
     train_tiny_classifier(tiny_tree, model, method="puzzle", puzzle={"terms": ["cls", "re"]})
     record = read_json(model.with_suffix(".json"))
-    assert record["method"] == "puzzle" and record["method_options"] == {"alpha": 4.0, "terms": ["cls", "re"]}
+    assert record["method"] == "puzzle" and record["method_options"]["terms"] == ["cls", "re"]
+    assert record["method_options"]["alpha"] == 4.0 and record["method_options"]["level"] == "feature"
     assert load_model(model, ("classifier",))[1]["method"] == "puzzle"
     out = tmp_path / "gradcam"
     args = stage_args("make_cams", tiny_config(make_cams={"scales": [1.0, 0.5], "cam_type": "gradcam"}))
@@ -213,7 +243,7 @@ def test_puzzle_alpha_enters_the_signature_only_with_the_reconstruction_loss():
     def options(**puzzle):
         return stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": puzzle}})["method_options"]
 
-    assert options(terms=["cls", "pcls"], alpha=1.0) == options(terms=["cls", "pcls"], alpha=4.0) == {"terms": ["cls", "pcls"]}
+    assert options(terms=["cls", "pcls"], alpha=1.0) == options(terms=["cls", "pcls"], alpha=4.0, level="cam") == {"terms": ["cls", "pcls"]}
     assert options(terms=["cls", "re"], alpha=1.0) != options(terms=["cls", "re"], alpha=4.0)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from wsss_stages.lib.affinity import AffinityNet, affinity_loss, downsample_labels
 from wsss_stages.lib.artifacts import load_mask
 from wsss_stages.lib.models import load_model, model_meta
-from wsss_stages.lib.runtime import pick_device, set_threads
+from wsss_stages.lib.runtime import pick_device, set_threads, training_dtype
 from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
                                       save_model, seed_everything)  # fmt: skip
 from wsss_stages.lib.voc import VOCDataset
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, split: str, stride: int, radius: int, dim: int,
                       freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
-                      weight_decay: float, momentum: float, workers: int, seed: int, device: str, threads: int = 1) -> None:
+                      weight_decay: float, momentum: float, workers: int, precision: str, seed: int, device: str,
+                      threads: int = 1) -> None:
     """Train the affinity embedding on top of the classifier's frozen backbone (resumable).
 
     Args:
@@ -39,6 +40,7 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
         weight_decay: SGD weight decay
         momentum: SGD momentum
         workers: DataLoader workers
+        precision: training arithmetic: auto, fp32, bf16 or fp16 (CUDA)
         seed: random seed
         device: auto, cpu or cuda
         threads: CPU threads to use
@@ -67,9 +69,10 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
     signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
                  "stride": stride, "radius": radius, "dim": dim, "freeze_backbone": freeze_backbone, "epochs": epochs, "batch_size": batch_size,
                  "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
-                 "momentum": momentum, "seed": seed}  # fmt: skip
+                 "momentum": momentum, "seed": seed, "precision": precision}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
-                     checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed)  # fmt: skip
+                     checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed,
+                     dtype=training_dtype(precision, device))  # fmt: skip
     history = loop.run(loss_fn)
     meta = model_meta("affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
                       cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=stride, dim=dim,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import IGNORE, load_mask
 from wsss_stages.lib.models import DeepLabV2, DeepLabV3Plus, build_backbone, model_meta
-from wsss_stages.lib.runtime import pick_device, set_threads
+from wsss_stages.lib.runtime import pick_device, set_threads, training_dtype
 from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
                                       save_model, seed_everything)  # fmt: skip
 from wsss_stages.lib.voc import VOCDataset
@@ -71,7 +71,8 @@ def train_segmentation(*, masks: Path | None, data_root: Path, out_model: Path, 
                  "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every")},
                  "inputs": files_fingerprint(mask_paths.values())}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, training["epochs"], device,
-                     checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"], seed)  # fmt: skip
+                     checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"], seed,
+                     training_dtype(training["precision"], device))  # fmt: skip
     history = loop.run(lambda model, x, targets: F.cross_entropy(model(x), targets["mask"], ignore_index=IGNORE))
     meta = model_meta(head, backbone["name"], backbone["output_stride"], dataset.num_classes, dataset.class_names, head_width=head_width,
                       mean=list(net.backbone.mean), std=list(net.backbone.std), loss_history=history)

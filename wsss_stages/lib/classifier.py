@@ -23,7 +23,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import write_json
 from wsss_stages.lib.declare import import_object, load_plugins
 from wsss_stages.lib.models import CamClassifier, build_backbone, model_meta
-from wsss_stages.lib.runtime import pick_device
+from wsss_stages.lib.runtime import pick_device, training_dtype
 from wsss_stages.lib.seed_methods import dataset_mean_rgb, erasing_loader
 from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, save_model,
                                       seed_everything)  # fmt: skip
@@ -99,7 +99,7 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
                  "inputs": files_fingerprint([dataset.image_path(i) for i in ids])}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), training["batch_size"], training["epochs"], torch_device,
                      checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"],
-                     seed)  # fmt: skip
+                     seed, training_dtype(training["precision"], torch_device))  # fmt: skip
     history = loop.run(lambda model, x, targets: impl.loss(model, x, targets, loop.progress))
     meta = model_meta("classifier", backbone["name"], backbone["output_stride"], dataset.num_classes - 1, dataset.class_names,
                       mean=list(features.mean), std=list(features.std), loss_history=history, method=method)  # fmt: skip

@@ -86,23 +86,52 @@ def merge_tiles(tiles: torch.Tensor, n: int = 2) -> torch.Tensor:
     return grid.reshape(b, c, n * h, n * w)
 
 
-def puzzle_alpha(progress: float, target: float) -> float:
-    """α ramps linearly from 0 to ``target`` over the first half of training, then stays."""
-    return target * min(1.0, max(0.0, progress) / 0.5)
+def puzzle_alpha(progress: float, target: float, schedule: float = 0.5) -> float:
+    """α ramps linearly from 0 to ``target`` over the first ``schedule`` of training, then stays
+    (``schedule`` 0: ``target`` from the start), as the authors' ``alpha_schedule``."""
+    if schedule <= 0:
+        return target
+    return target * min(1.0, max(0.0, progress) / schedule)
 
 
-def puzzle_losses(model, x: torch.Tensor, labels: torch.Tensor, n: int = 2) -> dict[str, torch.Tensor]:
-    """L_cls (full image), L_p-cls (merged tiles) and L_re (L1 between their class maps on the image's classes)."""
+def max_normalised(maps: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """ReLU, then each map ``[B, C, h, w]`` divided by its own maximum: CAMs in [0, 1] whatever the
+    magnitude of the backbone's class maps (the authors' ``make_cam``, their ``level cam``)."""
+    maps = F.relu(maps)
+    return F.relu(maps - eps) / (maps.flatten(2).max(-1).values[:, :, None, None] + eps)
+
+
+def puzzle_losses(model, x: torch.Tensor, labels: torch.Tensor, n: int = 2, level: str = "feature", distance: str = "l1",
+                  reduction: str = "masking") -> dict[str, torch.Tensor]:
+    """L_cls (full image), L_p-cls (merged tiles) and L_re (between the full image's and the merged
+    tiles' class maps), with the authors' options:
+
+    - ``level``: "feature" compares the raw class maps (their default), "cam" the max-normalised
+      CAMs of :func:`max_normalised`, which makes L_re independent of the maps' magnitude;
+    - ``distance``: "l1" or "l2", element-wise;
+    - ``reduction``: "masking" (maps of the image's classes, averaged over every element B·C·H·W,
+      as their best setting), "selection" (per image, the mean over its classes' maps; then the
+      batch mean) or "none" (every map).
+    """
     full = model.class_maps(x)
     merged = model.classifier(merge_tiles(model.backbone(tile_image(x, n))["high"], n))
     if merged.shape[-2:] != full.shape[-2:]:  # odd feature sizes: compare on the full image's grid
         merged = F.interpolate(merged, size=full.shape[-2:], mode="bilinear", align_corners=False)
-    # masked to the image's classes, then averaged over every element (B·C·H·W) as the authors'
-    # code does: averaging over the class pixels only makes α ~C/k times stronger and, measured on
-    # VOC, collapses the CAMs (seed mIoU 3.2)
-    re = ((full - merged).abs() * labels[:, :, None, None]).mean()
-    return {"cls": F.multilabel_soft_margin_loss(full.mean((2, 3)), labels),
-            "pcls": F.multilabel_soft_margin_loss(merged.mean((2, 3)), labels), "re": re}  # fmt: skip
+    terms = {"cls": F.multilabel_soft_margin_loss(full.mean((2, 3)), labels),
+             "pcls": F.multilabel_soft_margin_loss(merged.mean((2, 3)), labels)}  # fmt: skip
+    a, b = (max_normalised(full), max_normalised(merged)) if level == "cam" else (full, merged)
+    gap = (a - b).abs() if distance == "l1" else (a - b) ** 2
+    if reduction == "masking":
+        # averaged over every element, not over the class pixels: that would make α ~C/k times
+        # stronger and, measured on VOC with raw lite0 maps, collapses the CAMs (seed mIoU 3.2)
+        terms["re"] = (gap * labels[:, :, None, None]).mean()
+    elif reduction == "selection":
+        per_map = gap.mean((2, 3))
+        per_image = (per_map * labels).sum(1) / labels.sum(1).clamp_min(1)
+        terms["re"] = per_image.mean()
+    else:
+        terms["re"] = gap.mean()
+    return terms
 
 
 # ============================================================================ Grad-CAM

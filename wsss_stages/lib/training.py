@@ -25,7 +25,7 @@ from PIL import Image
 
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import IGNORE, atomic_path, read_manifest
-from wsss_stages.lib.runtime import progress
+from wsss_stages.lib.runtime import autocast, progress
 from wsss_stages.lib.models import freeze_batchnorm, to_tensor
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class TrainLoop:
     workers: int = 0
     checkpoint_every: int = 1
     seed: int = 0
+    dtype: torch.dtype | None = None  # autocast dtype of forward and loss (None: fp32); see runtime.training_dtype
     progress: float = 0.0
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
@@ -134,6 +135,7 @@ class TrainLoop:
         start_epoch, history = self._resume()
         # channels-last: the same numbers, ~25 % faster steps on CPU (oneDNN) and friendlier to cuDNN
         self.model.to(self.device, memory_format=torch.channels_last)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         for epoch in range(start_epoch, self.epochs):
             self.dataset.epoch = epoch
             loader = torch.utils.data.DataLoader(
@@ -150,10 +152,12 @@ class TrainLoop:
                 poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
                 self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
                 x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
+                with autocast(self.device, self.dtype):
+                    loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                scaler.scale(loss).backward()  # fp16 only: bf16 and fp32 need no loss scaling
+                scaler.step(self.optimizer)
+                scaler.update()
                 losses.append(loss.item())
                 if not math.isfinite(losses[-1]):
                     raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")

@@ -47,6 +47,7 @@ train_affinitynet:
     weight_decay: {type: number, minimum: 0, default: 0.0001, description: SGD weight decay}
     momentum: {type: number, minimum: 0, maximum: 1, default: 0.9, description: SGD momentum}
     workers: {type: integer, minimum: 0, default: 0, description: DataLoader worker processes}
+    precision: {type: string, enum: [auto, fp32, bf16, fp16], default: auto, description: training arithmetic (as training.precision)}
 random_walk:
   type: object
   additionalProperties: false
@@ -66,7 +67,7 @@ random_walk:
 """)
 
 AFFINITYNET_KEYS = ("stride", "radius", "dim", "freeze_backbone", "epochs", "batch_size", "crop_size", "scale_range", "lr",
-                    "weight_decay", "momentum", "workers")  # fmt: skip
+                    "weight_decay", "momentum", "workers", "precision")  # fmt: skip
 
 LABELS = Stage(
     "make_affinity_labels", "confident fg / bg / unsure labels from the seed CAMs, for AffinityNet",
