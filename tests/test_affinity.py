@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_stages.lib.affinity import (AffinityNet, affinity_loss, pair_offsets, random_walk, shifted_pair, transition_matrix)  # fmt: skip
+from wsss_stages.lib.affinity import AffinityNet, affinity_loss, random_walk, transition_matrix
+from wsss_stages.lib.pairs import pair_offsets, shifted_pair
 from wsss_stages.lib.artifacts import cams_to_scores
-from wsss_stages.make_affinity_labels import affinity_labels
+from wsss_stages.lib.affinity_labels import irn_labels
 from wsss_stages.lib.models import TinyBackbone
 from wsss_stages.random_walk import walk_cams
 
@@ -59,7 +60,7 @@ def test_transition_memory_grows_linearly_with_pixels():
 
 def test_affinity_labels_put_255_where_fg_and_bg_thresholds_disagree():
     cams = np.array([[[0.9, 0.2, 0.01]]], np.float32)
-    labels = affinity_labels(cams, np.array([7]), conf_fg=0.3, conf_bg=0.05, image=None)
+    labels = irn_labels(cams, np.array([7]), conf_fg=0.3, conf_bg=0.05, image=None)
     assert labels.tolist() == [[7, 255, 0]]
 
 
@@ -108,3 +109,57 @@ def test_radius_larger_than_the_map_uses_only_pairs_that_fit():
     trans = transition_matrix(emb[0].detach(), radius=10, beta=10)
     rows = torch.sparse.mm(trans, torch.ones(15, 1))
     torch.testing.assert_close(rows, torch.ones_like(rows))
+
+
+# ---------------------------------------------------------------------------- affinity labels
+def _stripes():
+    """Three 40-px stripes of distinct colours; one class whose CAM is strong (0.9), middling (0.2), faint (0.01)."""
+    image = np.zeros((40, 120, 3), np.uint8)
+    cams = np.zeros((1, 40, 120), np.float32)
+    for k, (colour, value) in enumerate([((200, 30, 30), 0.9), ((30, 200, 30), 0.2), ((30, 30, 200), 0.01)]):
+        image[:, 40 * k : 40 * k + 40] = colour
+        cams[0, :, 40 * k : 40 * k + 40] = value
+    return image, cams, np.array([7])
+
+
+def test_psa_labels_take_foreground_from_the_low_power_and_background_from_the_high_one():
+    from wsss_stages.lib.affinity_labels import psa_labels
+    from wsss_stages.lib.crf import CrfParams
+
+    image, cams, classes = _stripes()
+    labels = psa_labels(cams, classes, 4, 32, image, CrfParams())
+    # 0.9: foreground at both powers; 0.2: background at α 4 ((0.8)^4 = 0.41) but not at α 32 → unsure;
+    # 0.01: background even at α 32 ((0.99)^32 = 0.72) → confident background
+    assert (labels[:, 5:35] == 7).all() and (labels[:, 45:75] == 255).all() and (labels[:, 85:115] == 0).all()
+
+
+def test_irn_labels_at_absolute_relative_and_quantile_thresholds():
+    from wsss_stages.make_affinity_labels import labels_for
+
+    image, cams, classes = _stripes()
+    base = {"crf": False, "conf_fg": 0.3, "conf_bg": 0.05, "relative_fg": 2.0, "relative_bg": 0.33, "quantile_fg": 0.8, "quantile_bg": 0.3}
+    absolute, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "absolute"}, None)
+    assert used == (0.3, 0.05) and (absolute[:, :40] == 7).all() and (absolute[:, 40:80] == 255).all() and (absolute[:, 80:] == 0).all()
+    relative, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "relative"}, 0.09)
+    assert used == pytest.approx((0.18, 0.0297)) and (relative[:, 40:80] == 7).all()  # 0.2 > 2 x 0.09
+    quantile, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "quantile"}, None)
+    assert used == pytest.approx((0.9, 0.01)) and (quantile[:, :40] == 255).all()  # nothing exceeds its own top quantile
+
+
+def test_label_counts_against_hand_made_ground_truth():
+    from wsss_stages.lib.affinity_labels import label_counts, label_scores
+
+    gt = np.array([[0, 0, 5, 5], [0, 0, 5, 255]], np.uint8)
+    labels = np.array([[0, 5, 5, 255], [255, 0, 5, 5]], np.uint8)
+    counts = label_counts(labels, gt, stride=1, radius=2)
+    assert counts["valid"] == 7 and counts["fg_labelled"] == 3 and counts["fg_right"] == 2  # (0,1) is background in truth
+    assert counts["bg_labelled"] == 2 and counts["bg_right"] == 2
+    # pairs at distance 1: the confident ones are (0,0)-(0,1) labelled different (truly same) and (0,1)-(0,2),
+    # (0,2)-(1,2), (1,1)-(1,2) ...; every count stays within its ground-truth total
+    assert counts["pairs_same_right"] <= min(counts["pairs_same"], counts["pairs_gt_same"])
+    assert counts["pairs_diff_right"] <= min(counts["pairs_diff"], counts["pairs_gt_diff"])
+    scores = label_scores(counts)
+    assert scores["fg_precision"] == pytest.approx(66.67) and scores["bg_precision"] == 100.0
+    perfect = label_scores(label_counts(np.where(gt == 255, 0, gt).astype(np.uint8), gt, 1, 2))
+    assert perfect["same_pair_precision"] == perfect["diff_pair_precision"] == 100.0
+    assert perfect["same_pair_recall"] == perfect["diff_pair_recall"] == 100.0

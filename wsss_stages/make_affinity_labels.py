@@ -1,7 +1,8 @@
-"""Stage make_affinity_labels: affinity labels from CAMs (irn's cam_to_ir_label): confident foreground, confident background, 255 between.
+"""Stage make_affinity_labels: confident foreground / background / unsure labels from the seed CAMs,
+for AffinityNet, and how right they are (``diagnostics.json``).
 
-Foreground: pixels whose CAM exceeds ``conf_fg`` after a CRF on the labels; background:
-pixels below ``conf_bg`` after a CRF; where the two disagree or are unsure, 255.
+The constructions (irn with absolute, relative or quantile thresholds; psa's two background
+powers) are in :mod:`wsss_stages.lib.affinity_labels`.
 """
 
 from __future__ import annotations
@@ -13,58 +14,81 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_cams, read_manifest, save_mask, write_manifest
-from wsss_stages.lib.crf import crf_on_labels
+from wsss_stages.lib.affinity_labels import (COUNTS, irn_labels, label_counts, label_scores, psa_labels,
+                                             quantile_thresholds)  # fmt: skip
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_mask, write_json, write_manifest
+from wsss_stages.lib.crf import CrfParams
 from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.thresholds import resolve_threshold
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
-def confident_labels(cams: np.ndarray, classes: np.ndarray, threshold: float, image: np.ndarray | None) -> np.ndarray:
-    """Class map of [threshold, CAMs] by argmax, refined by a label CRF when an image is given."""
-    keys = np.concatenate([[0], classes])
-    h, w = cams.shape[1:]
-    local = np.concatenate([np.full((1, h, w), threshold, np.float32), cams]).argmax(0)
-    if image is not None:
-        local = crf_on_labels(image, local, len(keys))
-    return keys[local]
+def labels_for(cams: np.ndarray, classes: np.ndarray, image: np.ndarray, method: str, options: dict,
+               seed_threshold: float | None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The affinity labels of one image, and the (fg, bg) thresholds used (None for psa)."""
+    if method == "psa":
+        return psa_labels(cams, classes, options["alpha_low"], options["alpha_high"], image, CrfParams()), None
+    mode = options["thresholds"]
+    if mode == "relative":
+        fg, bg = min(1.0, options["relative_fg"] * seed_threshold), options["relative_bg"] * seed_threshold
+    elif mode == "quantile":
+        fg, bg = quantile_thresholds(cams, options["quantile_fg"], options["quantile_bg"])
+    else:
+        fg, bg = options["conf_fg"], options["conf_bg"]
+    return irn_labels(cams, classes, fg, bg, image if options["crf"] else None), (fg, bg)
 
 
-def affinity_labels(cams: np.ndarray, classes: np.ndarray, conf_fg: float, conf_bg: float, image: np.ndarray | None) -> np.ndarray:
-    """0 = confident background, c = confident class c, 255 = unsure."""
-    fg = confident_labels(cams, classes, conf_fg, image)
-    bg = confident_labels(cams, classes, conf_bg, image)
-    labels = fg.astype(np.uint8)
-    labels[fg == 0] = IGNORE  # not confidently foreground ...
-    labels[(fg == 0) & (bg == 0)] = 0  # ... but confidently background
-    return labels
-
-
-def _one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, out_dir: Path, conf_fg: float, conf_bg: float, crf: bool) -> None:
+def _one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, out_dir: Path, method: str, options: dict, seed_threshold,
+         scored: frozenset, stride: int, radius: int):
     cams, classes = load_cams(cams_dir / f"{image_id}.npz")
-    image = dataset.load_image(image_id) if crf else None
-    save_mask(out_dir / f"{image_id}.png", affinity_labels(cams, classes, conf_fg, conf_bg, image))
+    labels, used = labels_for(cams, classes, dataset.load_image(image_id), method, options, seed_threshold)
+    save_mask(out_dir / f"{image_id}.png", labels)
+    counts = label_counts(labels, dataset.load_mask(image_id), stride, radius) if image_id in scored else None
+    return counts, used
 
 
-def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, conf_fg: float, conf_bg: float, crf: bool, threads: int = 1) -> None:
-    """Write affinity labels (palette PNG, 255 = unsure) for every image of a CAM folder.
+def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, method: str, options: dict, split: str,
+                         mask_folder: str | None, pair_stride: int, pair_radius: int, seed_threshold: str | None, threads: int = 1) -> None:
+    """Write affinity labels (palette PNG, 255 = unsure) for every image of a CAM folder, and their
+    precision and recall against the ground truth of ``split``.
 
     Args:
-        cams: CAM folder from make_cams
-        data_root: VOC2012-layout root (images for the label CRF)
+        cams: CAM folder (the seeds)
+        data_root: VOC2012-layout root (images for the CRFs, masks for the diagnostics)
         out_dir: output folder of <id>.png label maps
-        conf_fg: CAM score above which a pixel is confident foreground (irn 0.30)
-        conf_bg: CAM score below which a pixel is confident background (irn 0.05)
-        crf: refine both label maps with irn's label CRF
+        out_diagnostics: JSON: coverage, foreground / background precision, same / different pair precision and recall
+        method: irn or psa
+        options: the method's settings (config section make_affinity_labels, the keys that method reads)
+        split: split whose masks score the labels (the seed split)
+        mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
+        pair_stride: stride at which AffinityNet sees the labels (pairs are scored there)
+        pair_radius: radius of AffinityNet's training pairs
+        seed_threshold: the seeds' background threshold (a number, or eval_cams' best.json), for relative thresholds
         threads: worker processes
     """
-    if not 0 <= conf_bg <= conf_fg <= 1:
-        raise WsssError(f"need 0 <= conf_bg ({conf_bg}) <= conf_fg ({conf_fg}) <= 1 (config: make_affinity_labels)")
+    if method not in ("irn", "psa"):
+        raise WsssError(f"make_affinity_labels.method must be irn or psa, not {method!r}")
+    threshold = resolve_threshold(seed_threshold, "cam_bg_threshold")
+    if method == "irn" and options["thresholds"] == "relative" and threshold is None:
+        raise WsssError("relative affinity thresholds need the seed threshold (config key: make_affinity_labels.thresholds)")
+    if method == "irn" and options["thresholds"] == "absolute" and not 0 <= options["conf_bg"] <= options["conf_fg"] <= 1:
+        raise WsssError(f"need 0 <= conf_bg ({options['conf_bg']}) <= conf_fg ({options['conf_fg']}) <= 1 (config: make_affinity_labels)")
     ids = read_manifest(cams, "cams")["ids"]
-    dataset = VOCDataset(data_root)
+    dataset = VOCDataset(data_root, mask_folder)
+    scored = frozenset(i for i in dataset.split_ids(split) if dataset.has_mask(i))
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_one, dataset=dataset, cams_dir=Path(cams), out_dir=tmp, conf_fg=conf_fg, conf_bg=conf_bg, crf=crf)
-        parallel_map(work, ids, threads, desc="make_affinity_labels")
-        write_manifest(tmp, "masks", ids, conf_fg=conf_fg, conf_bg=conf_bg, crf=crf, bg_threshold=None, source=str(cams))
-    log.info("wrote affinity labels for %d images", len(ids))
+        work = functools.partial(_one, dataset=dataset, cams_dir=Path(cams), out_dir=tmp, method=method, options=options,
+                                 seed_threshold=threshold, scored=scored, stride=pair_stride, radius=pair_radius)  # fmt: skip
+        results = parallel_map(work, ids, threads, desc="make_affinity_labels")
+        write_manifest(tmp, "masks", ids, method=method, options=options, seed_threshold=threshold, bg_threshold=None, source=str(cams))
+    totals = {key: sum(r[0][key] for r in results if r[0]) for key in COUNTS}
+    used = [r[1] for r in results if r[1]]
+    report = {"method": method, "options": options, "split": split, "images": sum(1 for r in results if r[0]),
+              "pair_stride": pair_stride, "pair_radius": pair_radius, **label_scores(totals), "counts": totals,
+              "mean_thresholds": [float(np.mean([u[0] for u in used])), float(np.mean([u[1] for u in used]))] if used else None}  # fmt: skip
+    write_json(out_diagnostics, report)
+    log.info("affinity labels for %d images (%s); on %d images of '%s': coverage %.1f %%, fg right %s %%, bg right %s %%, "
+             "same-pair precision %s %%", len(ids), method, report["images"], split, report["coverage"], report["fg_precision"],
+             report["bg_precision"], report["same_pair_precision"])  # fmt: skip

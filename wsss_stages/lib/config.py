@@ -140,6 +140,8 @@ def _check_cross_keys(config: dict) -> None:
     labels = config.get("make_affinity_labels")
     if labels and labels["conf_bg"] > labels["conf_fg"]:
         problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
+    if labels and labels["quantile_bg"] > labels["quantile_fg"]:
+        problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
     problems += _chain_problems(config)
     classifier = config["train_classifier"]
     method = REGISTRY.methods[classifier["method"]]

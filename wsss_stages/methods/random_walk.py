@@ -10,19 +10,40 @@ from __future__ import annotations
 
 import yaml
 
-from wsss_stages.lib.declare import Output, Ref, Refiner, Stage, register_refiner
-from wsss_stages.lib.pipeline import chain_ref, seeds
+from wsss_stages.lib.declare import Derived, Output, Ref, Refiner, Stage, register_refiner
+from wsss_stages.lib.pipeline import SEEDS, chain_ref, chain_threshold, seeds
 
 SECTIONS = yaml.safe_load("""
 make_affinity_labels:
   type: object
   additionalProperties: false
   default: {}
-  description: irn's cam_to_ir_label
+  description: confident foreground / background / unsure labels from the seed CAMs (lib/affinity_labels.py)
   properties:
-    conf_fg: {$ref: "#/$defs/unit_interval", default: 0.30, description: CAM score above which a pixel is confident foreground}
-    conf_bg: {$ref: "#/$defs/unit_interval", default: 0.05, description: CAM score below which a pixel is confident background}
-    crf: {type: boolean, default: true, description: refine both label maps with irn's label CRF}
+    method:
+      type: string
+      enum: [irn, psa]
+      default: irn
+      description: >
+        irn (cam_to_ir_label: [t, CAMs] through a label CRF at a foreground and a background
+        threshold) or psa (background (1 - max CAM)^α through a soft CRF at a low and a high α)
+    thresholds:
+      type: string
+      enum: [absolute, relative, quantile]
+      default: absolute
+      description: >
+        irn's thresholds: absolute (conf_fg / conf_bg), relative to the seed threshold swept on
+        train (relative_fg / relative_bg times it), or per-image quantiles of the largest CAM
+        (quantile_fg / quantile_bg; no ground truth involved)
+    conf_fg: {$ref: "#/$defs/unit_interval", default: 0.30, description: absolute CAM score above which a pixel is confident foreground (irn)}
+    conf_bg: {$ref: "#/$defs/unit_interval", default: 0.05, description: absolute CAM score below which a pixel is confident background (irn)}
+    relative_fg: {type: number, exclusiveMinimum: 0, default: 2.0, description: "foreground threshold as a multiple of the seed threshold (irn's 0.30 / 0.15)"}
+    relative_bg: {type: number, minimum: 0, default: 0.33, description: "background threshold as a multiple of the seed threshold (irn's 0.05 / 0.15)"}
+    quantile_fg: {$ref: "#/$defs/unit_interval", default: 0.8, description: per-image quantile of the largest CAM above which a pixel is confident foreground}
+    quantile_bg: {$ref: "#/$defs/unit_interval", default: 0.3, description: per-image quantile of the largest CAM below which a pixel is confident background}
+    alpha_low: {type: number, exclusiveMinimum: 0, default: 4, description: "psa: background power giving the confident foreground"}
+    alpha_high: {type: number, exclusiveMinimum: 0, default: 32, description: "psa: background power giving the confident background"}
+    crf: {type: boolean, default: true, description: "irn: refine both label maps with irn's label CRF (psa always uses its soft CRF)"}
 train_affinitynet:
   type: object
   additionalProperties: false
@@ -69,11 +90,31 @@ random_walk:
 AFFINITYNET_KEYS = ("stride", "radius", "dim", "freeze_backbone", "epochs", "batch_size", "crop_size", "scale_range", "lr",
                     "weight_decay", "momentum", "workers", "precision")  # fmt: skip
 
+LABEL_OPTIONS = {"psa": ("alpha_low", "alpha_high"), "absolute": ("thresholds", "conf_fg", "conf_bg", "crf"),
+                 "relative": ("thresholds", "relative_fg", "relative_bg", "crf"), "quantile": ("thresholds", "quantile_fg", "quantile_bg", "crf")}
+
+
+def label_options(cfg: dict, variant: str) -> dict:
+    """The settings the chosen label construction reads (the others change nothing it writes)."""
+    section = cfg["make_affinity_labels"]
+    keys = LABEL_OPTIONS["psa" if section["method"] == "psa" else section["thresholds"]]
+    return {k: section[k] for k in keys}
+
+
+def seed_threshold(cfg: dict, variant: str) -> dict:
+    section = cfg["make_affinity_labels"]
+    relative = section["method"] == "irn" and section["thresholds"] == "relative"
+    return {"seed_threshold": chain_threshold(cfg, SEEDS) if relative else None}
+
+
 LABELS = Stage(
-    "make_affinity_labels", "confident fg / bg / unsure labels from the seed CAMs, for AffinityNet",
+    "make_affinity_labels", "confident fg / bg / unsure labels from the seed CAMs, for AffinityNet, and their precision",
     inputs=lambda cfg, v: {"cams": seeds(cfg)}, input_args=("cams",),
-    outputs={"out_dir": Output("labels", directory=True)},
-    params={k: f"make_affinity_labels.{k}" for k in ("conf_fg", "conf_bg", "crf")},
+    outputs={"out_dir": Output("labels", directory=True), "out_diagnostics": Output("diagnostics.json")},
+    params={"method": "make_affinity_labels.method", "options": Derived(("make_affinity_labels",), label_options),
+            "split": "splits.seeds", "mask_folder": "mask_folder", "pair_stride": "train_affinitynet.stride",
+            "pair_radius": "train_affinitynet.radius"},
+    thresholds=seed_threshold, threshold_args=("seed_threshold",),
     threads="all", mem_mb=4000, runtime=240, module="wsss_stages.make_affinity_labels",
 )
 TRAIN = Stage(
