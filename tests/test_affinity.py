@@ -163,3 +163,19 @@ def test_label_counts_against_hand_made_ground_truth():
     perfect = label_scores(label_counts(np.where(gt == 255, 0, gt).astype(np.uint8), gt, 1, 2))
     assert perfect["same_pair_precision"] == perfect["diff_pair_precision"] == 100.0
     assert perfect["same_pair_recall"] == perfect["diff_pair_recall"] == 100.0
+
+
+def test_psa_walk_spreads_the_background_channel_which_competes_in_the_argmax():
+    from wsss_stages.random_walk import walk_with_background
+
+    embedding = torch.zeros(4, 12, 24)
+    embedding[:, :, 12:] = 3.0  # two regions split by a wall: affinity across it is exp(-3)^β ≈ 0
+    cams = torch.zeros(1, 12, 24)
+    cams[:, :, :12] = 0.9  # the object
+    cams[:, 6, 18] = 0.95  # one spurious hot pixel in the background region
+    scores = walk_with_background(embedding, cams, (12, 24), beta=8, exp_times=6, radius=3, bg_power=16)
+    assert scores.shape == (2, 12, 24) and torch.allclose(scores.sum(0), torch.ones(12, 24), atol=1e-5)
+    labels = scores.argmax(0)
+    assert (labels[:, :11] == 1).all() and (labels[:, 13:] == 0).all()  # the hot pixel drowned in walked background
+    # without walking the background, the spike would win: its CAM 0.95 beats (1 - 0.95)^16
+    assert cams[0, 6, 18] > (1 - cams[0, 6, 18]) ** 16

@@ -57,7 +57,7 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
                  "tune_crf/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
                  "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
                  "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
-                 "random_walk/cams/cams/manifest.json", "eval_pseudo_masks/rw/metrics.json",
+                 "random_walk/cams/maps/manifest.json", "eval_pseudo_masks/rw/metrics.json",
                  "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
         assert (results / path).is_file(), path
     metrics = json.loads((results / "metrics.json").read_text())
@@ -129,6 +129,15 @@ def test_repeats_retrain_only_what_depends_on_the_seed(finished_run):
     outputs = re.findall(r"^\s+output: (.*)$", out, re.M)
     assert outputs and not any("results/tiny/" in line for line in outputs), "repeat 0 must be reused as it is"
     assert any("results/tiny_r1/train_classifier/model.pt" in line for line in outputs)
+
+
+def test_psa_walk_replans_labels_network_and_walk_and_needs_no_threshold(finished_run):
+    out = snakemake(finished_run, "-n", "-p", "--config", "random_walk={method: psa}", "make_affinity_labels={method: psa}").stdout
+    jobs = planned_jobs(out)
+    assert {"make_affinity_labels", "train_affinitynet", "random_walk", "make_pseudo_masks"} <= jobs
+    assert not jobs & {"train_classifier", "make_cams", "tune_crf", "refine_crf"}
+    walk = next(line for line in out.splitlines() if "wsss_stages make_pseudo_masks" in line and "random_walk/cams/maps" in line)
+    assert "--bg-threshold None" in walk  # psa's walked scores carry their own background
 
 
 def test_forcerun_of_one_stage(finished_run):

@@ -6,6 +6,10 @@ divided by their joint maximum. The result is written as CAMs (same format as ``
 irn then prepends a constant background score (``sem_seg_bg_thres`` 0.25) and takes the argmax,
 which is exactly what ``make_pseudo_masks`` does with a CAM folder and a background threshold —
 so the threshold can be swept (``eval_cams``) and changed without walking again.
+
+``method: psa`` (psa's infer_aff) walks a background channel (1 − max CAM)^bg_power together with the
+CAMs (β 8), so the background spreads and competes like a class; the argmax after the walk is the
+label, and the maps are written as score maps (background first, normalised per pixel).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import torch.nn.functional as F
 
 from wsss_stages.lib.affinity import random_walk as propagate
 from wsss_stages.lib.affinity import build_affinitynet, transition_matrix
-from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
+from wsss_stages import WsssError
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, save_scores, write_manifest
 from wsss_stages.lib.models import load_model, to_tensor
 from wsss_stages.lib.runtime import pick_device, progress, set_threads
 from wsss_stages.lib.voc import VOCDataset
@@ -38,21 +43,37 @@ def walk_cams(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int]
     return up / up.max().clamp_min(1e-5)
 
 
-def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta: float, exp_times: int, radius: int, device: str,
-                threads: int = 1) -> None:
+def walk_with_background(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
+                         radius: int, bg_power: float) -> torch.Tensor:
+    """psa's walk: score maps ``[1 + K, H, W]`` (background first, summing to 1 per pixel) from the CAMs
+    ``[K, H, W]`` and a background channel (1 − max CAM)^bg_power walked together; argmax = class."""
+    background = (1.0 - cams.max(0, keepdim=True).values).clamp_min(0) ** bg_power if cams.shape[0] else torch.ones_like(cams[:1])
+    small = F.adaptive_avg_pool2d(torch.cat([background, cams])[None], embedding.shape[-2:])[0]
+    walked = propagate(small, transition_matrix(embedding, radius, beta), 2**exp_times)
+    up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
+    return up / up.sum(0, keepdim=True).clamp_min(1e-8)
+
+
+def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, method: str, beta: float, exp_times: int, radius: int,
+                bg_power: float | None, device: str, threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
         model: AffinityNet weights from train_affinitynet
         cams: CAM-format maps to walk (the seeds, or another refiner's)
         data_root: VOC2012-layout root
-        out_dir: output folder of <id>.npz walked CAMs (CAM format; the background threshold is applied downstream)
-        beta: power applied to affinities (irn 10)
-        exp_times: the walk takes 2^exp_times steps (irn 8)
-        radius: neighbourhood radius in feature pixels (irn 5)
+        out_dir: output folder of <id>.npz maps: walked CAMs (irn: CAM format, the background threshold is applied
+            downstream) or score maps with a walked background channel (psa)
+        method: irn or psa
+        beta: power applied to affinities (irn 10, psa 8)
+        exp_times: the walk takes 2^exp_times steps (8 in both)
+        radius: neighbourhood radius in feature pixels (5 in both)
+        bg_power: psa's power of the background channel (1 - max CAM)^bg_power (16); None for irn
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
+    if method not in ("irn", "psa") or (method == "psa" and bg_power is None):
+        raise WsssError(f"random_walk.method must be irn, or psa with a bg_power; got {method!r}, {bg_power!r}")
     set_threads(threads)
     device = pick_device(device)
     net, meta = load_model(model, ("affinitynet",), build_affinitynet)
@@ -66,10 +87,16 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, beta
             image = dataset.load_image(image_id)
             cam, classes = load_cams(Path(cams) / f"{image_id}.npz")
             embedding = net(to_tensor(image, meta["mean"], meta["std"])[None].to(device))[0]
-            walked = walk_cams(embedding, torch.from_numpy(cam).to(device), image.shape[:2], beta=beta,
-                               exp_times=exp_times, radius=radius)  # fmt: skip
-            save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
+            maps = torch.from_numpy(cam).to(device)
+            if method == "psa":
+                walked = walk_with_background(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius,
+                                              bg_power=bg_power)  # fmt: skip
+                save_scores(tmp / f"{image_id}.npz", walked.cpu().numpy(), [0, *classes.tolist()])
+            else:
+                walked = walk_cams(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
+                save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
             seconds.append(time.perf_counter() - start)
-        write_manifest(tmp, "cams", ids, refinement="rw", beta=beta, exp_times=exp_times,
-                       radius=radius, seconds_per_image=float(np.mean(seconds)) if seconds else None)  # fmt: skip
+        write_manifest(tmp, "scores" if method == "psa" else "cams", ids, refinement="rw", method=method, beta=beta,
+                       exp_times=exp_times, radius=radius, bg_power=bg_power,
+                       seconds_per_image=float(np.mean(seconds)) if seconds else None)  # fmt: skip
     log.info("random walk on %d images, %.3f s per image", len(ids), float(np.mean(seconds)) if seconds else 0.0)

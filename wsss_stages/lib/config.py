@@ -167,7 +167,7 @@ def _chain_problems(config: dict) -> list[str]:
     problems = []
     for key, chain in chains:
         try:
-            check_chain(chain, key)
+            check_chain(config, chain, key)
         except WsssError as error:
             problems.append(str(error))
     return problems

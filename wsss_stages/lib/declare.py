@@ -186,7 +186,8 @@ class Refiner:
     """A refinement of CAMs. ``stages`` are its own stages; ``apply`` names the one that refines a
     chain's maps (its wildcard ``source`` is the chain before it: "cams" for the seeds, or e.g. "rw").
     ``output`` is "cams" (CAM format: a background threshold, config key ``threshold``, turns them into
-    labels, swept by eval_cams) or "scores" (they carry their own background). ``accepts``: the kinds
+    labels, swept by eval_cams) or "scores" (they carry their own background), or a function of the
+    config that says which. ``accepts``: the kinds
     of maps it can refine (default: CAM format only). ``sections``: top-level config sections it
     brings (name → JSON Schema)."""
 
@@ -195,10 +196,14 @@ class Refiner:
     stages: tuple[Stage, ...]
     apply: str
     artifact: str
-    output: str
+    output: str | Callable[[dict], str]
     threshold: str | None = None
     accepts: tuple[str, ...] = ("cams",)
     sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def output_kind(self, cfg: dict) -> str:
+        """"cams" or "scores" for this config (a refiner may write either, by its settings)."""
+        return self.output(cfg) if callable(self.output) else self.output
 
 
 @dataclass

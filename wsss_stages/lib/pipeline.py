@@ -44,7 +44,7 @@ def chain_source(chain: str) -> str:
     return "+".join(chain_links(chain)[:-1]) or SEEDS
 
 
-def check_chain(chain: str, where: str) -> None:
+def check_chain(cfg: dict, chain: str, where: str) -> None:
     """Every link is a registered refiner that accepts what the link before it produces."""
     kind = "cams"
     for link in chain_links(chain):
@@ -54,13 +54,13 @@ def check_chain(chain: str, where: str) -> None:
             raise WsssError(f"config key '{where}': unknown refinement '{link}' in '{chain}' (known: {known}, chained with +)")
         if kind not in refiner.accepts:
             raise WsssError(f"config key '{where}': '{link}' cannot refine {kind} (in '{chain}')")
-        kind = refiner.output
+        kind = refiner.output_kind(cfg)
 
 
-def chain_kind(chain: str) -> str:
+def chain_kind(cfg: dict, chain: str) -> str:
     """"cams" (CAM format: needs a background threshold) or "scores" (carries its own background)."""
     links = chain_links(chain)
-    return REGISTRY.refiners[links[-1]].output if links else "cams"
+    return REGISTRY.refiners[links[-1]].output_kind(cfg) if links else "cams"
 
 
 def chain_ref(cfg: dict, chain: str) -> Ref:
@@ -76,7 +76,7 @@ def chain_threshold(cfg: dict, chain: str) -> Threshold | None:
     """The background threshold that turns a chain's CAM-format maps into labels (None for scores):
     ``cam_bg_threshold`` for the seeds, the last refiner's own key otherwise; "auto" reads the
     eval_cams sweep of those maps on the seed split."""
-    if chain_kind(chain) != "cams":
+    if chain_kind(cfg, chain) != "cams":
         return None
     links = chain_links(chain)
     key = REGISTRY.refiners[links[-1]].threshold if links else "cam_bg_threshold"

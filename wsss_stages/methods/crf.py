@@ -50,7 +50,7 @@ def background(cfg: dict, source: str) -> dict:
     that refiner's threshold; on score maps: none (they carry their background)."""
     if source == SEEDS:
         return {"bg_threshold": Threshold(cfg["refine_crf"]["bg_threshold"], Ref("tune_crf", "out_best"), "refine_crf.bg_threshold")}
-    return {"bg_threshold": chain_threshold(cfg, source) if chain_kind(source) == "cams" else None}
+    return {"bg_threshold": chain_threshold(cfg, source) if chain_kind(cfg, source) == "cams" else None}
 
 
 TUNE = Stage(

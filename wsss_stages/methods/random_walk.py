@@ -2,8 +2,9 @@
 
 Stages: ``make_affinity_labels`` (confident foreground / background / unsure from the seeds),
 ``train_affinitynet`` (the embedding, on a backbone initialised from the classifier), and
-``random_walk`` (walks a chain's CAM-format maps; writes CAM-format maps whose background
-threshold, ``random_walk.bg_threshold``, is applied downstream and can be swept by eval_cams).
+``random_walk`` (walks a chain's CAM-format maps; irn's walk writes CAM-format maps whose background
+threshold, ``random_walk.bg_threshold``, is applied downstream and can be swept by eval_cams;
+psa's walks a background channel with them and writes score maps).
 """
 
 from __future__ import annotations
@@ -73,18 +74,36 @@ random_walk:
   type: object
   additionalProperties: false
   default: {}
-  description: irn's random walk (make_sem_seg_labels) with a sparse transition matrix
+  description: the random walk on AffinityNet affinities, with a sparse transition matrix (bounded memory)
   properties:
-    beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities}
-    exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps}
-    radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels}
+    method:
+      type: string
+      enum: [irn, psa]
+      default: irn
+      description: >
+        irn: walk the CAMs alone (make_sem_seg_labels), divide by their joint maximum and write
+        CAM-format maps, whose background threshold (bg_threshold) is applied downstream; psa: walk
+        a background channel (1 - max CAM)^bg_power with the CAMs and write score maps whose argmax
+        is the class (infer_aff), with the settings of random_walk.psa
+    beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities (irn 10)}
+    exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (irn 8)}
+    radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels (irn and psa 5)}
     bg_threshold:
       $ref: "#/$defs/threshold_or_auto"
       default: 0.25
       description: >
-        background threshold applied to the walked CAMs (irn sem_seg_bg_thres 0.25); "auto" takes
+        irn: background threshold applied to the walked CAMs (irn sem_seg_bg_thres 0.25); "auto" takes
         the best of eval_cams on the walked CAMs of the seed split. Changing it reruns only the
         pseudo-masks (and the CRF on walked CAMs), never the walk
+    psa:
+      type: object
+      additionalProperties: false
+      default: {}
+      description: psa's walk (method psa)
+      properties:
+        beta: {type: number, exclusiveMinimum: 0, default: 8, description: power applied to affinities (psa 8)}
+        exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (psa logt 8)}
+        bg_power: {type: number, exclusiveMinimum: 0, default: 16, description: "the walked background channel is (1 - max CAM)^bg_power (psa's α 16)"}
 """)
 
 AFFINITYNET_KEYS = ("stride", "radius", "dim", "freeze_backbone", "epochs", "batch_size", "crop_size", "scale_range", "lr",
@@ -125,14 +144,32 @@ TRAIN = Stage(
     params={"split": "splits.classifier", **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
     threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet",
 )
+def walk_setting(key: str) -> Derived:
+    """A walk setting of the chosen method: random_walk.<key> (irn) or random_walk.psa.<key> (psa)."""
+
+    def value(cfg: dict, variant: str):
+        section = cfg["random_walk"]
+        return section["psa"][key] if section["method"] == "psa" else section[key]
+
+    return Derived((f"random_walk.{key}", f"random_walk.psa.{key}", "random_walk.method"), value)
+
+
+def walk_output(cfg: dict) -> str:
+    return "scores" if cfg["random_walk"]["method"] == "psa" else "cams"
+
+
 WALK = Stage(
     "random_walk", "propagate a chain's CAMs by a random walk on learned affinities (sparse, bounded memory)",
     inputs=lambda cfg, source: {"model": Ref("train_affinitynet", "out_model"), "cams": chain_ref(cfg, source)},
     input_args=("model", "cams"),
-    outputs={"out_dir": Output("{source}/cams", directory=True)},
-    params={k: f"random_walk.{k}" for k in ("beta", "exp_times", "radius")} | {"device": "device"},
+    outputs={"out_dir": Output("{source}/maps", directory=True)},
+    params={"method": "random_walk.method", "beta": walk_setting("beta"), "exp_times": walk_setting("exp_times"),
+            "radius": "random_walk.radius",
+            "bg_power": Derived(("random_walk.psa.bg_power", "random_walk.method"),
+                                lambda cfg, v: cfg["random_walk"]["psa"]["bg_power"] if cfg["random_walk"]["method"] == "psa" else None),
+            "device": "device"},
     variant="source", threads="heavy", mem_mb=4000, runtime=240, gpu=True, module="wsss_stages.random_walk",
 )
 
-register_refiner(Refiner("rw", "random walk", stages=(LABELS, TRAIN, WALK), apply="random_walk", artifact="out_dir", output="cams",
+register_refiner(Refiner("rw", "random walk", stages=(LABELS, TRAIN, WALK), apply="random_walk", artifact="out_dir", output=walk_output,
                          threshold="random_walk.bg_threshold", accepts=("cams",), sections=SECTIONS))
