@@ -179,3 +179,17 @@ def test_psa_walk_spreads_the_background_channel_which_competes_in_the_argmax():
     assert (labels[:, :11] == 1).all() and (labels[:, 13:] == 0).all()  # the hot pixel drowned in walked background
     # without walking the background, the spike would win: its CAM 0.95 beats (1 - 0.95)^16
     assert cams[0, 6, 18] > (1 - cams[0, 6, 18]) ** 16
+
+
+def test_affinity_histograms_separate_regions_split_by_a_wall():
+    from wsss_stages.lib.affinity import pair_affinity_histograms
+    from wsss_stages.lib.stats import auc_from_histograms
+
+    embedding = torch.zeros(4, 8, 16)
+    embedding[:, :, 8:] = 3.0
+    truth = torch.zeros(8, 16, dtype=torch.uint8)
+    truth[:, 8:] = 5
+    truth[0, 0] = 255  # void pixels take part in no pair
+    same, diff = pair_affinity_histograms(embedding, truth, radius=3)
+    assert same[-1] == same.sum() > 0 and diff.sum() > 0 and diff[-1] == 0  # same-class pairs at affinity 1, across the wall exp(-3)
+    assert auc_from_histograms(same.numpy(), diff.numpy()) == 1.0

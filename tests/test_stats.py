@@ -32,3 +32,17 @@ def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
     assert diff == pytest.approx(miou_of(good.sum(0)) - miou_of(bad.sum(0))) and 0 < lo < diff < hi
     same, lo, hi = paired_bootstrap(good, good, iterations=50)
     assert same == lo == hi == 0.0
+
+
+def test_auc_from_histograms():
+    from wsss_stages.lib.stats import auc_from_histograms
+
+    assert auc_from_histograms([0, 0, 5], [3, 0, 0]) == 1.0  # every positive above every negative
+    assert auc_from_histograms([3, 0, 0], [0, 0, 5]) == 0.0
+    assert auc_from_histograms([1, 1], [1, 1]) == 0.5 and auc_from_histograms([0, 4], [0, 4]) == 0.5  # ties count half
+    assert auc_from_histograms([0, 0], [1, 1]) is None
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 4000), rng.normal(0, 1, 4000)
+    edges = np.linspace(-5, 6, 2001)
+    exact = (pos[:, None] > neg[None, :1000]).mean()
+    assert auc_from_histograms(np.histogram(pos, edges)[0], np.histogram(neg[:1000], edges)[0]) == pytest.approx(exact, abs=0.01)

@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages.lib.affinity import random_walk as propagate
-from wsss_stages.lib.affinity import build_affinitynet, transition_matrix
+from wsss_stages.lib.affinity import build_affinitynet, pair_affinity_histograms, transition_matrix
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, save_scores, write_manifest
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, save_scores, write_json, write_manifest
+from wsss_stages.lib.stats import auc_from_histograms
 from wsss_stages.lib.models import load_model, to_tensor
 from wsss_stages.lib.runtime import pick_device, progress, set_threads
 from wsss_stages.lib.voc import VOCDataset
@@ -54,8 +55,21 @@ def walk_with_background(embedding: torch.Tensor, cams: torch.Tensor, size: tupl
     return up / up.sum(0, keepdim=True).clamp_min(1e-8)
 
 
-def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, method: str, beta: float, exp_times: int, radius: int,
-                bg_power: float | None, device: str, threads: int = 1) -> None:
+def affinity_report(same: np.ndarray, diff: np.ndarray, beta: float, images: int, radius: int) -> dict:
+    """How well the learned affinities separate ground-truth same-class from different-class pairs."""
+    centres = np.linspace(0.0, 1.0, len(same))
+
+    def mean(hist: np.ndarray, power: float = 1.0) -> float | None:
+        return float((hist * centres**power).sum() / hist.sum()) if hist.sum() else None
+
+    return {"images": images, "radius": radius, "pairs_same": int(same.sum()), "pairs_different": int(diff.sum()),
+            "roc_auc": auc_from_histograms(same, diff), "mean_affinity_same": mean(same), "mean_affinity_different": mean(diff),
+            "mean_affinity_same_after_beta": mean(same, beta), "mean_affinity_different_after_beta": mean(diff, beta), "beta": beta}  # fmt: skip
+
+
+def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, method: str, beta: float,
+                exp_times: int, radius: int, bg_power: float | None, split: str, mask_folder: str | None, device: str,
+                threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
@@ -69,6 +83,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, meth
         exp_times: the walk takes 2^exp_times steps (8 in both)
         radius: neighbourhood radius in feature pixels (5 in both)
         bg_power: psa's power of the background channel (1 - max CAM)^bg_power (16); None for irn
+        out_diagnostics: JSON: ROC-AUC of the learned affinities for ground-truth same- vs different-class pairs
+            within the radius, and their mean affinities before and after the power β, on the masks of split
+        split: split whose masks score the affinities (the seed split)
+        mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
@@ -78,8 +96,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, meth
     device = pick_device(device)
     net, meta = load_model(model, ("affinitynet",), build_affinitynet)
     net.to(device).eval()
-    dataset = VOCDataset(data_root)
+    dataset = VOCDataset(data_root, mask_folder)
     ids = read_manifest(cams, "cams")["ids"]
+    scored = {i for i in dataset.split_ids(split) if dataset.has_mask(i)}
+    same, diff = torch.zeros(1000, dtype=torch.float64), torch.zeros(1000, dtype=torch.float64)
     seconds = []
     with atomic_dir(out_dir) as tmp, torch.inference_mode():
         for image_id in progress(ids, desc="random_walk"):
@@ -87,6 +107,11 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, meth
             image = dataset.load_image(image_id)
             cam, classes = load_cams(Path(cams) / f"{image_id}.npz")
             embedding = net(to_tensor(image, meta["mean"], meta["std"])[None].to(device))[0]
+            if image_id in scored:
+                truth = torch.from_numpy(dataset.load_mask(image_id))[None, None].float()
+                truth = F.interpolate(truth, size=embedding.shape[-2:], mode="nearest")[0, 0].to(torch.uint8).to(device)
+                counts = pair_affinity_histograms(embedding.float(), truth, radius)
+                same, diff = same + counts[0], diff + counts[1]
             maps = torch.from_numpy(cam).to(device)
             if method == "psa":
                 walked = walk_with_background(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius,
@@ -99,4 +124,7 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, meth
         write_manifest(tmp, "scores" if method == "psa" else "cams", ids, refinement="rw", method=method, beta=beta,
                        exp_times=exp_times, radius=radius, bg_power=bg_power,
                        seconds_per_image=float(np.mean(seconds)) if seconds else None)  # fmt: skip
-    log.info("random walk on %d images, %.3f s per image", len(ids), float(np.mean(seconds)) if seconds else 0.0)
+    report = affinity_report(same.numpy(), diff.numpy(), beta, len(scored & set(ids)), radius)
+    write_json(out_diagnostics, report)
+    log.info("random walk on %d images, %.3f s per image; affinity ROC-AUC %s on %d images of '%s'", len(ids),
+             float(np.mean(seconds)) if seconds else 0.0, report["roc_auc"], report["images"], split)  # fmt: skip

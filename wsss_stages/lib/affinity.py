@@ -130,3 +130,17 @@ def random_walk(scores: torch.Tensor, transition: torch.Tensor, steps: int) -> t
     for _ in range(steps):
         x = torch.sparse.mm(transition, x)
     return x.T.reshape(c, h, w)
+
+
+def pair_affinity_histograms(embedding: torch.Tensor, truth: torch.Tensor, radius: int, bins: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histograms over [0, 1] of the affinities of ground-truth same-class and different-class pairs
+    within ``radius``; ``truth`` ``[h, w]`` (255 = void) matches the embedding ``[D, h, w]``."""
+    same, diff = torch.zeros(bins, dtype=torch.float64), torch.zeros(bins, dtype=torch.float64)
+    for dy, dx in fitting_offsets(radius, *embedding.shape[-2:]):
+        fa, fb = shifted_pair(embedding, dy, dx)
+        ta, tb = shifted_pair(truth, dy, dx)
+        known = (ta != IGNORE) & (tb != IGNORE)
+        index = (pair_affinity(fa, fb).clamp(0, 1) * (bins - 1)).round().long()
+        same += torch.bincount(index[known & (ta == tb)].cpu(), minlength=bins).double()
+        diff += torch.bincount(index[known & (ta != tb)].cpu(), minlength=bins).double()
+    return same, diff

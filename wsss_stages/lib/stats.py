@@ -70,3 +70,13 @@ def describe_difference(mean: float | None, lo: float | None, hi: float | None) 
     if abs(mean) < NOISE:
         return text + " within noise"
     return text + (" spans 0" if lo is not None and lo <= 0 <= hi else "")
+
+
+def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """ROC-AUC, P(score of a positive > score of a negative) + ½ P(tie), from two histograms over the
+    same bins (the Mann–Whitney statistic; ties within a bin count half)."""
+    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
+    if positive.sum() == 0 or negative.sum() == 0:
+        return None
+    below = np.cumsum(negative) - negative  # negatives in lower bins
+    return float((positive * (below + 0.5 * negative)).sum() / (positive.sum() * negative.sum()))

@@ -162,12 +162,12 @@ WALK = Stage(
     "random_walk", "propagate a chain's CAMs by a random walk on learned affinities (sparse, bounded memory)",
     inputs=lambda cfg, source: {"model": Ref("train_affinitynet", "out_model"), "cams": chain_ref(cfg, source)},
     input_args=("model", "cams"),
-    outputs={"out_dir": Output("{source}/maps", directory=True)},
+    outputs={"out_dir": Output("{source}/maps", directory=True), "out_diagnostics": Output("{source}/diagnostics.json")},
     params={"method": "random_walk.method", "beta": walk_setting("beta"), "exp_times": walk_setting("exp_times"),
             "radius": "random_walk.radius",
             "bg_power": Derived(("random_walk.psa.bg_power", "random_walk.method"),
                                 lambda cfg, v: cfg["random_walk"]["psa"]["bg_power"] if cfg["random_walk"]["method"] == "psa" else None),
-            "device": "device"},
+            "split": "splits.seeds", "mask_folder": "mask_folder", "device": "device"},
     variant="source", threads="heavy", mem_mb=4000, runtime=240, gpu=True, module="wsss_stages.random_walk",
 )
 
