@@ -193,3 +193,73 @@ def test_affinity_histograms_separate_regions_split_by_a_wall():
     same, diff = pair_affinity_histograms(embedding, truth, radius=3)
     assert same[-1] == same.sum() > 0 and diff.sum() > 0 and diff[-1] == 0  # same-class pairs at affinity 1, across the wall exp(-3)
     assert auc_from_histograms(same.numpy(), diff.numpy()) == 1.0
+
+
+def test_path_points_follow_irns_rule():
+    from wsss_stages.lib.affinity import path_points
+
+    assert path_points(0, 3) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    assert sorted(path_points(1, 1)) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # distance to the diagonal < 1 for all four
+    assert (0, 0) in path_points(2, -3) and (2, -3) in path_points(2, -3) and (0, -3) not in path_points(2, -3)
+
+
+def test_a_wall_in_the_boundary_map_cuts_every_pair_across_it():
+    from wsss_stages.lib.affinity import boundary_affinity, transition_from
+    from wsss_stages.random_walk import walk_with_boundary
+
+    boundary = torch.zeros(10, 20)
+    boundary[:, 9] = 1.0  # a wall between the left and the right region
+    affinity = boundary_affinity(boundary)
+    aff = affinity(0, 3)  # horizontal pairs three apart: those crossing column 9 have affinity 0
+    crossing = torch.tensor([[x < 9 < x + 3 or x == 9 or x + 3 == 9 for x in range(17)]] * 10)
+    assert (aff[crossing] == 0).all() and (aff[~crossing] == 1).all()
+    # so no mass crosses the wall, whatever the number of steps
+    transition = transition_from(affinity, 10, 20, radius=4, beta=10)
+    cams = torch.zeros(1, 10, 20)
+    cams[:, :, :5] = 1.0
+    walked = walk_with_boundary(boundary, cams, (10, 20), beta=10, exp_times=8, radius=4)
+    assert walked[:, :, 10:].max() == 0 and walked[:, :, :9].min() > 0.5
+    assert transition.to_dense()[: 10 * 20].shape == (200, 200)
+
+
+def test_boundary_network_gives_a_map_at_stride_4_and_trains_on_pair_labels():
+    from wsss_stages.lib.affinity import BoundaryNet, boundary_affinity, pair_loss
+
+    torch.manual_seed(0)
+    net = BoundaryNet(TinyBackbone(output_stride=8))
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    x = torch.randn(2, 3, 32, 32)
+    logits = net(x)
+    assert logits.shape == (2, 1, 8, 8) and net.boundary(x[:1]).shape == (8, 8)
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[:, :, 4:] = 3
+    opt = torch.optim.SGD(net.head_parameters(), lr=0.5)
+    losses = []
+    for _ in range(15):
+        loss, counts = pair_loss(boundary_affinity(torch.sigmoid(net(x)[:, 0])), labels, radius=3)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert counts["neg"] > 0 and counts["bg"] > 0 and losses[-1] < losses[0]
+
+
+def test_sparse_walk_equals_a_dense_reference_walk():
+    torch.manual_seed(0)
+    embedding = torch.randn(3, 5, 6)
+    h, w, radius, beta = 5, 6, 3, 4.0
+    coords = [(y, x) for y in range(h) for x in range(w)]
+    dense = torch.zeros(h * w, h * w)
+    for i, (y0, x0) in enumerate(coords):
+        for j, (y1, x1) in enumerate(coords):
+            if i == j:
+                dense[i, j] = 1.0
+            elif (y1 - y0) ** 2 + (x1 - x0) ** 2 < radius**2:
+                dense[i, j] = torch.exp(-(embedding[:, y0, x0] - embedding[:, y1, x1]).abs().mean()) ** beta
+    dense = dense / dense.sum(1, keepdim=True)
+    scores = torch.rand(2, h, w)
+    expected = scores.reshape(2, -1).T
+    for _ in range(16):
+        expected = dense @ expected
+    walked = random_walk(scores, transition_matrix(embedding, radius=radius, beta=beta), 16)
+    torch.testing.assert_close(walked, expected.T.reshape(2, h, w), rtol=1e-4, atol=1e-5)

@@ -7,6 +7,10 @@ irn then prepends a constant background score (``sem_seg_bg_thres`` 0.25) and ta
 which is exactly what ``make_pseudo_masks`` does with a CAM folder and a background threshold —
 so the threshold can be swept (``eval_cams``) and changed without walking again.
 
+``method: irn`` (irn's make_sem_seg_labels with its class-boundary network): affinities are 1 − the
+largest boundary on the path between two pixels, the CAMs are multiplied by (1 − boundary) before
+the walk, at the boundary map's stride 4. ``method: hybrid`` is the same walk on AffinityNet's
+embedding affinities without the boundary (this project's first walk, kept for comparison).
 ``method: psa`` (psa's infer_aff) walks a background channel (1 − max CAM)^bg_power together with the
 CAMs (β 8), so the background spreads and competes like a class; the argmax after the walk is the
 label, and the maps are written as score maps (background first, normalised per pixel).
@@ -23,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages.lib.affinity import random_walk as propagate
-from wsss_stages.lib.affinity import build_affinitynet, pair_affinity_histograms, transition_matrix
+from wsss_stages.lib.affinity import (boundary_affinity, build_affinitynet, embedding_affinity, pair_affinity_histograms,
+                                      transition_from, transition_matrix)  # fmt: skip
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, save_scores, write_json, write_manifest
 from wsss_stages.lib.stats import auc_from_histograms
@@ -40,6 +45,17 @@ def walk_cams(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int]
     ``[K, H, W]`` and an embedding ``[D, h, w]``."""
     small = F.adaptive_avg_pool2d(cams[None], embedding.shape[-2:])[0]
     walked = propagate(small, transition_matrix(embedding, radius, beta), 2**exp_times)
+    up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
+    return up / up.max().clamp_min(1e-5)
+
+
+def walk_with_boundary(boundary: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
+                       radius: int) -> torch.Tensor:
+    """irn's walk: the CAMs at the boundary map's stride, multiplied by (1 − boundary), walked on the
+    path-max affinities, upsampled and divided by their joint maximum (CAM format)."""
+    small = F.adaptive_avg_pool2d(cams[None], boundary.shape[-2:])[0] * (1.0 - boundary)
+    transition = transition_from(boundary_affinity(boundary), *boundary.shape[-2:], radius=radius, beta=beta, device=boundary.device)
+    walked = propagate(small, transition, 2**exp_times)
     up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
     return up / up.max().clamp_min(1e-5)
 
@@ -78,7 +94,8 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz maps: walked CAMs (irn: CAM format, the background threshold is applied
             downstream) or score maps with a walked background channel (psa)
-        method: irn or psa
+        method: hybrid (AffinityNet affinities, CAMs walked alone), irn (boundary network, path-max affinities, CAMs
+            times 1 - boundary) or psa (AffinityNet affinities, a walked background channel)
         beta: power applied to affinities (irn 10, psa 8)
         exp_times: the walk takes 2^exp_times steps (8 in both)
         radius: neighbourhood radius in feature pixels (5 in both)
@@ -90,11 +107,11 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
-    if method not in ("irn", "psa") or (method == "psa" and bg_power is None):
-        raise WsssError(f"random_walk.method must be irn, or psa with a bg_power; got {method!r}, {bg_power!r}")
+    if method not in ("hybrid", "irn", "psa") or (method == "psa" and bg_power is None):
+        raise WsssError(f"random_walk.method must be hybrid, irn, or psa with a bg_power; got {method!r}, {bg_power!r}")
     set_threads(threads)
     device = pick_device(device)
-    net, meta = load_model(model, ("affinitynet",), build_affinitynet)
+    net, meta = load_model(model, ("boundarynet",) if method == "irn" else ("affinitynet",), build_affinitynet)
     net.to(device).eval()
     dataset = VOCDataset(data_root, mask_folder)
     ids = read_manifest(cams, "cams")["ids"]
@@ -106,14 +123,23 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
             start = time.perf_counter()
             image = dataset.load_image(image_id)
             cam, classes = load_cams(Path(cams) / f"{image_id}.npz")
-            embedding = net(to_tensor(image, meta["mean"], meta["std"])[None].to(device))[0]
+            x = to_tensor(image, meta["mean"], meta["std"])[None].to(device)
+            if method == "irn":
+                boundary = net.boundary(x).float()
+                grid, affinity = boundary.shape[-2:], boundary_affinity(boundary)
+            else:
+                embedding = net(x)[0].float()
+                grid, affinity = embedding.shape[-2:], embedding_affinity(embedding)
             if image_id in scored:
                 truth = torch.from_numpy(dataset.load_mask(image_id))[None, None].float()
-                truth = F.interpolate(truth, size=embedding.shape[-2:], mode="nearest")[0, 0].to(torch.uint8).to(device)
-                counts = pair_affinity_histograms(embedding.float(), truth, radius)
+                truth = F.interpolate(truth, size=grid, mode="nearest")[0, 0].to(torch.uint8).to(device)
+                counts = pair_affinity_histograms(affinity, truth, radius)
                 same, diff = same + counts[0], diff + counts[1]
             maps = torch.from_numpy(cam).to(device)
-            if method == "psa":
+            if method == "irn":
+                walked = walk_with_boundary(boundary, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
+                save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
+            elif method == "psa":
                 walked = walk_with_background(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius,
                                               bg_power=bg_power)  # fmt: skip
                 save_scores(tmp / f"{image_id}.npz", walked.cpu().numpy(), [0, *classes.tolist()])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wsss_stages.lib.affinity import AffinityNet, affinity_loss, downsample_labels
+import torch
+
+from wsss_stages import WsssError
+from wsss_stages.lib.affinity import AffinityNet, BoundaryNet, boundary_affinity, downsample_labels, embedding_affinity, pair_loss
 from wsss_stages.lib.artifacts import load_mask
 from wsss_stages.lib.models import load_model, model_meta
 from wsss_stages.lib.runtime import pick_device, set_threads, training_dtype
@@ -16,11 +19,13 @@ from wsss_stages.lib.voc import VOCDataset
 log = logging.getLogger(__name__)
 
 
-def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, split: str, stride: int, radius: int, dim: int,
-                      freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
+def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, network: str, split: str, stride: int, radius: int,
+                      dim: int, freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
                       weight_decay: float, momentum: float, workers: int, precision: str, seed: int, device: str,
                       threads: int = 1) -> None:
-    """Train the affinity embedding on top of the classifier's frozen backbone (resumable).
+    """Train the network whose pair affinities the walk uses, on the classifier's backbone (resumable):
+    psa's AffinityNet embedding, or irn's class-boundary branch (affinity = 1 − max boundary on the
+    path). Both learn from the same affinity labels with the same balanced pair loss.
 
     Args:
         classifier: classifier weights (its backbone is reused, frozen)
@@ -28,7 +33,8 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
         data_root: VOC2012-layout root
         split: training split (its images need affinity labels)
         out_model: final weights file (.pt)
-        stride: feature stride of the affinity map (4 or 8)
+        network: embedding (AffinityNet) or boundary (irn's class-boundary branch, always at stride 4)
+        stride: feature stride of the embedding (4 or 8)
         radius: pairs within this radius (feature pixels) are trained
         dim: embedding channels
         freeze_backbone: train only the embedding head (else the backbone too, at a tenth of the head's rate)
@@ -51,7 +57,9 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
     labels = Path(labels)
     ids = ids_with_label_maps(dataset, split, labels, batch_size)
     cls, cls_meta = load_model(classifier, ("classifier",))
-    net = AffinityNet(cls.backbone, stride, dim, freeze_backbone)
+    if network not in ("embedding", "boundary"):
+        raise WsssError(f"the pair network must be embedding or boundary, not {network!r}")
+    net = BoundaryNet(cls.backbone) if network == "boundary" else AffinityNet(cls.backbone, stride, dim, freeze_backbone)
     augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)
 
     def load(index: int):
@@ -59,23 +67,25 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
         return dataset.load_image(image_id), {"mask": load_mask(labels / f"{image_id}.png")}, {}
 
     def loss_fn(model, x, targets):
-        embedding = model(x)
-        loss, _ = affinity_loss(embedding, downsample_labels(targets["mask"], embedding.shape[-2:]), radius)
-        return loss
+        out = model(x)
+        labels = downsample_labels(targets["mask"], out.shape[-2:])
+        affinity = boundary_affinity(torch.sigmoid(out[:, 0])) if network == "boundary" else embedding_affinity(out)
+        return pair_loss(affinity, labels, radius)[0]
 
     device = pick_device(device)
-    log.info("training AffinityNet (stride %d, radius %d) on %d images of '%s' on %s", stride, radius, len(ids), split, device)
+    log.info("training the %s network (stride %d, radius %d) on %d images of '%s' on %s", network,
+             BoundaryNet.stride if network == "boundary" else stride, radius, len(ids), split, device)  # fmt: skip
     optimizer = make_optimizer(net, net.head_parameters(), lr / 10, 10.0, weight_decay, momentum)
     signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
                  "stride": stride, "radius": radius, "dim": dim, "freeze_backbone": freeze_backbone, "epochs": epochs, "batch_size": batch_size,
                  "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
-                 "momentum": momentum, "seed": seed, "precision": precision}  # fmt: skip
+                 "momentum": momentum, "seed": seed, "precision": precision, "network": network}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
                      checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed,
                      dtype=training_dtype(precision, device))  # fmt: skip
     history = loop.run(loss_fn)
-    meta = model_meta("affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
-                      cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=stride, dim=dim,
+    meta = model_meta("boundarynet" if network == "boundary" else "affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
+                      cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=BoundaryNet.stride if network == "boundary" else stride, dim=dim,
                       loss_history=history)  # fmt: skip
     save_model(Path(out_model), net, meta)
     log.info("saved %s", out_model)

@@ -51,7 +51,7 @@ train_affinitynet:
   default: {}
   description: AffinityNet embedding on a backbone initialised from the trained classifier
   properties:
-    stride: {type: integer, enum: [4, 8], default: 8, description: feature stride of the affinity map}
+    stride: {type: integer, enum: [4, 8], default: 8, description: "feature stride of the embedding (irn's boundary network is always at stride 4)"}
     radius: {type: integer, minimum: 2, default: 10, description: training pairs within this radius (feature pixels)}
     dim: {type: integer, minimum: 4, default: 64, description: embedding channels}
     freeze_backbone: {type: boolean, default: false, description: "train only the embedding head (faster); else the backbone too, at lr / 10"}
@@ -78,13 +78,17 @@ random_walk:
   properties:
     method:
       type: string
-      enum: [irn, psa]
-      default: irn
+      enum: [hybrid, irn, psa]
+      default: hybrid
       description: >
-        irn: walk the CAMs alone (make_sem_seg_labels), divide by their joint maximum and write
-        CAM-format maps, whose background threshold (bg_threshold) is applied downstream; psa: walk
-        a background channel (1 - max CAM)^bg_power with the CAMs and write score maps whose argmax
-        is the class (infer_aff), with the settings of random_walk.psa
+        irn (make_sem_seg_labels): train_affinitynet trains irn's class-boundary branch, affinities
+        are 1 - the largest boundary on the path between two pixels, the CAMs times (1 - boundary)
+        are walked at stride 4, divided by their joint maximum and written in CAM format, whose
+        background threshold (bg_threshold) is applied downstream. psa (infer_aff): AffinityNet's
+        embedding, a background channel (1 - max CAM)^bg_power walked with the CAMs, score maps
+        whose argmax is the class (settings in random_walk.psa). hybrid: AffinityNet's embedding
+        with irn's CAM-only walk (this project's first walk; the default until the faithful two
+        are measured)
     beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities (irn 10)}
     exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (irn 8)}
     radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels (irn and psa 5)}
@@ -136,12 +140,18 @@ LABELS = Stage(
     thresholds=seed_threshold, threshold_args=("seed_threshold",),
     threads="all", mem_mb=4000, runtime=240, module="wsss_stages.make_affinity_labels",
 )
+def pair_network(cfg: dict, variant: str) -> str:
+    """irn's walk reads a boundary network; psa's and the hybrid walk an AffinityNet embedding."""
+    return "boundary" if cfg["random_walk"]["method"] == "irn" else "embedding"
+
+
 TRAIN = Stage(
     "train_affinitynet", "train the inter-pixel affinity network (resumable)",
     inputs=lambda cfg, v: {"classifier": Ref("train_classifier", "out_model"), "labels": Ref("make_affinity_labels", "out_dir")},
     input_args=("classifier", "labels"),
     outputs={"out_model": Output("model.pt")},
-    params={"split": "splits.classifier", **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
+    params={"network": Derived(("random_walk.method",), pair_network), "split": "splits.classifier",
+            **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
     threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet",
 )
 def walk_setting(key: str) -> Derived:
