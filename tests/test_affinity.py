@@ -263,3 +263,11 @@ def test_sparse_walk_equals_a_dense_reference_walk():
         expected = dense @ expected
     walked = random_walk(scores, transition_matrix(embedding, radius=radius, beta=beta), 16)
     torch.testing.assert_close(walked, expected.T.reshape(2, h, w), rtol=1e-4, atol=1e-5)
+
+
+def test_label_counts_on_a_map_smaller_than_the_radius():
+    from wsss_stages.lib.affinity_labels import label_counts
+
+    gt = np.zeros((16, 16), np.uint8)
+    counts = label_counts(gt, gt, stride=8, radius=10)  # a 2 x 2 grid: only the offsets that fit
+    assert counts["pairs_gt_same"] == counts["pairs_same_right"] > 0

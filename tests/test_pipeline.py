@@ -140,6 +140,24 @@ def test_psa_walk_replans_labels_network_and_walk_and_needs_no_threshold(finishe
     assert "--bg-threshold None" in walk  # psa's walked scores carry their own background
 
 
+@pytest.mark.parametrize("method", ["irn", "psa"])
+def test_faithful_walks_run_to_their_pseudo_masks_with_diagnostics(finished_run, tmp_path, method):
+    import shutil
+
+    workdir = tmp_path / "dag"
+    shutil.copytree(finished_run, workdir, symlinks=True)  # reuses the classifier and the CAMs
+    settings = ("--config", f"random_walk={{method: {method}}}", f"make_affinity_labels={{method: {method}}}")
+    snakemake(workdir, "results/tiny/eval_pseudo_masks/rw/metrics.json", *settings)
+    results = workdir / "results" / "tiny"
+    assert 0 < json.loads((results / "eval_pseudo_masks/rw/metrics.json").read_text())["miou"] <= 100
+    labels = json.loads((results / "make_affinity_labels/diagnostics.json").read_text())
+    assert labels["method"] == method and 0 < labels["coverage"] <= 100 and labels["images"] > 0
+    walk = json.loads((results / "random_walk/cams/diagnostics.json").read_text())
+    assert 0 <= walk["roc_auc"] <= 1 and walk["pairs_same"] > 0
+    kind = json.loads((results / "random_walk/cams/maps/manifest.json").read_text())["kind"]
+    assert kind == ("scores" if method == "psa" else "cams")
+
+
 def test_forcerun_of_one_stage(finished_run):
     jobs = planned_jobs(snakemake(finished_run, "-n", "--forcerun", "eval_cams").stdout)
     assert "eval_cams" in jobs and "train_classifier" not in jobs and "make_cams" not in jobs

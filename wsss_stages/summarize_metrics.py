@@ -19,7 +19,7 @@ def metrics_table(metrics: dict) -> str:
                      f"{metrics['seed_split']}"))  # fmt: skip
     rows += [
         (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
-         f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
+         "background of its own" if metrics["pseudo_mask_bg_threshold"] is None else f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
     ]  # fmt: skip
     rows += [(f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
              for name, miou in metrics["pseudo_mask_miou_by_refinement"].items() if name != metrics["refinement"]]  # fmt: skip
@@ -30,12 +30,14 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pseudo_mask_threshold(mask_dir: Path) -> float:
-    """The background score behind a pseudo-mask folder: its own, or that of the score maps it came from."""
+def pseudo_mask_threshold(mask_dir: Path) -> float | None:
+    """The background score behind a pseudo-mask folder: its own, or that of the score maps it came from;
+    None for score maps with a background of their own (e.g. psa's walked background channel)."""
     manifest = read_manifest(mask_dir, "masks")
     if manifest.get("bg_threshold") is not None:
         return float(manifest["bg_threshold"])
-    return float(read_manifest(manifest["source"])["bg_threshold"])
+    value = read_manifest(manifest["source"]).get("bg_threshold")
+    return None if value is None else float(value)
 
 
 def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,

@@ -24,7 +24,7 @@ import numpy as np
 
 from wsss_stages.lib.artifacts import IGNORE
 from wsss_stages.lib.crf import CrfParams, crf_on_labels, crf_on_scores
-from wsss_stages.lib.pairs import pair_offsets, shifted_pair
+from wsss_stages.lib.pairs import fitting_offsets, shifted_pair
 
 
 def confident_labels(cams: np.ndarray, classes: np.ndarray, threshold: float, image: np.ndarray | None) -> np.ndarray:
@@ -89,7 +89,7 @@ def label_counts(labels: np.ndarray, gt: np.ndarray, stride: int, radius: int) -
               "bg_labelled": int(bg.sum()), "bg_right": int((bg & (gt == 0)).sum())}  # fmt: skip
     small, truth = labels[::stride, ::stride], gt[::stride, ::stride]
     pairs = dict.fromkeys(COUNTS[5:], 0)
-    for dy, dx in pair_offsets(radius):
+    for dy, dx in fitting_offsets(radius, *small.shape):
         la, lb = shifted_pair(small, dy, dx)
         ga, gb = shifted_pair(truth, dy, dx)
         known = (ga != IGNORE) & (gb != IGNORE)
