@@ -10,7 +10,8 @@ from pathlib import Path
 
 from wsss_stages.lib.codedeps import code_files
 from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
-from wsss_stages.lib.pipeline import Experiments, method_label, node_inputs, node_params, refinement_pattern, refs
+from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, method_label, node_inputs, node_params,
+                                      refinement_pattern, refs)
 
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
@@ -31,6 +32,7 @@ CHAINS = refinement_pattern()
 
 wildcard_constraints:
     exp="|".join(re.escape(name) for name in EXPERIMENTS),
+    check="[0-9a-f]{10}",
 
 
 def variant_pattern(stage):
@@ -41,6 +43,14 @@ def variant_pattern(stage):
 
 def variant_of(stage, wildcards):
     return wildcards[stage.variant] if stage.variant else ""
+
+
+CHECKS = {data_check_key(c): c for c in RUN.configs.values()}  # one data check per data tree and set of splits
+
+
+def check_config(wildcards):
+    """A config that the data check ``wildcards.check`` stands for."""
+    return CHECKS[wildcards.check]
 
 
 def cfg(wildcards):
@@ -72,6 +82,7 @@ def rule_inputs(stage):
         found = {"code": code_of(stage, c)}
         if stage.data:
             found["data"] = data_input(c)
+            found["data_check"] = f"results/check_data/{data_check_key(c)}/report.json"
         for arg, value in node_inputs(c, stage, variant_of(stage, wildcards)).items():
             found[arg] = [RUN.path(wildcards.exp, ref) for ref in refs(value)]
         return found

@@ -23,3 +23,32 @@ rule make_demo_data:
         "../envs/wsss.yaml"
     shell:
         command(DEMO_DATA).replace("{output.out_dir:q}", "{params.out_dir:q}")
+
+
+# One data check per data tree and set of splits (pipeline.data_check_key), shared by every experiment
+# on that data; every stage that reads the data takes its report as an input, so a data problem stops
+# the run before any training.
+CHECK = REGISTRY.stage("check_data")
+
+
+rule check_data:
+    input:
+        unpack(lambda wc: {"code": code_of(CHECK, check_config(wc)), "data": data_input(check_config(wc))}),
+    output:
+        out_report="results/check_data/{check}/report.json",
+    params:
+        data_root=lambda wc: data_root(check_config(wc)),
+        **{arg: (lambda wc, arg=arg: as_argument(node_params(check_config(wc), CHECK, "")[arg])) for arg in CHECK.params},
+        fingerprint=lambda wc: data_fingerprint(check_config(wc)),
+    log:
+        "results/check_data/{check}/check_data.log",
+    benchmark:
+        "results/check_data/{check}/check_data.benchmark.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=CHECK.mem_mb,
+        runtime=CHECK.runtime,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        command(CHECK)

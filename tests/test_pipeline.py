@@ -154,6 +154,7 @@ def test_faithful_walks_run_to_their_pseudo_masks_with_diagnostics(finished_run,
     assert labels["method"] == method and 0 < labels["coverage"] <= 100 and labels["images"] > 0
     walk = json.loads((results / "random_walk/cams/diagnostics.json").read_text())
     assert 0 <= walk["roc_auc"] <= 1 and walk["pairs_same"] > 0
+    assert len(list((results / "random_walk/cams/figures").glob("*.png"))) == 6
     kind = json.loads((results / "random_walk/cams/maps/manifest.json").read_text())["kind"]
     assert kind == ("scores" if method == "psa" else "cams")
 
@@ -174,6 +175,20 @@ def test_editing_a_stage_module_reruns_it(finished_run, tmp_path):
     finally:
         module.write_bytes(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):
+    from conftest import write_voc_tree
+
+    ids = [f"i{n}" for n in range(10)]
+    root = write_voc_tree(tmp_path / "VOC2012", {"train_aug": ids, "train": ids[:5], "val": ids[5:]})
+    (root / "JPEGImages" / "i3.jpg").write_text("not a photo")
+    (root / "SegmentationClass" / "i7.png").write_bytes(b"")
+    workdir = tmp_path / "run"
+    result = snakemake(workdir, "--config", "dataset=voc", f"data_root={root}", "mask_folder=SegmentationClass", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "2 problem(s)" in output and "i3.jpg" in output and "i7.png" in output
+    assert not (workdir / "results" / "tiny" / "train_classifier").exists()
 
 
 def test_invalid_config_fails_before_the_dag_naming_the_key(tmp_path):

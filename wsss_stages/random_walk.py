@@ -30,7 +30,8 @@ from wsss_stages.lib.affinity import random_walk as propagate
 from wsss_stages.lib.affinity import (boundary_affinity, build_affinitynet, embedding_affinity, pair_affinity_histograms,
                                       transition_from, transition_matrix)  # fmt: skip
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, save_scores, write_json, write_manifest
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_scores, write_json, write_manifest
+from wsss_stages.lib.figures import colour_labels, save_panel
 from wsss_stages.lib.stats import auc_from_histograms
 from wsss_stages.lib.models import load_model, to_tensor
 from wsss_stages.lib.runtime import pick_device, progress, set_threads
@@ -83,14 +84,35 @@ def affinity_report(same: np.ndarray, diff: np.ndarray, beta: float, images: int
             "mean_affinity_same_after_beta": mean(same, beta), "mean_affinity_different_after_beta": mean(diff, beta), "beta": beta}  # fmt: skip
 
 
-def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, method: str, beta: float,
-                exp_times: int, radius: int, bg_power: float | None, split: str, mask_folder: str | None, device: str,
-                threads: int = 1) -> None:
+def pair_map(affinity, size: tuple[int, int]) -> torch.Tensor:
+    """1 − the mean affinity of each pixel to its right and lower neighbours: where the walk is cut."""
+    h, w = size
+    right, down = torch.zeros(h, w), torch.zeros(h, w)
+    right[:, : w - 1] = affinity(0, 1).cpu().float()
+    down[: h - 1, :] = affinity(1, 0).cpu().float()
+    return 1.0 - (right + down) / 2
+
+
+def save_figure(path: Path, image_id: str, image, cam, labels, cut, walked, truth, method: str) -> None:
+    """image | strongest CAM | affinity labels | boundary (or 1 − affinity) | walked result | ground truth."""
+    strongest = walked[1:].max(0) if method == "psa" else walked.max(0)
+    save_panel(path, f"{image_id}: random walk ({method})", [
+        ("image", image), ("strongest CAM", cam.max(0) if cam.shape[0] else np.zeros(image.shape[:2])),
+        ("affinity labels (white: unsure)", colour_labels(labels)),
+        ("boundary" if method == "irn" else "1 - affinity to neighbours", cut),
+        ("walked, strongest class" if method != "psa" else "walked, strongest class (bg walked)", strongest),
+        ("ground truth", colour_labels(truth))])  # fmt: skip
+
+
+def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, out_figures: Path,
+                method: str, beta: float, exp_times: int, radius: int, bg_power: float | None, split: str, mask_folder: str | None,
+                figures: int, device: str, threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
         model: AffinityNet weights from train_affinitynet
         cams: CAM-format maps to walk (the seeds, or another refiner's)
+        labels: the affinity labels the network learnt from (for the figures)
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz maps: walked CAMs (irn: CAM format, the background threshold is applied
             downstream) or score maps with a walked background channel (psa)
@@ -102,8 +124,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
         bg_power: psa's power of the background channel (1 - max CAM)^bg_power (16); None for irn
         out_diagnostics: JSON: ROC-AUC of the learned affinities for ground-truth same- vs different-class pairs
             within the radius, and their mean affinities before and after the power β, on the masks of split
+        out_figures: folder of <id>.png panels for the first `figures` scored images
         split: split whose masks score the affinities (the seed split)
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
+        figures: how many scored images get a figure
         device: auto, cpu or cuda
         threads: CPU threads to use
     """
@@ -116,9 +140,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
     dataset = VOCDataset(data_root, mask_folder)
     ids = read_manifest(cams, "cams")["ids"]
     scored = {i for i in dataset.split_ids(split) if dataset.has_mask(i)}
+    pictured = set([i for i in ids if i in scored][:figures])
     same, diff = torch.zeros(1000, dtype=torch.float64), torch.zeros(1000, dtype=torch.float64)
     seconds = []
-    with atomic_dir(out_dir) as tmp, torch.inference_mode():
+    with atomic_dir(out_dir) as tmp, atomic_dir(out_figures) as pictures, torch.inference_mode():
         for image_id in progress(ids, desc="random_walk"):
             start = time.perf_counter()
             image = dataset.load_image(image_id)
@@ -146,6 +171,10 @@ def random_walk(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
             else:
                 walked = walk_cams(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
                 save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
+            if image_id in pictured:
+                cut = boundary.cpu().float() if method == "irn" else pair_map(affinity, grid)
+                save_figure(pictures / f"{image_id}.png", image_id, image, cam, load_mask(Path(labels) / f"{image_id}.png"),
+                            cut.numpy(), walked.cpu().numpy(), dataset.load_mask(image_id), method)  # fmt: skip
             seconds.append(time.perf_counter() - start)
         write_manifest(tmp, "scores" if method == "psa" else "cams", ids, refinement="rw", method=method, beta=beta,
                        exp_times=exp_times, radius=radius, bg_power=bg_power,

@@ -16,8 +16,16 @@ from wsss_stages.lib.voc import VOCDataset
 log = logging.getLogger(__name__)
 
 
+def ids_without_masks(dataset: VOCDataset, split: str) -> list[str]:
+    """Ids of ``split`` with no ground-truth mask (check_data lets them through only when allowed)."""
+    return [i for i in dataset.split_ids(split) if not dataset.has_mask(i)]
+
+
 def ids_with_masks(dataset: VOCDataset, split: str, available: set[str] | None = None) -> list[str]:
-    """Ids of ``split`` that have a ground-truth mask (and, if given, an artifact)."""
+    """Ids of ``split`` that have a ground-truth mask (and, if given, an artifact); those without one are logged."""
+    missing = ids_without_masks(dataset, split)
+    if missing:
+        log.warning("%d image(s) of '%s' have no mask and are not scored, first: %s", len(missing), split, missing[:5])
     ids = [i for i in dataset.split_ids(split) if dataset.has_mask(i)]
     if available is not None:
         ids = [i for i in ids if i in available]
@@ -51,7 +59,9 @@ def score_predictions(*, dataset: VOCDataset, ids: list[str], predict, split: st
         per_image[n] = confusion_matrix(gt, pred, dataset.num_classes)
     conf = per_image.sum(0)
     scores = scores_from_confusion(conf, dataset.class_names)
-    write_json(out_json, {"split": split, "images": len(ids), **summary(scores),
+    missing = ids_without_masks(dataset, split)
+    write_json(out_json, {"split": split, "images": len(ids), "images_without_masks": {"count": len(missing), "first": missing[:10]},
+                          **summary(scores),
                           "per_class_iou": scores["per_class_iou"], "confusion_matrix": conf.tolist()})  # fmt: skip
     write_csv(out_csv, per_class_rows(scores))
     save_confusions(out_per_image, ids, per_image)

@@ -217,3 +217,37 @@ def method_label(cfg: dict) -> str:
     if label:
         parts.append(label)
     return " + ".join(parts) or "CAM"
+
+
+# ============================================================================ the data check
+def data_check_key(cfg: dict) -> str:
+    """The folder of the data check an experiment reads: one per data tree and set of splits, so that
+    experiments on the same data share it (and their artifacts stay shared)."""
+    import hashlib
+
+    stage = REGISTRY.stage("check_data")
+    identity = [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None,
+                node_params(cfg, stage, "")]  # fmt: skip
+    return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def data_fingerprint(cfg: dict) -> str:
+    """Identity of the data a run reads (file names, sizes and modification times of the tree's
+    folders; the demo's settings for the generated demo): the check reruns when it changes."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    if cfg["dataset"] == "demo":
+        return "demo:" + json.dumps(cfg["make_demo_data"], sort_keys=True)
+    digest = hashlib.sha1()
+    root = Path(cfg["data_root"])
+    for folder in ("ImageSets/Segmentation", "JPEGImages", "Annotations", "SegmentationClass", "SegmentationClassAug", "SaliencyMaps"):
+        if (root / folder).is_dir():
+            for entry in sorted(os.scandir(root / folder), key=lambda e: e.name):
+                stat = entry.stat()
+                digest.update(f"{folder}/{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    for extra in ("classes.txt",):
+        if (root / extra).is_file():
+            digest.update(f"{extra}|{(root / extra).stat().st_mtime_ns}".encode())
+    return digest.hexdigest()

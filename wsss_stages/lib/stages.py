@@ -61,6 +61,23 @@ register_stage(Stage(
     data=False, mem_mb=1000, runtime=10,
 ))
 
+def _all_splits(cfg: dict, variant: str) -> list[str]:
+    return sorted(set(cfg["splits"].values()))
+
+
+def _scored_splits(cfg: dict, variant: str) -> list[str]:
+    return sorted({cfg["splits"]["seeds"], cfg["splits"]["val"]})
+
+
+# run-level: one check per data tree and set of splits, shared by every experiment on it (rules/data.smk)
+register_stage(Stage(
+    "check_data", "check every file the run will read (splits, images, labels, masks, saliency), all problems at once",
+    outputs={"out_report": Output("report.json")},
+    params={"splits": Derived(("splits",), _all_splits), "scored_splits": Derived(("splits.seeds", "splits.val"), _scored_splits),
+            "mask_folder": "mask_folder", "allow_missing_masks": "check_data.allow_missing_masks"},
+    context=("fingerprint",), threads="all", mem_mb=2000, runtime=30,
+))
+
 register_stage(Stage(
     "train_classifier", "train the multi-label GAP classifier of the chosen method (resumable)",
     outputs={"out_model": Output("model.pt"), "out_info": Output("model.json")},

@@ -92,6 +92,7 @@ random_walk:
     beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities (irn 10)}
     exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (irn 8)}
     radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels (irn and psa 5)}
+    figures: {type: integer, minimum: 0, default: 6, description: "scored images that get a figure (image, CAM, affinity labels, boundary or affinity, walked result, ground truth)"}
     bg_threshold:
       $ref: "#/$defs/threshold_or_auto"
       default: 0.25
@@ -170,14 +171,16 @@ def walk_output(cfg: dict) -> str:
 
 WALK = Stage(
     "random_walk", "propagate a chain's CAMs by a random walk on learned affinities (sparse, bounded memory)",
-    inputs=lambda cfg, source: {"model": Ref("train_affinitynet", "out_model"), "cams": chain_ref(cfg, source)},
-    input_args=("model", "cams"),
-    outputs={"out_dir": Output("{source}/maps", directory=True), "out_diagnostics": Output("{source}/diagnostics.json")},
+    inputs=lambda cfg, source: {"model": Ref("train_affinitynet", "out_model"), "cams": chain_ref(cfg, source),
+                                "labels": Ref("make_affinity_labels", "out_dir")},
+    input_args=("model", "cams", "labels"),
+    outputs={"out_dir": Output("{source}/maps", directory=True), "out_diagnostics": Output("{source}/diagnostics.json"),
+             "out_figures": Output("{source}/figures", directory=True)},
     params={"method": "random_walk.method", "beta": walk_setting("beta"), "exp_times": walk_setting("exp_times"),
             "radius": "random_walk.radius",
             "bg_power": Derived(("random_walk.psa.bg_power", "random_walk.method"),
                                 lambda cfg, v: cfg["random_walk"]["psa"]["bg_power"] if cfg["random_walk"]["method"] == "psa" else None),
-            "split": "splits.seeds", "mask_folder": "mask_folder", "device": "device"},
+            "split": "splits.seeds", "mask_folder": "mask_folder", "figures": "random_walk.figures", "device": "device"},
     variant="source", threads="heavy", mem_mb=4000, runtime=240, gpu=True, module="wsss_stages.random_walk",
 )
 

@@ -1,0 +1,67 @@
+"""check_data: every kind of bad data fails before any training, naming the file, all problems at once."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_voc_tree
+from wsss_stages import WsssError
+from wsss_stages.check_data import check_data
+
+
+def run_check(root, tmp_path, allow_missing=False, splits=("train", "val")):
+    out = tmp_path / "report.json"
+    check_data(data_root=root, out_report=out, splits=list(splits), scored_splits=["train", "val"], mask_folder=None,
+               allow_missing_masks=allow_missing, fingerprint="test")  # fmt: skip
+    return json.loads(out.read_text())
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return write_voc_tree(tmp_path / "VOC2012", {"train": ["a", "b", "c", "d"], "val": ["e", "f"]})
+
+
+def test_a_clean_tree_passes_with_a_report(tree, tmp_path):
+    report = run_check(tree, tmp_path)
+    assert report["images"] == 6 and report["splits"] == {"train": 4, "val": 2} and report["missing_masks"]["count"] == 0
+    assert report["seconds_per_1000_images"] >= 0
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda r: (r / "JPEGImages/a.jpg").write_bytes((r / "JPEGImages/a.jpg").read_bytes()[:200]), "JPEGImages/a.jpg"),
+    (lambda r: (r / "JPEGImages/a.jpg").write_text("not an image"), "JPEGImages/a.jpg"),
+    (lambda r: (r / "JPEGImages/a.jpg").write_bytes(b""), "a.jpg: empty file"),
+    (lambda r: (r / "SegmentationClass/b.png").unlink(), "have no mask"),
+    (lambda r: Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(r / "SegmentationClass/b.png"), "SegmentationClass/b.png"),
+    (lambda r: Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(r / "SegmentationClass/b.png"), "not mode RGB"),
+    (lambda r: Image.fromarray(np.full((24, 32), 77, np.uint8), mode="L").save(r / "SegmentationClass/b.png"), "mask values [77]"),
+    (lambda r: (r / "SegmentationClass/b.png").write_bytes(b""), "empty mask file"),
+    (lambda r: (r / "Annotations/c.xml").write_text("<annotation><object><name>unicorn</name></object></annotation>"), "unicorn"),
+    (lambda r: (r / "Annotations/c.xml").write_text("<annotation><object>"), "malformed XML"),
+    (lambda r: (r / "ImageSets/Segmentation/val.txt").unlink(), "val.txt: split file missing"),
+    (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("\n"), "val.txt: split file is empty"),
+    (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("e\nghost\n"), "ghost.jpg: image missing"),
+])  # fmt: skip
+def test_each_kind_of_bad_data_is_named(tree, tmp_path, damage, named):
+    damage(tree)
+    with pytest.raises(WsssError, match="problem") as error:
+        run_check(tree, tmp_path)
+    assert named in str(error.value)
+    assert not (tmp_path / "report.json").exists()  # nothing that looks like a passed check
+
+
+def test_several_problems_are_reported_together(tree, tmp_path):
+    (tree / "JPEGImages/a.jpg").write_text("not an image")
+    (tree / "SegmentationClass/f.png").write_bytes(b"")
+    (tree / "Annotations/c.xml").write_text("<annotation><object><name>unicorn</name></object></annotation>")
+    with pytest.raises(WsssError, match="3 problem") as error:
+        run_check(tree, tmp_path)
+    assert all(name in str(error.value) for name in ("a.jpg", "f.png", "c.xml"))
+
+
+def test_missing_masks_may_be_allowed_and_are_counted(tree, tmp_path):
+    (tree / "SegmentationClass/e.png").unlink()
+    report = run_check(tree, tmp_path, allow_missing=True)
+    assert report["missing_masks"] == {"count": 1, "first": ["e"]}
