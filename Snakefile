@@ -5,6 +5,7 @@
 import os
 import sys
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,6 +17,7 @@ try:
     from wsss_stages import WsssError
     from wsss_stages.lib.config import validate_config
     from wsss_stages.lib.experiments import expand_experiments
+    from wsss_stages.lib.preflight import check_job_python
 except ImportError as error:
     sys.exit(f"wsss: cannot import the wsss_stages package ({error}): run `make install` and activate .venv "
              "(source .venv/bin/activate), or `pip install -e .` in this environment")
@@ -28,6 +30,13 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+
+# Jobs run `python -m wsss_stages` with the `python` on PATH; with --sdm conda they get the env of envs/.
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    try:
+        check_job_python()
+    except WsssError as error:
+        sys.exit(f"wsss: {error}")
 
 try:
     _validated = validate_config(config)

@@ -191,6 +191,18 @@ def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):
     assert not (workdir / "results" / "tiny" / "train_classifier").exists()
 
 
+def test_a_job_python_without_the_dependencies_stops_the_run_at_once(tmp_path):
+    """`.venv/bin/snakemake` without the venv activated: jobs would run a bare `python`."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "python").write_text("#!/bin/sh\necho numpy PIL torch\n")  # pretends those are missing
+    (bare / "python").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bare}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "w"), "-n"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode != 0 and "cannot import numpy, PIL, torch" in result.stderr and "activate" in result.stderr
+
+
 def test_invalid_config_fails_before_the_dag_naming_the_key(tmp_path):
     result = snakemake(tmp_path, "-n", "--config", "refine_crf={sxyz: 3}", check=False)
     assert result.returncode != 0 and "refine_crf.sxyz" in result.stdout + result.stderr
