@@ -66,6 +66,10 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     baseline = all_background_miou(finished_run / "results/make_demo_data/VOC2012", "train")
     assert metrics["cam_miou"] > baseline + 3 and metrics["pseudo_mask_miou"] > baseline + 3
     assert 0 <= metrics["cam_bg_threshold_best"] <= 1 and 0 <= metrics["pseudo_mask_bg_threshold"] <= 1
+    provenance = metrics["provenance"]  # where the numbers came from
+    assert provenance["packages"]["torch"] and provenance["machine"]["cpu"] and provenance["git"]["commit"]
+    assert provenance["classifier"]["weights_source"].startswith("none") and provenance["classifier"]["precision_used"]
+    assert provenance["cam_precision"] in ("torch.float32", "torch.bfloat16")
     masks = json.loads((results / "make_pseudo_masks/crf/masks/manifest.json").read_text())
     assert masks["count"] == len(list((results / "make_pseudo_masks/crf/masks").glob("*.png")))
     assert not list(results.rglob(".*.tmp-*")), "temporary files left behind"

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from wsss_stages.lib.artifacts import atomic_path, read_json, read_manifest, write_json
+from wsss_stages.lib.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ def pseudo_mask_threshold(mask_dir: Path) -> float | None:
 
 
 def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,
-                      compare: list[str], out_json: Path, out_md: Path, experiment: str, refinement: str, threads: int = 1) -> None:
+                      compare: list[str], classifier_info: Path, seeds: Path, out_json: Path, out_md: Path, experiment: str,
+                      refinement: str, threads: int = 1) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -55,6 +57,8 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         out_json: metrics.json
         out_md: metrics.md
         compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
+        classifier_info: train_classifier's settings record (its pretrained weights, precision and device)
+        seeds: the seed CAM folder (its manifest says the inference precision)
         threads: unused
     """
     cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
@@ -84,6 +88,9 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         name, path = item.split("=", 1)
         by_refinement[name] = read_json(Path(path))["miou"]
     metrics["pseudo_mask_miou_by_refinement"] = by_refinement
+    info = read_json(classifier_info)
+    metrics["provenance"] = {**provenance(), "classifier": {k: info.get(k) for k in ("weights_source", "precision_used", "device_used")},
+                             "cam_precision": read_manifest(seeds).get("dtype")}  # fmt: skip
     write_json(out_json, metrics)
     table = metrics_table(metrics)
     with atomic_path(out_md) as tmp:

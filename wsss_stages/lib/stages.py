@@ -7,7 +7,7 @@ needs; see :mod:`wsss_stages.lib.declare` for what derives from it. No torch her
 from __future__ import annotations
 
 from wsss_stages.lib.declare import REGISTRY, Derived, Output, Ref, Stage, lookup, register_stage
-from wsss_stages.lib.pipeline import SEEDS, chain_ref, chain_threshold, reported_refinements
+from wsss_stages.lib.pipeline import SEEDS, chain_ref, chain_threshold, reported_refinements, seeds
 
 
 def section(key: str) -> Derived:
@@ -192,12 +192,13 @@ def _summary_inputs(cfg: dict, variant: str) -> dict:
             "pseudo_mask_dir": Ref("make_pseudo_masks", "out_dir", chosen),
             "segmentation": Ref("eval_segmentation", "out_json", chosen) if enabled else None,
             "cam_val": Ref("score_cams", "out_json") if scores_val(cfg) else None,
+            "classifier_info": Ref("train_classifier", "out_info"), "seeds": seeds(cfg),
             "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared}}  # fmt: skip
 
 
 register_stage(Stage(
     "summarize_metrics", "collect the headline numbers into metrics.json / metrics.md",
-    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "cam_val", "compare"),
+    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "cam_val", "compare", "classifier_info", "seeds"),
     outputs={"out_json": Output("metrics.json", root=True), "out_md": Output("metrics.md", root=True)},
     params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
     data=False, mem_mb=500, runtime=5,
