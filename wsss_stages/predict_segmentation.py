@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
 from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
+from wsss_stages.lib.inference import predict_probs
 from wsss_stages.lib.models import load_model, to_tensor
 from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
-
-
-def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:
-    """Softmax ``[C, H, W]`` averaged over scales (and flips) for one normalised image ``[3, H, W]``."""
-    _, h, w = image.shape
-    total = 0
-    for scale in scales:
-        x = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="bilinear", align_corners=False)
-        batch = (torch.cat([x, x.flip(-1)]) if flip else x).contiguous(memory_format=torch.channels_last)
-        logits = F.interpolate(net(batch).float(), size=(h, w), mode="bilinear", align_corners=False)
-        probs = logits.softmax(1)
-        total = total + (probs[0] + probs[1].flip(-1) if flip else probs[0])
-    return total / (len(scales) * (2 if flip else 1))
 
 
 def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: str, scales: list[float], flip: bool, crf: bool,

@@ -228,3 +228,10 @@ register_stage(Stage(
     context=("summaries", "groups", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
     data=False, mem_mb=500, runtime=5,
 ))
+
+# not a pipeline stage: the command users run on new images after training (no rule is generated)
+register_stage(Stage(
+    "predict", "apply a trained segmentation network to a folder of new images (palette PNGs, optional overlays)",
+    outputs={"out_dir": Output("")}, input_args=("model", "images"),
+    context=("overlays", "scales", "flip", "crf", "precision", "device"), data=False,
+))

@@ -1,0 +1,21 @@
+"""Segmentation inference shared by predict_segmentation (a split) and predict (a folder of new images)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:
+    """Softmax ``[C, H, W]`` averaged over scales (and flips) for one normalised image ``[3, H, W]``."""
+    _, h, w = image.shape
+    total = 0
+    for scale in scales:
+        x = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="bilinear", align_corners=False)
+        batch = (torch.cat([x, x.flip(-1)]) if flip else x).contiguous(memory_format=torch.channels_last)
+        logits = F.interpolate(net(batch).float(), size=(h, w), mode="bilinear", align_corners=False)
+        probs = logits.softmax(1)
+        total = total + (probs[0] + probs[1].flip(-1) if flip else probs[0])
+    return total / (len(scales) * (2 if flip else 1))
