@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from PIL import Image
 
 from wsss_stages.lib.cams import normalise_cams
 from wsss_stages.lib.models import Backbone, CamClassifier, TinyBackbone
@@ -304,3 +305,45 @@ def test_gradcam_function_computes_only_the_requested_classes():
     some = gradcam_function(net, "high", [2, 0])(x)
     torch.testing.assert_close(some[:, [0, 2]], every[:, [0, 2]])
     assert not some[:, [1, 3]].any()
+
+
+# ---------------------------------------------------------------------------- EPS
+def test_eps_assigns_classes_by_their_overlap_with_the_saliency():
+    from wsss_stages.methods.eps import eps_loss
+
+    maps = torch.zeros(1, 3, 4, 4)  # class 0 on the left, class 1 on the right, background channel last
+    maps[0, 0, :, :2], maps[0, 1, :, 2:] = 12.0, 12.0
+    saliency = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    saliency[0, :, :2] = 254  # only the left object is salient
+    labels = torch.tensor([[1.0, 1.0]])
+    total, terms = eps_loss(maps, labels, saliency, tau=0.4, lam=0.5)
+    assert terms["foreground"].tolist() == [[True, False]]  # class 1 overlaps no salient pixel: background set
+    assert terms["sal"].item() == pytest.approx(0.0, abs=1e-6)  # M̂ = 0.5 P_0 + 0.5 (1 - P_1 - P_bg) equals M_s
+    _, naive = eps_loss(maps, labels, saliency, tau=0.4, lam=0.5, naive=True)
+    assert naive["foreground"].tolist() == [[True, True]] and naive["sal"].item() == pytest.approx(0.5, abs=1e-3)
+    padded = saliency.clone()
+    padded[0, :, 3] = 255  # the crop's padding is ignored
+    assert eps_loss(maps, labels, padded, 0.4, 0.5)[1]["sal"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tmp_path):
+    from conftest import stage_args
+    from wsss_stages import WsssError
+    from wsss_stages.lib.artifacts import load_cams
+    from wsss_stages.lib.models import load_model
+    from wsss_stages.make_cams import make_cams
+
+    (tiny_tree / "SaliencyMaps").mkdir()
+    for image in (tiny_tree / "JPEGImages").glob("*.jpg"):
+        Image.fromarray(np.full((32, 48), 200, np.uint8), mode="L").save(tiny_tree / "SaliencyMaps" / f"{image.stem}.png")
+    model = tmp_path / "eps" / "model.pt"
+    train_tiny_classifier(tiny_tree, model, method="eps")
+    net, meta = load_model(model, ("classifier",))
+    assert meta["background"] and net.classifier.out_channels == 21 and net(torch.zeros(1, 3, 32, 32)).shape == (1, 20)
+    args = stage_args("make_cams", tiny_config(train_classifier={"method": "eps"}, make_cams={"cam_type": "eps"}))
+    make_cams(model=model, data_root=tiny_tree, out_dir=tmp_path / "cams", out_val_dir=tmp_path / "val", threads=1, **args)
+    cams, classes = load_cams(tmp_path / "cams" / "i0.npz")
+    assert cams.shape == (len(classes), 32, 48) and cams.max() <= 1
+    (tiny_tree / "SaliencyMaps" / "i3.png").unlink()
+    with pytest.raises(WsssError, match="SaliencyMaps/i3.png is missing"):
+        train_tiny_classifier(tiny_tree, tmp_path / "again" / "model.pt", method="eps")

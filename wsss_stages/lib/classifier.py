@@ -102,7 +102,8 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
                      seed, training_dtype(training["precision"], torch_device))  # fmt: skip
     history = loop.run(lambda model, x, targets: impl.loss(model, x, targets, loop.progress))
     meta = model_meta("classifier", backbone["name"], backbone["output_stride"], dataset.num_classes - 1, dataset.class_names,
-                      mean=list(features.mean), std=list(features.std), loss_history=history, method=method)  # fmt: skip
+                      mean=list(features.mean), std=list(features.std), loss_history=history, method=method,
+                      background=getattr(net, "background", False))  # fmt: skip
     save_model(Path(out_model), net, meta)
     dtype = training_dtype(training["precision"], torch_device)
     write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history,

@@ -147,6 +147,9 @@ def _check_cross_keys(config: dict) -> None:
     method = REGISTRY.methods[classifier["method"]]
     if method.check:
         problems += method.check(classifier.get(method.name, {}), classifier)
+    source = REGISTRY.cam_sources[config["make_cams"]["cam_type"]]
+    if source.check:
+        problems += source.check(config)
     demo = config["make_demo_data"]
     if demo["num_seed_eval"] > demo["num_train"]:
         problems.append("config key 'make_demo_data.num_seed_eval' exceeds make_demo_data.num_train")

@@ -178,6 +178,7 @@ class CamSource:
     impl: str | None = None
     needs_grad: bool = False
     schema: Mapping[str, Any] = field(default_factory=dict)
+    check: Callable[[dict], list[str]] | None = None  # problems with the whole config, naming keys
     description: str = ""
 
 

@@ -252,20 +252,22 @@ class CamClassifier(nn.Module):
     """Backbone → 1×1 conv (no bias, one map per foreground class) → global average pooling.
 
     CAM_c = ReLU(w_c · f): with GAP before a linear layer, the class score is the mean of the
-    class map, so the map itself is the class activation map.
+    class map, so the map itself is the class activation map. With ``background`` (EPS) the head
+    has one more map, last, for the background; the image's class scores pool only the C others.
     """
 
-    def __init__(self, backbone: Backbone, num_classes: int):
+    def __init__(self, backbone: Backbone, num_classes: int, background: bool = False):
         super().__init__()
-        self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.high_channels, num_classes, 1, bias=False)
+        self.backbone, self.num_classes, self.background = backbone, num_classes, background
+        self.classifier = nn.Conv2d(backbone.high_channels, num_classes + int(background), 1, bias=False)
         nn.init.xavier_uniform_(self.classifier.weight)
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Every map of the head ``[B, C (+1 background), h, w]``."""
         return self.classifier(self.backbone(x)["high"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.class_maps(x).mean(dim=(2, 3))
+        return self.class_maps(x)[:, : self.num_classes].mean(dim=(2, 3))
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.classifier.parameters())
@@ -348,7 +350,7 @@ def model_meta(kind: str, backbone_name: str, output_stride: int, num_classes: i
 def build_from_meta(meta: dict) -> nn.Module:
     backbone = build_backbone(meta["backbone"], "none", meta["output_stride"])
     if meta["kind"] == "classifier":
-        return CamClassifier(backbone, meta["num_classes"])
+        return CamClassifier(backbone, meta["num_classes"], meta.get("background", False))
     if meta["kind"] == "deeplabv3plus":
         return DeepLabV3Plus(backbone, meta["num_classes"], meta.get("head_width", 0))
     if meta["kind"] == "deeplabv2":
