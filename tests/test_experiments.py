@@ -84,6 +84,7 @@ OVERLAY = {
         "cam": {},
         "gradcam": {"make_cams": {"cam_type": "gradcam"}},
         "crf": {"make_pseudo_masks": {"refinement": "crf"}, "train_segmentation": {"enabled": True}},
+        "eps": {"train_classifier": {"method": "eps"}, "make_cams": {"cam_type": "eps"}},
     },
 }
 
@@ -107,7 +108,8 @@ def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(mul
     assert (results / "tiny_gradcam/make_cams/cams/manifest.json").is_file() and not (results / "tiny_crf/make_cams").exists()
     assert (results / "tiny_crf/eval_segmentation/crf/metrics.json").is_file() and not (results / "tiny_cam/train_segmentation").exists()
     rows = {r["experiment"]: r for r in csv.DictReader((results / "board.csv").open())}
-    assert list(rows) == ["tiny_cam", "tiny_gradcam", "tiny_crf"]
+    assert list(rows) == ["tiny_cam", "tiny_gradcam", "tiny_crf", "tiny_eps"]
+    assert rows["tiny_eps"]["method"] == "EPS (τ 0.4, λ 0.5)" and (results / "tiny_eps/train_classifier/model.pt").is_file()
     assert rows["tiny_gradcam"]["method"] == "Grad-CAM" and rows["tiny_crf"]["refinement"] == "crf"
     for name, row in rows.items():
         summary = json.loads((results / name / "metrics.json").read_text())
