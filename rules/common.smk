@@ -140,8 +140,15 @@ def job_file(stage, folder, suffix):
 
 
 def rule_outputs(stage):
-    return {arg: (directory(path) if out.directory else path)
-            for arg, out in stage.outputs.items() for path in [f"results/{{exp}}/{stage.output_path(arg)}"]}  # fmt: skip
+    """Declared outputs; directories as such, and the report's figures marked for `snakemake --report`."""
+    outputs = {}
+    for arg, out in stage.outputs.items():
+        path = f"results/{{exp}}/{stage.output_path(arg)}"
+        path = directory(path) if out.directory else path
+        if out.report:
+            path = report(path, category=out.report, subcategory="{exp}", patterns=["{name}.png"] if out.directory else [])
+        outputs[arg] = path
+    return outputs
 
 
 def rule_threads(stage):

@@ -9,6 +9,14 @@ rule benchmarks:
         [f"results/{name}/benchmark.md" for name in EXPERIMENTS],
 
 
+# Not part of `all`: the figures of Snakemake's HTML report — `snakemake --cores all report_figures`, then
+# `snakemake --report report.html report_figures` (README, "Looking at the results").
+rule report_figures:
+    input:
+        [f"results/{name}/write_gallery/gallery" for name in EXPERIMENTS],
+        [f"{LEADERBOARD}.png"] if MULTI else [],
+
+
 LEADERBOARD_STAGE = REGISTRY.stage("write_leaderboard")
 
 
@@ -20,7 +28,7 @@ rule write_leaderboard:
     output:
         out_md=f"{LEADERBOARD}.md",
         out_csv=f"{LEADERBOARD}.csv",
-        out_plot=f"{LEADERBOARD}.png",
+        out_plot=report(f"{LEADERBOARD}.png", category="Leaderboard"),
     params:
         summaries=[f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS],
         groups=[f"{name}={RUN.configs[name]['repeat']['of']}" for name in EXPERIMENTS],

@@ -94,6 +94,17 @@ def test_benchmark_report_has_every_stage_the_upper_bound_and_costs(finished_run
     assert "Weakly / fully supervised" in (results / "benchmark.md").read_text()
 
 
+def test_report_holds_the_gallery_curves_and_sweeps(finished_run):
+    snakemake(finished_run, "report_figures")
+    results = finished_run / "results" / "tiny" / "write_gallery"
+    panels = sorted((results / "gallery").glob("*.png"))
+    assert len(panels) == 8 and (results / "curves.png").stat().st_size > 0 and (results / "per_class.png").stat().st_size > 0
+    snakemake(finished_run, "--report", "report.html", "report_figures")
+    html = (finished_run / "report.html").read_text(errors="replace")
+    assert all(category in html for category in ("Gallery", "Threshold sweeps", "Training", "Per-class IoU"))
+    assert panels[0].name in html
+
+
 def test_nothing_to_do_after_a_finished_run(finished_run):
     assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
 

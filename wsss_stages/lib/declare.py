@@ -54,6 +54,7 @@ class Output:
     path: str
     directory: bool = False
     root: bool = False  # relative to results/<experiment>/ itself (the experiment's summary files)
+    report: str = ""  # a category of Snakemake's HTML report (snakemake --report) this output appears under
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ register_stage(Stage(
     "eval_cams", "background-threshold sweep of CAM-format maps against masks (the seeds, or a refiner's)",
     inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)}, input_args=("cams",),
     outputs={"out_csv": Output("{source}/sweep.csv"), "out_best": Output("{source}/best.json"),
-             "out_per_class": Output("{source}/per_class.csv"), "out_plot": Output("{source}/sweep.png")},
+             "out_per_class": Output("{source}/per_class.csv"), "out_plot": Output("{source}/sweep.png", report="Threshold sweeps")},
     params={**SCORING, "thresholds": "eval_cams.thresholds"},
     variant="source", runtime=60,
 ))
@@ -234,4 +234,25 @@ register_stage(Stage(
     "predict", "apply a trained segmentation network to a folder of new images (palette PNGs, optional overlays)",
     outputs={"out_dir": Output("")}, input_args=("model", "images"),
     context=("overlays", "scales", "flip", "crf", "precision", "device"), data=False,
+))
+
+
+def _gallery_inputs(cfg: dict, variant: str) -> dict:
+    reported = ["none", *[r for r in reported_refinements(cfg) if r != "none"]]
+    chosen = cfg["make_pseudo_masks"]["refinement"]
+    return {"cams": seeds(cfg),
+            "pseudo_masks": {r: Ref("make_pseudo_masks", "out_dir", r) for r in reported},
+            "per_class": {r: Ref("eval_pseudo_masks", "out_csv", r) for r in reported},
+            "classifier_info": Ref("train_classifier", "out_info"),
+            "segmentation_model": Ref("train_segmentation", "out_model", chosen) if cfg["train_segmentation"]["enabled"] else None}  # fmt: skip
+
+
+# not in `all`: target `report_figures` (rules/report.smk), for the HTML report
+register_stage(Stage(
+    "write_gallery", "a fixed sample of images with every map side by side, training curves, per-class IoU (report)",
+    inputs=_gallery_inputs, input_args=("cams", "pseudo_masks", "per_class", "classifier_info", "segmentation_model"),
+    outputs={"out_dir": Output("gallery", directory=True, report="Gallery"), "out_curves": Output("curves.png", report="Training"),
+             "out_per_class": Output("per_class.png", report="Per-class IoU")},
+    params={"split": "splits.seeds", "mask_folder": "mask_folder", "images": "write_gallery.images"},
+    mem_mb=4000, runtime=30,
 ))

@@ -175,7 +175,7 @@ WALK = Stage(
                                 "labels": Ref("make_affinity_labels", "out_dir")},
     input_args=("model", "cams", "labels"),
     outputs={"out_dir": Output("{source}/maps", directory=True), "out_diagnostics": Output("{source}/diagnostics.json"),
-             "out_figures": Output("{source}/figures", directory=True)},
+             "out_figures": Output("{source}/figures", directory=True, report="Random walk")},
     params={"method": "random_walk.method", "beta": walk_setting("beta"), "exp_times": walk_setting("exp_times"),
             "radius": "random_walk.radius",
             "bg_power": Derived(("random_walk.psa.bg_power", "random_walk.method"),
