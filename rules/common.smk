@@ -128,9 +128,11 @@ def rule_params(stage, context=None):
     return params
 
 
-def command(stage):
-    """`python -m wsss_stages <stage> --arg {params.arg} …`: one flag per declared argument."""
-    flags = [f"--{arg.replace('_', '-')} {{{'output' if arg in stage.outputs else 'params'}.{arg}:q}}" for arg in stage.args]
+def command(stage, via_params=()):
+    """`python -m wsss_stages <stage> --arg {params.arg} …`: one flag per declared argument; outputs come from
+    `output`, except those in ``via_params`` (e.g. a folder whose rule declares only a file inside it)."""
+    source = lambda arg: "output" if arg in stage.outputs and arg not in via_params else "params"  # noqa: E731
+    flags = [f"--{arg.replace('_', '-')} {{{source(arg)}.{arg}:q}}" for arg in stage.args]
     return f"python -m wsss_stages {stage.name} {' '.join(flags)} --threads {{threads}} > {{log:q}} 2>&1"
 
 

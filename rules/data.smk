@@ -22,7 +22,7 @@ rule make_demo_data:
     conda:
         "../envs/wsss.yaml"
     shell:
-        command(DEMO_DATA).replace("{output.out_dir:q}", "{params.out_dir:q}")
+        command(DEMO_DATA, via_params=("out_dir",))
 
 
 # One data check per data tree and set of splits (pipeline.data_check_key), shared by every experiment

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from wsss_stages import WsssError
 from wsss_stages.lib.cams import write_cams
 from wsss_stages.lib.declare import load_plugins
 from wsss_stages.lib.runtime import set_threads
@@ -39,8 +40,6 @@ def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path,
     set_threads(threads)
     source = load_plugins().cam_sources.get(cam_type)
     if source is None:
-        from wsss_stages import WsssError
-
         raise WsssError(f"unknown CAM source {cam_type!r} (config key: make_cams.cam_type)")
     dataset = VOCDataset(data_root)
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))

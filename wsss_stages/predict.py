@@ -19,10 +19,9 @@ from PIL import Image
 
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
-from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
 from wsss_stages.lib.figures import colour_labels
-from wsss_stages.lib.inference import predict_probs
-from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.inference import predict_mask
+from wsss_stages.lib.models import load_model
 from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
 
 log = logging.getLogger(__name__)
@@ -77,10 +76,7 @@ def predict(*, model: Path, images: Path, out_dir: Path, overlays: bool = False,
                     image = np.array(picture.convert("RGB"))
             except OSError as exc:
                 raise WsssError(f"cannot read image {path}: {exc}") from None
-            probs = predict_probs(net, to_tensor(image, meta["mean"], meta["std"]).to(torch_device), scales, flip).cpu().numpy()
-            if crf:
-                probs = crf_on_scores(image, probs, DEEPLAB_CRF)
-            mask = probs.argmax(0).astype(np.uint8)
+            mask = predict_mask(net, meta, image, torch_device, scales, flip, crf)
             save_mask(tmp / f"{path.stem}.png", mask)
             if overlays:
                 Image.fromarray(overlay(image, mask)).save(tmp / f"{path.stem}_overlay.jpg", quality=90)

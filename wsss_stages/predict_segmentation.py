@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-import numpy as np
 import torch
 
 from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
-from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
-from wsss_stages.lib.inference import predict_probs
-from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.inference import predict_mask
+from wsss_stages.lib.models import load_model
 from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
 from wsss_stages.lib.voc import VOCDataset
 
@@ -42,10 +40,6 @@ def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: 
     ids = dataset.split_ids(split)
     with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(device, dtype):
         for image_id in progress(ids, desc="predict_segmentation"):
-            image = dataset.load_image(image_id)
-            probs = predict_probs(net, to_tensor(image, meta["mean"], meta["std"]).to(device), scales, flip).cpu().numpy()
-            if crf:
-                probs = crf_on_scores(image, probs, DEEPLAB_CRF)
-            save_mask(tmp / f"{image_id}.png", probs.argmax(0).astype(np.uint8))
+            save_mask(tmp / f"{image_id}.png", predict_mask(net, meta, dataset.load_image(image_id), device, scales, flip, crf))
         write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf, dtype=str(dtype or torch.float32))
     log.info("predicted %d masks of '%s'", len(ids), split)

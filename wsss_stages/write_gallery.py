@@ -73,17 +73,17 @@ def deeplab_masks(model: Path, dataset: VOCDataset, ids: list[str], threads: int
     """The segmentation network's masks for the sample (single scale, flip) and its loss history."""
     import torch
 
-    from wsss_stages.lib.inference import predict_probs
-    from wsss_stages.lib.models import load_model, to_tensor
+    from wsss_stages.lib.inference import predict_mask
+    from wsss_stages.lib.models import load_model
     from wsss_stages.lib.runtime import for_inference, set_threads
 
     set_threads(threads)
+    cpu = torch.device("cpu")
     net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
-    net = for_inference(net, torch.device("cpu"))
+    net = for_inference(net, cpu)
     with torch.inference_mode():
-        masks = {i: predict_probs(net, to_tensor(dataset.load_image(i), meta["mean"], meta["std"]), [1.0], True).argmax(0).numpy()
-                 for i in ids}  # fmt: skip
-    return {i: m.astype(np.uint8) for i, m in masks.items()}, meta["loss_history"]
+        masks = {i: predict_mask(net, meta, dataset.load_image(i), cpu, [1.0], True) for i in ids}
+    return masks, meta["loss_history"]
 
 
 def write_gallery(*, cams: Path, pseudo_masks: list[str], per_class: list[str], classifier_info: Path, segmentation_model: Path | None,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
+from wsss_stages.lib.models import to_tensor
 
 
 def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:
@@ -19,3 +23,12 @@ def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[fl
         probs = logits.softmax(1)
         total = total + (probs[0] + probs[1].flip(-1) if flip else probs[0])
     return total / (len(scales) * (2 if flip else 1))
+
+
+def predict_mask(net: torch.nn.Module, meta: dict, image: np.ndarray, device: torch.device, scales: Sequence[float], flip: bool,
+                 crf: bool = False) -> np.ndarray:
+    """Class-index mask ``[H, W]`` of one RGB image: softmax over scales (and flips), optionally a dense CRF."""
+    probs = predict_probs(net, to_tensor(image, meta["mean"], meta["std"]).to(device), scales, flip).float().cpu().numpy()
+    if crf:
+        probs = crf_on_scores(image, probs, DEEPLAB_CRF)
+    return probs.argmax(0).astype(np.uint8)

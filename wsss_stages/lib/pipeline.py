@@ -14,9 +14,12 @@ Light on imports on purpose (the Snakefile imports it).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
 
 from wsss_stages import WsssError
@@ -171,7 +174,7 @@ class Experiments:
         stage = REGISTRY.stage(node[0])
         values = node_params(cfg, stage, node[1])
         if stage.data:
-            values["<data>"] = [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None]
+            values["<data>"] = data_identity(cfg)
         ups = [self.signature(experiment, up) for up in upstream(cfg, node)]
         return json.dumps([node, values, ups], sort_keys=True, default=str)
 
@@ -220,24 +223,22 @@ def method_label(cfg: dict) -> str:
 
 
 # ============================================================================ the data check
+def data_identity(cfg: dict) -> list:
+    """Which data a config reads: a tree, or the demo's generator settings."""
+    return [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None]
+
+
 def data_check_key(cfg: dict) -> str:
     """The folder of the data check an experiment reads: one per data tree and set of splits, so that
     experiments on the same data share it (and their artifacts stay shared)."""
-    import hashlib
-
     stage = REGISTRY.stage("check_data")
-    identity = [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None,
-                node_params(cfg, stage, "")]  # fmt: skip
+    identity = [data_identity(cfg), node_params(cfg, stage, "")]
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def data_fingerprint(cfg: dict) -> str:
     """Identity of the data a run reads (file names, sizes and modification times of the tree's
     folders; the demo's settings for the generated demo): the check reruns when it changes."""
-    import hashlib
-    import os
-    from pathlib import Path
-
     if cfg["dataset"] == "demo":
         return "demo:" + json.dumps(cfg["make_demo_data"], sort_keys=True)
     digest = hashlib.sha1()
