@@ -50,6 +50,7 @@ config.update(_validated)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/stages.smk"
+include: "rules/shards.smk"
 include: "rules/report.smk"
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from wsss_stages.lib.codedeps import code_files
 from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, method_label, node_inputs, node_params,
-                                      refinement_pattern, refs)
+                                      process_count, refinement_pattern, refs, shard_count)
+from wsss_stages.lib.shards import shard_from_folder
 
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
@@ -33,6 +34,18 @@ CHAINS = refinement_pattern()
 wildcard_constraints:
     exp="|".join(re.escape(name) for name in EXPERIMENTS),
     check="[0-9a-f]{10}",
+
+
+def experiments_pattern(names):
+    """A wildcard constraint matching exactly these experiment folders (none: matches nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+# Per-image stages split into shards (config `shards`, rules/shards.smk): per stage, the experiments whose
+# folders get shard jobs and a gather, and those whose folders get the one job as before.
+SHARDED = {s.name: [e for e in EXPERIMENTS if shard_count(RUN.configs[e], s.name) > 1] for s in REGISTRY.stages.values() if s.shardable}
+UNSHARDED = {name: [e for e in EXPERIMENTS if e not in exps] for name, exps in SHARDED.items()}
+WHOLE_SHARD = "0/1"
 
 
 def variant_pattern(stage):
@@ -58,10 +71,10 @@ def cfg(wildcards):
     return RUN.configs[wildcards.exp]
 
 
-def code_of(stage, cfg):
-    """The stage module, the plug-in implementations this config selects, and what they import:
-    edits to them rerun the stage."""
-    extra = stage.code(cfg) if stage.code else []
+def code_of(stage, cfg, modules=()):
+    """The stage module, the plug-in implementations this config selects (and further ``modules``), and
+    what they import: edits to them rerun the stage."""
+    extra = [*(stage.code(cfg) if stage.code else []), *modules]
     return [os.path.relpath(p) if Path(p).is_relative_to(Path.cwd()) else p for p in code_files(stage.module_name, *extra)]
 
 
@@ -130,38 +143,57 @@ def rule_params(stage, context=None):
 
 def command(stage, via_params=()):
     """`python -m wsss_stages <stage> --arg {params.arg} …`: one flag per declared argument; outputs come from
-    `output`, except those in ``via_params`` (e.g. a folder whose rule declares only a file inside it)."""
+    `output`, except those in ``via_params`` (e.g. a folder whose rule declares only a file inside it).
+    A distributed training stage starts with its launcher instead (`params.launch`: python, or torchrun)."""
     source = lambda arg: "output" if arg in stage.outputs and arg not in via_params else "params"  # noqa: E731
     flags = [f"--{arg.replace('_', '-')} {{{source(arg)}.{arg}:q}}" for arg in stage.args]
-    return f"python -m wsss_stages {stage.name} {' '.join(flags)} --threads {{threads}} > {{log:q}} 2>&1"
+    python = "{params.launch}" if stage.distributed else "python"
+    return f"{python} -m wsss_stages {stage.name} {' '.join(flags)} --threads {{threads}} > {{log:q}} 2>&1"
 
 
-def job_file(stage, folder, suffix):
+def launcher(stage):
+    """`python`, or torchrun (as `python -m torch.distributed.run`, the job's own python) for several processes."""
+
+    def launch(wildcards):
+        count = process_count(cfg(wildcards), stage.name)
+        return "python" if count == 1 else f"python -m torch.distributed.run --standalone --nproc-per-node={count}"
+
+    return launch
+
+
+def job_file(stage, folder, suffix, job=""):
+    """A job's log or benchmark file; ``job`` tells a shard's (``_shard{shard}``) or the gather's (``_gather``) apart."""
     variant = f"_{{{stage.variant}}}" if stage.variant else ""
-    return f"results/{{exp}}/{folder}/{stage.name}{variant}.{suffix}"
+    return f"results/{{exp}}/{folder}/{stage.name}{variant}{job}.{suffix}"
 
 
 def rule_outputs(stage):
-    """Declared outputs; directories as such, and the report's figures marked for `snakemake --report`."""
+    """Declared outputs; directories as such, the report's figures marked for `snakemake --report`, and the
+    per-image folders of the stages named in `temporary` as temp() (deleted once every reader is done)."""
     outputs = {}
     for arg, out in stage.outputs.items():
         path = f"results/{{exp}}/{stage.output_path(arg)}"
         path = directory(path) if out.directory else path
+        if out.directory and not out.report and stage.name in config["temporary"]:
+            path = temp(path)
         if out.report:
             path = report(path, category=out.report, subcategory="{exp}", patterns=["{name}.png"] if out.directory else [])
         outputs[arg] = path
     return outputs
 
 
+# Threads a rule declares, whatever --cores says (on a cluster there is no --cores): locally Snakemake caps
+# them at --cores; on SLURM they become --cpus-per-task (a profile's `set-threads` overrides them per rule).
+THREADS = {"heavy": 8, "all": 16}  # training / inference (beyond 8 threads they scale poorly); process pools
+
+
 def rule_threads(stage):
-    if stage.threads == "heavy":
-        return min(max(workflow.cores, 1), 8)
-    return workflow.cores if stage.threads == "all" else stage.threads
+    return THREADS.get(stage.threads, stage.threads)
 
 
 def gpus(stage):
-    """Training/inference jobs ask for a GPU unless the config pins the CPU."""
-    return lambda wildcards: int(stage.gpu and cfg(wildcards)["device"] != "cpu")
+    """Training/inference jobs ask for a GPU (one per training process) unless the config pins the CPU."""
+    return lambda wildcards: int(stage.gpu and cfg(wildcards)["device"] != "cpu") * process_count(cfg(wildcards), stage.name)
 
 
 def print_metrics_table():

@@ -44,7 +44,7 @@ rule check_data:
         "results/check_data/{check}/check_data.log",
     benchmark:
         "results/check_data/{check}/check_data.benchmark.tsv"
-    threads: workflow.cores
+    threads: rule_threads(CHECK)
     resources:
         mem_mb=CHECK.mem_mb,
         runtime=CHECK.runtime,

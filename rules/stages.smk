@@ -2,7 +2,7 @@
 # plug-ins in wsss_stages/methods/): `snakemake --list-rules` shows them, `-p` their commands.
 # Run-level rules (the demo data, the leaderboard) are in data.smk and report.smk.
 
-RUN_LEVEL = {"make_demo_data", "write_leaderboard", "check_data", "predict"}  # rules elsewhere, or none (predict)
+RUN_LEVEL = {"make_demo_data", "write_leaderboard", "check_data", "predict", "gather_shards"}  # rules elsewhere, or none (predict)
 CONTEXT = {
     # the Snakemake benchmark files of every job the report covers (read for their cost)
     "write_benchmark": {"jobs": lambda wc: [*RUN.job_benchmarks(wc.exp, RUN.benchmark_nodes(wc.exp)), f"results/{wc.exp}/benchmarks/summarize_metrics.tsv"]},
@@ -20,12 +20,15 @@ for _stage in GENERATED:
             _stage.name
         wildcard_constraints:
             **({_stage.variant: variant_pattern(_stage)} if _stage.variant else {}),
+            **({"exp": experiments_pattern(UNSHARDED[_stage.name])} if SHARDED.get(_stage.name) else {}),
         input:
             unpack(rule_inputs(_stage)),
         output:
             **rule_outputs(_stage),
         params:
             **rule_params(_stage, CONTEXT.get(_stage.name)),
+            **({"shard": WHOLE_SHARD} if _stage.shardable else {}),
+            **({"launch": launcher(_stage)} if _stage.distributed else {}),
         log:
             job_file(_stage, "logs", "log"),
         benchmark:

@@ -41,7 +41,8 @@ def test_defaults_live_only_in_the_schema(name):
     stage = REGISTRY.stages[name]
     params = inspect.signature(function_of(stage)).parameters
     with_defaults = {n for n, p in params.items() if p.default is not inspect.Parameter.empty}
-    allowed = {"threads", *stage.context}  # context arguments are not config values (e.g. `wsss predict`'s options)
+    # context arguments are not config values (e.g. `wsss predict`'s options), nor is a shard (all images by default)
+    allowed = {"threads", *stage.context, *(("shard",) if stage.shardable else ())}
     assert with_defaults <= allowed, f"{name}: defaults outside the schema: {with_defaults - allowed}"
     schema = load_schema()
     for key in stage.config_keys():

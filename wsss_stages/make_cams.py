@@ -13,13 +13,15 @@ from wsss_stages import WsssError
 from wsss_stages.lib.cams import write_cams
 from wsss_stages.lib.declare import load_plugins
 from wsss_stages.lib.runtime import set_threads
+from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
 def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path, splits: list[str], val_split: str | None,
-              scales: list[float], flip: bool, precision: str, cam_type: str, cam_options: dict, device: str, threads: int = 1) -> None:
+              scales: list[float], flip: bool, precision: str, cam_type: str, cam_options: dict, device: str, shard: str = "0/1",
+              threads: int = 1) -> None:
     """Compute normalised multi-scale CAMs for every labelled image of the given splits.
 
     Args:
@@ -35,6 +37,7 @@ def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path,
         cam_type: a registered CAM source (cam, gradcam, …)
         cam_options: that source's options (its config section make_cams.<cam_type>)
         device: auto, cpu or cuda
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: CPU threads to use
     """
     set_threads(threads)
@@ -45,5 +48,5 @@ def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path,
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
     for folder, wanted in ((out_dir, ids), (out_val_dir, dataset.split_ids(val_split) if val_split else [])):
         written = write_cams(model=model, dataset=dataset, ids=wanted, out_dir=folder, scales=scales, flip=flip, precision=precision,
-                             device=device, source=source, options=cam_options, log=log)  # fmt: skip
+                             device=device, source=source, options=cam_options, log=log, shard=Shard.parse(shard))  # fmt: skip
         log.info("wrote %d CAM files to %s", len(written), folder)

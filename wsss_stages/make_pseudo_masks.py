@@ -11,6 +11,7 @@ import numpy as np
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_score_like, read_manifest, save_mask, write_manifest
 from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.thresholds import resolve_threshold
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def _write_one(image_id: str, *, source: Path, kind: str, threshold: float | Non
     save_mask(out_dir / f"{image_id}.png", scores_to_mask(scores, classes, band))
 
 
-def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: str | None, threads: int = 1) -> None:
+def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: str | None, shard: str = "0/1",
+                      threads: int = 1) -> None:
     """Write one palette PNG per image (255 = ignore) from a make_cams or refiner folder.
 
     Args:
@@ -51,6 +53,7 @@ def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] |
         out_dir: output folder of <id>.png masks and manifest.json
         ignore_band: two numbers [bg_below, fg_above]: pixels in between become 255
         bg_threshold: background threshold for a CAM folder: a number, or a sweep's best.json
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
     manifest = read_manifest(scores)
@@ -65,9 +68,11 @@ def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] |
         if len(ignore_band) != 2 or not 0 <= ignore_band[0] <= ignore_band[1] <= 1:
             raise WsssError(f"ignore band {ignore_band} must be two numbers 0 <= low <= high <= 1 (config key: make_pseudo_masks.ignore_band)")
         band = (float(ignore_band[0]), float(ignore_band[1]))
-    ids = manifest["ids"]
+    part = Shard.parse(shard)
+    ids = part.take(manifest["ids"])
     with atomic_dir(out_dir) as tmp:
         work = functools.partial(_write_one, source=Path(scores), kind=kind, threshold=threshold, band=band, out_dir=tmp)
         parallel_map(work, ids, threads, desc="make_pseudo_masks")
-        write_manifest(tmp, "masks", ids, source=str(scores), bg_threshold=threshold, ignore_band=band)
+        write_manifest(tmp, "masks", ids, source=str(scores), bg_threshold=threshold, ignore_band=band,
+                       **part.manifest_fields(manifest["ids"]))
     log.info("wrote %d pseudo-masks from %s (%s)", len(ids), scores, kind)

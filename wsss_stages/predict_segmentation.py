@@ -10,13 +10,14 @@ from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
 from wsss_stages.lib.inference import predict_mask
 from wsss_stages.lib.models import load_model
 from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
 def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: str, scales: list[float], flip: bool, crf: bool,
-                         precision: str, device: str, threads: int = 1) -> None:
+                         precision: str, device: str, shard: str = "0/1", threads: int = 1) -> None:
     """Write one palette-PNG prediction per image of the split.
 
     Args:
@@ -29,6 +30,7 @@ def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: 
         crf: dense-CRF post-processing with the DeepLab parameters
         precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
         device: auto, cpu or cuda
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: CPU threads to use
     """
     set_threads(threads)
@@ -37,9 +39,12 @@ def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: 
     net = for_inference(net, device)
     dtype = inference_dtype(precision, device)
     dataset = VOCDataset(data_root)
-    ids = dataset.split_ids(split)
+    part = Shard.parse(shard)
+    all_ids = dataset.split_ids(split)
+    ids = part.take(all_ids)
     with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(device, dtype):
         for image_id in progress(ids, desc="predict_segmentation"):
             save_mask(tmp / f"{image_id}.png", predict_mask(net, meta, dataset.load_image(image_id), device, scales, flip, crf))
-        write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf, dtype=str(dtype or torch.float32))
+        write_manifest(tmp, "masks", ids, model=str(model), scales=list(scales), flip=flip, crf=crf, dtype=str(dtype or torch.float32),
+                       **part.manifest_fields(all_ids))
     log.info("predicted %d masks of '%s'", len(ids), split)

@@ -32,9 +32,10 @@ from wsss_stages.lib.affinity import (boundary_affinity, build_affinitynet, embe
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_scores, write_json, write_manifest
 from wsss_stages.lib.figures import colour_labels, save_panel
-from wsss_stages.lib.stats import auc_from_histograms
+from wsss_stages.lib.stats import affinity_report
 from wsss_stages.lib.models import load_model, to_tensor
 from wsss_stages.lib.runtime import pick_device, progress, set_threads
+from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
@@ -72,18 +73,6 @@ def walk_with_background(embedding: torch.Tensor, cams: torch.Tensor, size: tupl
     return up / up.sum(0, keepdim=True).clamp_min(1e-8)
 
 
-def affinity_report(same: np.ndarray, diff: np.ndarray, beta: float, images: int, radius: int) -> dict:
-    """How well the learned affinities separate ground-truth same-class from different-class pairs."""
-    centres = np.linspace(0.0, 1.0, len(same))
-
-    def mean(hist: np.ndarray, power: float = 1.0) -> float | None:
-        return float((hist * centres**power).sum() / hist.sum()) if hist.sum() else None
-
-    return {"images": images, "radius": radius, "pairs_same": int(same.sum()), "pairs_different": int(diff.sum()),
-            "roc_auc": auc_from_histograms(same, diff), "mean_affinity_same": mean(same), "mean_affinity_different": mean(diff),
-            "mean_affinity_same_after_beta": mean(same, beta), "mean_affinity_different_after_beta": mean(diff, beta), "beta": beta}  # fmt: skip
-
-
 def pair_map(affinity, size: tuple[int, int]) -> torch.Tensor:
     """1 − the mean affinity of each pixel to its right and lower neighbours: where the walk is cut."""
     h, w = size
@@ -106,7 +95,7 @@ def save_figure(path: Path, image_id: str, image, cam, labels, cut, walked, trut
 
 def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, out_figures: Path,
                 method: str, beta: float, exp_times: int, radius: int, bg_power: float | None, split: str, mask_folder: str | None,
-                figures: int, device: str, threads: int = 1) -> None:
+                figures: int, device: str, shard: str = "0/1", threads: int = 1) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
@@ -129,6 +118,7 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         figures: how many scored images get a figure
         device: auto, cpu or cuda
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: CPU threads to use
     """
     if method not in ("hybrid", "irn", "psa") or (method == "psa" and bg_power is None):
@@ -138,9 +128,11 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
     net, meta = load_model(model, ("boundarynet",) if method == "irn" else ("affinitynet",), build_affinitynet)
     net.to(device).eval()
     dataset = VOCDataset(data_root, mask_folder)
-    ids = read_manifest(cams, "cams")["ids"]
+    all_ids = read_manifest(cams, "cams")["ids"]
     scored = {i for i in dataset.split_ids(split) if dataset.has_mask(i)}
-    pictured = set([i for i in ids if i in scored][:figures])
+    pictured = set([i for i in all_ids if i in scored][:figures])
+    part = Shard.parse(shard)
+    ids = part.take(all_ids)
     same, diff = torch.zeros(1000, dtype=torch.float64), torch.zeros(1000, dtype=torch.float64)
     seconds = []
     with atomic_dir(out_dir) as tmp, atomic_dir(out_figures) as pictures, torch.inference_mode():
@@ -178,7 +170,7 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
             seconds.append(time.perf_counter() - start)
         write_manifest(tmp, "scores" if method == "psa" else "cams", ids, refinement="rw", method=method, beta=beta,
                        exp_times=exp_times, radius=radius, bg_power=bg_power,
-                       seconds_per_image=float(np.mean(seconds)) if seconds else None)  # fmt: skip
+                       seconds_per_image=float(np.mean(seconds)) if seconds else None, **part.manifest_fields(all_ids))  # fmt: skip
     report = affinity_report(same.numpy(), diff.numpy(), beta, len(scored & set(ids)), radius)
     write_json(out_diagnostics, report)
     log.info("random walk on %d images, %.3f s per image; affinity ROC-AUC %s on %d images of '%s'", len(ids),

@@ -10,6 +10,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, load_score_like, read_manifest, save_scores, write_manifest
 from wsss_stages.lib.crf import CrfParams, crf_on_scores
 from wsss_stages.lib.parallel import parallel_map
+from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.thresholds import resolve_threshold
 from wsss_stages.lib.voc import VOCDataset
 
@@ -23,7 +24,7 @@ def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, 
     save_scores(out_dir / f"{image_id}.npz", probs, classes.tolist())
 
 
-def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_threshold: str | None, threads: int = 1) -> None:
+def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_threshold: str | None, shard: str = "0/1", threads: int = 1) -> None:
     """Dense CRF on [threshold, CAMs] (a make_cams folder) or on score maps (e.g. random_walk); writes score maps.
 
     Args:
@@ -32,6 +33,7 @@ def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_th
         out_dir: output folder of <id>.npz score maps
         crf: CRF parameters (iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
         bg_threshold: constant background score given to CAMs: a number, or a sweep's best.json (CAM input only)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
     manifest = read_manifest(scores)
@@ -45,11 +47,13 @@ def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_th
     else:  # score maps carry their own background channel
         threshold = manifest.get("bg_threshold")
     params = CrfParams(**crf)
-    ids = manifest["ids"]
+    part = Shard.parse(shard)
+    ids = part.take(manifest["ids"])
     dataset = VOCDataset(data_root)
     with atomic_dir(out_dir) as tmp:
         work = functools.partial(_refine_one, dataset=dataset, source=Path(scores), kind=kind, out_dir=tmp,
                                  threshold=threshold, params=params)  # fmt: skip
         parallel_map(work, ids, threads, desc="refine_crf")
-        write_manifest(tmp, "scores", ids, refinement="crf", source=str(scores), bg_threshold=threshold, crf=params.__dict__)
+        write_manifest(tmp, "scores", ids, refinement="crf", source=str(scores), bg_threshold=threshold, crf=params.__dict__,
+                       **part.manifest_fields(manifest["ids"]))
     log.info("refined %d images with dense CRF (%d processes)", len(ids), threads)

@@ -68,11 +68,11 @@ def train_segmentation(*, masks: Path | None, data_root: Path, out_model: Path, 
                                training["momentum"])  # fmt: skip
     signature = {"data_root": str(Path(data_root).resolve()), "split": split, "masks": str(mask_paths[ids[0]].parent.resolve()), "ids": len(ids),
                  "head": head, "head_width": head_width, "backbone": backbone, "seed": seed,
-                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every")},
+                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every", "checkpoint_steps")},
                  "inputs": files_fingerprint(mask_paths.values())}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, training["epochs"], device,
                      checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"], seed,
-                     training_dtype(training["precision"], device))  # fmt: skip
+                     training_dtype(training["precision"], device), training["checkpoint_steps"])  # fmt: skip
     history = loop.run(lambda model, x, targets: F.cross_entropy(model(x), targets["mask"], ignore_index=IGNORE))
     meta = model_meta(head, backbone["name"], backbone["output_stride"], dataset.num_classes, dataset.class_names, head_width=head_width,
                       mean=list(net.backbone.mean), std=list(net.backbone.std), loss_history=history)

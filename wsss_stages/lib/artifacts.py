@@ -15,6 +15,11 @@ mask                   ``<id>.png``, 8-bit palette PNG (VOC palette), value = cl
                        255 = ignore / void.
 folder manifest        ``manifest.json`` in every per-image folder, written last: the folder
                        is complete only when it exists (``ids``, ``kind``, counts, params).
+shard of a folder       the same files for a slice of the images (``results/<exp>/<stage>/shards/
+(shards: N)            <k>of<N>/…``, temporary), with ``shard`` {index, count} and ``all_ids``
+                       (the whole, ordered list) added to the manifest; ``gather_shards``
+                       links the slices into the usual folder and writes the manifest an
+                       unsharded run writes (:mod:`wsss_stages.lib.shards`).
 metrics                JSON objects (IoU values in percent) and CSV tables with a header row.
 per-image confusions   ``per_image.npz`` beside a metrics file: ``ids`` (str ``[N]``) and
                        ``confusions`` int64 ``[N, C, C]`` (rows ground truth, columns

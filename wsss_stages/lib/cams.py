@@ -24,10 +24,12 @@ from wsss_stages.lib.declare import CamSource, import_object
 from wsss_stages.lib.models import CamClassifier, load_model, to_tensor
 from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress
 from wsss_stages.lib.seed_methods import gradcam_maps
+from wsss_stages.lib.shards import WHOLE, Shard
 from wsss_stages.lib.voc import VOCDataset, split_labelled
 
 # measured with tf_efficientnet_lite0 on 2 cores: per-image time is lowest up to ~400k input pixels a forward
 CPU_MAX_PIXELS = 400_000
+CAM_BATCH = 4  # images of equal size per forward
 
 
 def normalise_cams(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -93,14 +95,15 @@ def batches_by_size(dataset: VOCDataset, ids: Sequence[str], batch_size: int) ->
 
 def extract_cams(net: CamClassifier, meta: dict, dataset: VOCDataset, ids: Sequence[str], scales: Sequence[float], flip: bool,
                  device: torch.device, dtype: torch.dtype | None, load_image, source: CamSource | None = None,
-                 options: dict | None = None, batch_size: int = 4) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """``(image_id, normalised CAMs [K, H, W], classes [K])`` per image: batches of equal size, autocast
-    to ``dtype`` (None = fp32), the model already prepared by :func:`for_inference`. ``source``: a
-    registered CAM source (None or "cam": the classifier's class maps)."""
+                 options: dict | None = None, batch_size: int = CAM_BATCH,
+                 batches: Sequence[Sequence[str]] | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(image_id, normalised CAMs [K, H, W], classes [K])`` per image: batches of equal size (or the
+    given ``batches``), autocast to ``dtype`` (None = fp32), the model already prepared by
+    :func:`for_inference`. ``source``: a registered CAM source (None or "cam": the classifier's class maps)."""
     factory = import_object(source.impl) if source is not None and source.impl else None
     no_grad = torch.no_grad() if source is not None and source.needs_grad else torch.inference_mode()  # Grad-CAM differentiates inside
     with no_grad, autocast(device, dtype):
-        batches = list(batches_by_size(dataset, ids, batch_size))
+        batches = list(batches_by_size(dataset, ids, batch_size)) if batches is None else batches
         for batch_ids in progress(batches, desc="make_cams", unit="batch"):
             images = torch.stack([to_tensor(load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
             maps_fn = None
@@ -132,20 +135,24 @@ def plain_loop_cams(net: CamClassifier, image: np.ndarray, classes: np.ndarray, 
 
 def write_cams(*, model: Path, dataset: VOCDataset, ids: Sequence[str], out_dir: Path, scales: Sequence[float], flip: bool,
                precision: str, device: str, load_image=None, source: CamSource | None = None, options: dict | None = None,
-               log=None, **manifest_extra) -> list[str]:
-    """Compute CAMs of ``ids`` (those with a label) with a saved classifier; write the CAM folder atomically."""
+               log=None, shard: Shard = WHOLE, **manifest_extra) -> list[str]:
+    """Compute CAMs of ``ids`` (those with a label) with a saved classifier; write the CAM folder atomically.
+    With a ``shard``, only its slice of the batches (whole batches, so that no image's maps depend on the
+    shard count)."""
     device = pick_device(device)
     net, meta = load_model(model, ("classifier",))
     net = for_inference(net, device)
     dtype = inference_dtype(precision, device)
-    ids = split_labelled(dataset, list(ids), log)
+    all_ids = split_labelled(dataset, list(ids), log)
+    batches, ids = shard.take_groups(list(batches_by_size(dataset, all_ids, CAM_BATCH)), all_ids)
     name = source.name if source is not None else "cam"
     if log:
         log.info("%s for %d images, scales %s, flip %s, on %s, %s", name, len(ids), list(scales), flip, device, dtype or torch.float32)
     with atomic_dir(out_dir) as tmp:
         for image_id, maps, classes in extract_cams(net, meta, dataset, ids, scales, flip, device, dtype,
-                                                    load_image or dataset.load_image, source, options):  # fmt: skip
+                                                    load_image or dataset.load_image, source, options, batches=batches):  # fmt: skip
             save_cams(tmp / f"{image_id}.npz", maps, classes)
         write_manifest(tmp, "cams", ids, scales=list(scales), flip=flip, model=str(model), cam_type=name,
-                       cam_options=options or {}, dtype=str(dtype or torch.float32), **manifest_extra)  # fmt: skip
+                       cam_options=options or {}, dtype=str(dtype or torch.float32), **manifest_extra,
+                       **shard.manifest_fields(all_ids))  # fmt: skip
     return ids

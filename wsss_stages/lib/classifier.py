@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from wsss_stages import WsssError
+from wsss_stages.lib import distributed
 from wsss_stages.lib.artifacts import write_json
 from wsss_stages.lib.declare import import_object, load_plugins
 from wsss_stages.lib.models import CamClassifier, build_backbone, model_meta
@@ -93,19 +94,21 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
     optimizer = make_optimizer(net, net.head_parameters(), training["lr"], training["head_lr_mult"], training["weight_decay"],
                                training["momentum"])  # fmt: skip
     signature = {"data_root": str(Path(data_root).resolve()), "split": split, "ids": len(ids), "backbone": backbone,
-                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every")}, "seed": seed,
+                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every", "checkpoint_steps")}, "seed": seed,
                  "method": method, "method_options": method_options,
                  "erase_masks": files_fingerprint(sorted(Path(erase_masks).glob("*.png"))) if erase_masks else None,
                  "inputs": files_fingerprint([dataset.image_path(i) for i in ids])}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), training["batch_size"], training["epochs"], torch_device,
                      checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"],
-                     seed, training_dtype(training["precision"], torch_device))  # fmt: skip
+                     seed, training_dtype(training["precision"], torch_device), training["checkpoint_steps"])  # fmt: skip
     history = loop.run(lambda model, x, targets: impl.loss(model, x, targets, loop.progress))
     meta = model_meta("classifier", backbone["name"], backbone["output_stride"], dataset.num_classes - 1, dataset.class_names,
                       mean=list(features.mean), std=list(features.std), loss_history=history, method=method,
                       background=getattr(net, "background", False))  # fmt: skip
     save_model(Path(out_model), net, meta)
     dtype = training_dtype(training["precision"], torch_device)
+    if not distributed.current().main:
+        return
     write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history,
                                 "weights_source": features.weights_source, "precision_used": str(dtype or torch.float32),
                                 "device_used": device_name(torch_device)})  # fmt: skip

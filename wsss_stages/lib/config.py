@@ -99,10 +99,13 @@ def _coerce_strings(node: Any, sub: dict, root: dict) -> Any:
     """
     sub = _resolve(sub, root)
     if isinstance(node, dict):
-        props = sub.get("properties", {})
+        objects = [sub, *(o for o in sub.get("oneOf", []) + sub.get("anyOf", []) if _allows(o, root, "object"))]
         for key, value in node.items():
-            if key in props:
-                node[key] = _coerce_strings(value, props[key], root)
+            for option in map(lambda o: _resolve(o, root), objects):
+                inner = option.get("properties", {}).get(key, option.get("additionalProperties"))
+                if isinstance(inner, dict):
+                    node[key] = _coerce_strings(value, inner, root)
+                    break
         return node
     if isinstance(node, list) and isinstance(sub.get("items"), dict):
         return [_coerce_strings(v, sub["items"], root) for v in node]
@@ -143,6 +146,15 @@ def _check_cross_keys(config: dict) -> None:
     if labels and labels["quantile_bg"] > labels["quantile_fg"]:
         problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
     problems += _chain_problems(config)
+    per_image = sorted(n for n, stage in REGISTRY.stages.items()
+                       if n != "make_demo_data" and any(out.directory and not out.report for out in stage.outputs.values()))
+    problems += [f"config key 'temporary': '{name}' is not a stage with per-image folders ({', '.join(per_image)})"
+                 for name in config["temporary"] if name not in per_image]
+    for key, kind in (("shards", "shardable"), ("processes", "distributed")):
+        if isinstance(config[key], dict):
+            allowed = sorted(n for n, stage in REGISTRY.stages.items() if getattr(stage, kind))
+            problems += [f"config key '{key}.{name}': '{name}' is not a {kind} stage ({kind}: {', '.join(allowed)})"
+                         for name in config[key] if name not in allowed]
     classifier = config["train_classifier"]
     method = REGISTRY.methods[classifier["method"]]
     if method.check:

@@ -111,6 +111,13 @@ class Stage:
     gpu: bool = False
     module: str = ""  # implementation module; default wsss_stages.<name>
     code: Callable[[dict], list[str]] | None = None  # modules loaded by name at run time (plug-in implementations)
+    # a per-image stage whose images can be split into shards (config `shards`; lib/shards.py): the function
+    # then takes `shard` ("k/N"); `merge` names, for each output that is a file, "module:function" that
+    # merges the shards' versions (folders are merged generically)
+    shardable: bool = False
+    # a training stage that runs as several data-parallel processes under torchrun (config `processes`)
+    distributed: bool = False
+    merge: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def module_name(self) -> str:
@@ -120,7 +127,8 @@ class Stage:
     def args(self) -> tuple[str, ...]:
         """Every argument of the stage function except ``threads``, in command-line order."""
         data = ("data_root",) if self.data else ()
-        return (*self.input_args, *data, *self.outputs, *self.params, *self.threshold_args, *self.context)
+        shard = ("shard",) if self.shardable else ()
+        return (*self.input_args, *data, *self.outputs, *self.params, *self.threshold_args, *self.context, *shard)
 
     def output_path(self, name: str, variant: str = "") -> str:
         """Path of output ``name`` relative to ``results/<experiment>/``, for wildcard value ``variant``
@@ -234,6 +242,9 @@ def _add(table: dict, name: str, item, what: str) -> None:
 
 
 def register_stage(stage: Stage) -> Stage:
+    unmerged = [n for n, out in stage.outputs.items() if stage.shardable and not out.directory and n not in stage.merge]
+    if unmerged:
+        raise WsssError(f"stage '{stage.name}' is shardable but declares no merge for its file outputs {unmerged}")
     _add(REGISTRY.stages, stage.name, stage, "stage")
     return stage
 

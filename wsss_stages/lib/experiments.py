@@ -16,7 +16,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.config import validate_config
 
 # overlays may not change these: they name the run as a whole or its shared demo data
-RUN_KEYS = ("experiment", "experiments", "leaderboard", "make_demo_data", "plugins")
+RUN_KEYS = ("experiment", "experiments", "leaderboard", "make_demo_data", "plugins", "temporary")
 
 
 # ============================================================================ expansion

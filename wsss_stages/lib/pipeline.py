@@ -152,6 +152,29 @@ def job_name(node: Node) -> str:
     return f"{stage}_{variant}" if variant else stage
 
 
+def _count(cfg: dict, key: str, stage: str) -> int:
+    value = cfg[key]
+    return value.get(stage, 1) if isinstance(value, dict) else value
+
+
+def shard_count(cfg: dict, stage: str) -> int:
+    """How many jobs a stage's images are split into (config ``shards``; 1 for stages that are not shardable)."""
+    return _count(cfg, "shards", stage) if REGISTRY.stage(stage).shardable else 1
+
+
+def process_count(cfg: dict, stage: str) -> int:
+    """How many data-parallel processes a training stage runs as (config ``processes``; 1 for the others)."""
+    return _count(cfg, "processes", stage) if REGISTRY.stage(stage).distributed else 1
+
+
+def job_files(cfg: dict, node: Node) -> list[str]:
+    """The file names (without suffix) of a node's jobs: one, or each shard's and the gather's."""
+    count = shard_count(cfg, node[0])
+    if count == 1:
+        return [job_name(node)]
+    return [f"{job_name(node)}_shard{k + 1}of{count}" for k in range(count)] + [f"{job_name(node)}_gather"]
+
+
 # ============================================================================ experiments sharing artifacts
 class Experiments:
     """The experiments of one run, and the owner (results folder) of every node of each.
@@ -202,7 +225,8 @@ class Experiments:
     def job_benchmarks(self, experiment: str, nodes: Iterable[Node] | None = None) -> list[str]:
         """The benchmark file of every job an experiment needs (or of ``nodes``), in its owner's folder."""
         nodes = sorted(self.used_nodes(experiment) if nodes is None else nodes)
-        return [f"results/{self.owner(experiment, node)}/benchmarks/{job_name(node)}.tsv" for node in nodes]
+        return [f"results/{owner}/benchmarks/{name}.tsv" for node in nodes
+                for owner in [self.owner(experiment, node)] for name in job_files(self.configs[owner], node)]
 
 
 # ============================================================================ labels

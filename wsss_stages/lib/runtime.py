@@ -22,14 +22,22 @@ def progress(iterable: Iterable, **kwargs) -> tqdm:
 
 
 def pick_device(device: str = "auto") -> "torch.device":
-    """CUDA when present (whatever CUDA_VISIBLE_DEVICES exposes, first visible one), else CPU."""
+    """CUDA when present, else CPU. Of the GPUs CUDA_VISIBLE_DEVICES exposes: the process's own under
+    torchrun (LOCAL_RANK), else one that no other wsss job on this machine holds (lib/distributed.py)."""
     import torch
+
+    from wsss_stages.lib.distributed import claim_gpu, current
 
     if device == "cuda" and not torch.cuda.is_available():
         raise WsssError("config key 'device' is 'cuda' but no CUDA device is available")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    if device != "cuda":
+        return torch.device(device)
+    world = current()
+    index = world.local_rank if world.size > 1 else claim_gpu(torch.cuda.device_count())
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def device_name(device: "torch.device") -> str:

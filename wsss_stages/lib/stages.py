@@ -82,7 +82,7 @@ register_stage(Stage(
     "train_classifier", "train the multi-label GAP classifier of the chosen method (resumable)",
     outputs={"out_model": Output("model.pt"), "out_info": Output("model.json")},
     params={"split": "splits.classifier", **CLASSIFIER_RECIPE, "seed": "seed", "device": "device"},
-    threads="heavy", mem_mb=8000, runtime=600, gpu=True, code=_code_of_method,
+    threads="heavy", mem_mb=8000, runtime=600, gpu=True, code=_code_of_method, distributed=True,
 ))
 
 def _val_split(cfg: dict, variant: str) -> str | None:
@@ -96,7 +96,7 @@ register_stage(Stage(
     params={"splits": Derived(("splits.seeds", "splits.segmentation"), _cam_splits),
             "val_split": Derived(("splits.val", "eval_cams.score_val"), _val_split), **CAM_INFERENCE,
             "cam_type": "make_cams.cam_type", "cam_options": Derived(("make_cams",), _cam_options), "device": "device"},
-    threads="heavy", mem_mb=8000, runtime=240, gpu=True, code=_code_of_cam_source,
+    threads="heavy", mem_mb=8000, runtime=240, gpu=True, code=_code_of_cam_source, shardable=True,
 ))
 
 register_stage(Stage(
@@ -138,7 +138,7 @@ register_stage(Stage(
     outputs={"out_dir": Output("{refinement}/masks", directory=True)},
     params={"ignore_band": "make_pseudo_masks.ignore_band"},
     thresholds=lambda cfg, refinement: {"bg_threshold": chain_threshold(cfg, refinement)}, threshold_args=("bg_threshold",),
-    variant="refinement", data=False, threads="all", runtime=60,
+    variant="refinement", data=False, threads="all", runtime=60, shardable=True,
 ))
 
 register_stage(Stage(
@@ -164,7 +164,7 @@ register_stage(Stage(
             "head": "train_segmentation.head", "head_width": "train_segmentation.head_width",
             "backbone": section("train_segmentation.backbone"), "training": section("train_segmentation.training"),
             "seed": "seed", "device": "device"},
-    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=12000, runtime=1440, gpu=True,
+    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=12000, runtime=1440, gpu=True, distributed=True,
 ))
 
 register_stage(Stage(
@@ -172,7 +172,7 @@ register_stage(Stage(
     inputs=lambda cfg, refinement: {"model": Ref("train_segmentation", "out_model", refinement)}, input_args=("model",),
     outputs={"out_dir": Output("{refinement}/masks", directory=True)},
     params={"split": "splits.val", **{k: f"predict_segmentation.{k}" for k in ("scales", "flip", "crf", "precision")}, "device": "device"},
-    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=8000, runtime=120, gpu=True,
+    variant="refinement", variant_extra=("gt",), threads="heavy", mem_mb=8000, runtime=120, gpu=True, shardable=True,
 ))
 
 register_stage(Stage(
@@ -227,6 +227,12 @@ register_stage(Stage(
     "write_leaderboard", "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
     context=("summaries", "groups", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
     data=False, mem_mb=500, runtime=5,
+))
+
+# the gather job of every sharded per-image stage (config `shards`; its rules are generated in rules/shards.smk)
+register_stage(Stage(
+    "gather_shards", "assemble the shards of a sharded per-image stage into its usual artifact",
+    outputs={}, context=("stage", "parts", "outputs"), data=False, mem_mb=1000, runtime=30,
 ))
 
 # not a pipeline stage: the command users run on new images after training (no rule is generated)

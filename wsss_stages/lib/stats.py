@@ -80,3 +80,29 @@ def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> float | N
         return None
     below = np.cumsum(negative) - negative  # negatives in lower bins
     return float((positive * (below + 0.5 * negative)).sum() / (positive.sum() * negative.sum()))
+
+
+def affinity_report(same: np.ndarray, diff: np.ndarray, beta: float, images: int, radius: int) -> dict:
+    """How well learned affinities separate ground-truth same-class from different-class pairs, from
+    histograms of the pairs' affinities over equal bins of [0, 1] (kept in the report, so that the
+    reports of several shards merge exactly: :func:`merge_affinity_reports`)."""
+    same, diff = np.asarray(same, np.int64), np.asarray(diff, np.int64)
+    centres = np.linspace(0.0, 1.0, len(same))
+
+    def mean(hist: np.ndarray, power: float = 1.0) -> float | None:
+        return float((hist * centres**power).sum() / hist.sum()) if hist.sum() else None
+
+    return {"images": images, "radius": radius, "pairs_same": int(same.sum()), "pairs_different": int(diff.sum()),
+            "roc_auc": auc_from_histograms(same, diff), "mean_affinity_same": mean(same), "mean_affinity_different": mean(diff),
+            "mean_affinity_same_after_beta": mean(same, beta), "mean_affinity_different_after_beta": mean(diff, beta), "beta": beta,
+            "histogram_same": same.tolist(), "histogram_different": diff.tolist()}  # fmt: skip
+
+
+def merge_affinity_reports(reports: list[dict]) -> dict:
+    """The report of all images from those of disjoint shards (histograms and image counts summed)."""
+    for key in ("beta", "radius"):
+        if len({r[key] for r in reports}) != 1:
+            raise ValueError(f"affinity reports disagree on {key}")
+    same = np.sum([r["histogram_same"] for r in reports], axis=0)
+    diff = np.sum([r["histogram_different"] for r in reports], axis=0)
+    return affinity_report(same, diff, reports[0]["beta"], sum(r["images"] for r in reports), reports[0]["radius"])

@@ -8,11 +8,14 @@ arguments that produced it are identical (its *signature*).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from wsss_stages import WsssError
+from wsss_stages.lib import distributed
 from wsss_stages.lib.artifacts import IGNORE, atomic_path, read_manifest
 from wsss_stages.lib.runtime import autocast, progress
 from wsss_stages.lib.models import freeze_batchnorm, to_tensor
@@ -112,7 +116,13 @@ def poly_lr(optimizer: torch.optim.Optimizer, step: int, total: int, power: floa
 
 @dataclass
 class TrainLoop:
-    """Poly-LR SGD over epochs with a resumable checkpoint every ``checkpoint_every`` epochs."""
+    """Poly-LR SGD over epochs with a resumable checkpoint every ``checkpoint_every`` epochs (and every
+    ``checkpoint_steps`` steps, and when SIGTERM or SIGUSR1 arrives: SLURM's pre-emption and time-limit
+    signals; the job then stops, and its rerun or requeue resumes at that step).
+
+    Under torchrun, each of the N processes takes its slice of every global batch of ``batch_size``
+    and the gradients are averaged after each backward pass (:mod:`wsss_stages.lib.distributed`);
+    only rank 0 writes checkpoints."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -127,82 +137,130 @@ class TrainLoop:
     checkpoint_every: int = 1
     seed: int = 0
     dtype: torch.dtype | None = None  # autocast dtype of forward and loss (None: fp32); see runtime.training_dtype
+    checkpoint_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     progress: float = 0.0
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
+        world = distributed.current()
+        self.device = distributed.setup(self.device)
         steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
         total = steps_per_epoch * self.epochs
-        start_epoch, history = self._resume()
+        start_epoch, start_step, history, partial = self._resume()
         # channels-last: the same numbers, ~25 % faster steps on CPU (oneDNN) and friendlier to cuDNN
         self.model.to(self.device, memory_format=torch.channels_last)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        for epoch in range(start_epoch, self.epochs):
-            self.dataset.epoch = epoch
-            loader = torch.utils.data.DataLoader(
-                self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                num_workers=self.workers, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch),
-                persistent_workers=False,
-            )
-            self.model.train()
-            if self.freeze_bn:  # the backbone's statistics only: a new head's BatchNorm must learn
-                freeze_batchnorm(getattr(self.model, "backbone", self.model))
-            losses = []
-            bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch)
-            for step, (x, y) in enumerate(bar):
-                poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
-                self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                with autocast(self.device, self.dtype):
-                    loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
-                self.optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()  # fp16 only: bf16 and fp32 need no loss scaling
-                scaler.step(self.optimizer)
-                scaler.update()
-                losses.append(loss.item())
-                if not math.isfinite(losses[-1]):
-                    raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
-            if not losses or not math.isfinite(np.mean(losses)):
-                raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
-            history.append(float(np.mean(losses)))
-            log.info("epoch %d/%d mean loss %.4f", epoch + 1, self.epochs, history[-1])
-            if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
-                self._save(epoch + 1, history)
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        with stop_signals() as stop:
+            for epoch in range(start_epoch, self.epochs):
+                self.dataset.epoch = epoch
+                skip = start_step if epoch == start_epoch else 0
+                # the generator draws the workers' base seed, then the permutation, as a shuffled DataLoader does
+                generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+                batches = distributed.GlobalBatches(len(self.dataset), self.batch_size, world, generator, skip)
+                loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
+                                                     generator=generator, persistent_workers=False)  # fmt: skip
+                self.model.train()
+                if self.freeze_bn:  # the backbone's statistics only: a new head's BatchNorm must learn
+                    freeze_batchnorm(getattr(self.model, "backbone", self.model))
+                losses = list(partial) if skip else []
+                bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch, initial=skip)
+                for step, (x, y) in enumerate(bar, start=skip):
+                    poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
+                    self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
+                    x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                    with autocast(self.device, self.dtype):
+                        loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
+                    self.optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()  # fp16 only: bf16 and fp32 need no loss scaling
+                    distributed.average_gradients(parameters, world)
+                    scaler.step(self.optimizer)
+                    scaler.update()
+                    losses.append(distributed.mean_over_processes(loss.item(), world))
+                    if not math.isfinite(losses[-1]):
+                        raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
+                    done = step + 1
+                    stopping = distributed.any_process(stop.received is not None, world)
+                    if done < steps_per_epoch and (stopping or (self.checkpoint_steps and done % self.checkpoint_steps == 0)):
+                        self._save(epoch, history, step=done, partial=losses)
+                    if stopping:
+                        raise WsssError(f"stopped by signal {stop.received or 'on another process'} at epoch {epoch + 1}, "
+                                        f"step {done}: checkpoint saved in {self.checkpoint_dir}; run again to resume")  # fmt: skip
+                if not losses or not math.isfinite(np.mean(losses)):
+                    raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
+                history.append(float(np.mean(losses)))
+                log.info("epoch %d/%d mean loss %.4f", epoch + 1, self.epochs, history[-1])
+                if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
+                    self._save(epoch + 1, history)
         return history
 
     @property
     def _checkpoint(self) -> Path:
         return self.checkpoint_dir / "last.pt"
 
-    def _save(self, epoch: int, history: list[float]) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "history": history, "signature": json.dumps(self.signature, sort_keys=True)}  # fmt: skip
-        with atomic_path(self._checkpoint) as tmp:
-            torch.save(state, tmp)
+    def _save(self, epoch: int, history: list[float], step: int = 0, partial: Sequence[float] = ()) -> None:
+        """``epoch`` epochs done, and ``step`` steps of the next (their losses ``partial``); rank 0 writes."""
+        world = distributed.current()
+        if world.main:
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch, "step": step,
+                     "history": history, "partial": list(partial), "signature": json.dumps(self.signature, sort_keys=True)}  # fmt: skip
+            with atomic_path(self._checkpoint) as tmp:
+                torch.save(state, tmp)
+        distributed.barrier(world)
 
-    def _resume(self) -> tuple[int, list[float]]:
+    def _resume(self) -> tuple[int, int, list[float], list[float]]:
+        """(epochs done, steps done in the next epoch, loss history, that epoch's losses so far)."""
         if not self._checkpoint.is_file():
-            return 0, []
+            return 0, 0, [], []
         try:
             state = torch.load(self._checkpoint, map_location="cpu", weights_only=True)
         except Exception as exc:
             log.warning("ignoring unreadable checkpoint %s (%s)", self._checkpoint, exc)
-            return 0, []
+            return 0, 0, [], []
         if state.get("signature") != json.dumps(self.signature, sort_keys=True):
             log.info("checkpoint %s was made with other settings: starting afresh", self._checkpoint)
-            return 0, []
+            return 0, 0, [], []
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:  # the model's code changed since
             log.warning("checkpoint %s does not fit the current model (%s): starting afresh", self._checkpoint,
                         str(exc).splitlines()[0])
-            return 0, []
-        log.info("resuming from %s after epoch %d", self._checkpoint, state["epoch"])
-        return int(state["epoch"]), list(state["history"])
+            return 0, 0, [], []
+        step = int(state.get("step", 0))
+        log.info("resuming from %s after epoch %d%s", self._checkpoint, state["epoch"], f", step {step}" if step else "")
+        return int(state["epoch"]), step, list(state["history"]), list(state.get("partial", []))
+
+
+class _Stop:
+    received: int | None = None
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Note SIGTERM / SIGUSR1 (SLURM sends them before a pre-emption or the time limit) instead of dying
+    at once, so that the loop can checkpoint the step it is in; the previous handlers come back after."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def note(signum, frame):
+        stop.received = signum
+        log.warning("received signal %d: checkpointing after this step", signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def save_model(path: Path, model: nn.Module, meta: dict) -> None:
+    """The final weights, written atomically (by rank 0 alone under torchrun)."""
+    if not distributed.current().main:
+        return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"state_dict": state, "meta": meta}, tmp)

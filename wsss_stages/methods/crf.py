@@ -66,7 +66,7 @@ REFINE = Stage(
     inputs=lambda cfg, source: {"scores": chain_ref(cfg, source)}, input_args=("scores",),
     outputs={"out_dir": Output("{source}/scores", directory=True)},
     params={"crf": CRF}, thresholds=background, threshold_args=("bg_threshold",),
-    variant="source", threads="all", mem_mb=4000, runtime=240, module="wsss_stages.refine_crf",
+    variant="source", threads="all", mem_mb=4000, runtime=240, module="wsss_stages.refine_crf", shardable=True,
 )
 
 register_refiner(Refiner("crf", "dense CRF", stages=(TUNE, REFINE), apply="refine_crf", artifact="out_dir", output="scores",

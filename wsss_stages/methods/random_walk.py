@@ -153,7 +153,7 @@ TRAIN = Stage(
     outputs={"out_model": Output("model.pt")},
     params={"network": Derived(("random_walk.method",), pair_network), "split": "splits.classifier",
             **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
-    threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet",
+    threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet", distributed=True,
 )
 def walk_setting(key: str) -> Derived:
     """A walk setting of the chosen method: random_walk.<key> (irn) or random_walk.psa.<key> (psa)."""
@@ -182,6 +182,7 @@ WALK = Stage(
                                 lambda cfg, v: cfg["random_walk"]["psa"]["bg_power"] if cfg["random_walk"]["method"] == "psa" else None),
             "split": "splits.seeds", "mask_folder": "mask_folder", "figures": "random_walk.figures", "device": "device"},
     variant="source", threads="heavy", mem_mb=4000, runtime=240, gpu=True, module="wsss_stages.random_walk",
+    shardable=True, merge={"out_diagnostics": "wsss_stages.lib.stats:merge_affinity_reports"},
 )
 
 register_refiner(Refiner("rw", "random walk", stages=(LABELS, TRAIN, WALK), apply="random_walk", artifact="out_dir", output=walk_output,
