@@ -182,7 +182,7 @@ def rule_outputs(stage):
     return outputs
 
 
-# Threads a rule declares, whatever --cores says (on a cluster there is no --cores): locally Snakemake caps
+# Threads declared per rule whatever --cores says (a cluster has no --cores); locally Snakemake caps
 # them at --cores; on SLURM they become --cpus-per-task (a profile's `set-threads` overrides them per rule).
 THREADS = {"heavy": 8, "all": 16}  # training / inference (beyond 8 threads they scale poorly); process pools
 
@@ -205,3 +205,42 @@ def print_metrics_table():
 
 def experiment_targets(name):
     return [f"results/{name}/metrics.json", f"results/{name}/metrics.md"]
+
+
+# ---------------------------------------------------------------------------- sharded stages (rules/shards.smk)
+GATHER = REGISTRY.stage("gather_shards")
+
+
+def shard_path(stage, name, shard):
+    """Where a shard writes output ``name`` of ``stage`` (wildcards left in place, or ``shard`` filled in)."""
+    return f"results/{{exp}}/{stage.name}/shards/{shard}/{stage.outputs[name].path}"
+
+
+def shard_outputs(stage):
+    return {name: temp(directory(shard_path(stage, name, "{shard}")) if out.directory else shard_path(stage, name, "{shard}"))
+            for name, out in stage.outputs.items()}
+
+
+def shard_parts(stage):
+    """Input function of a gather: every shard's version of every output, shards in order."""
+
+    def parts(wildcards):
+        count = shard_count(cfg(wildcards), stage.name)
+        fill = {"exp": wildcards.exp, **({stage.variant: wildcards[stage.variant]} if stage.variant else {})}
+        return {name: [shard_path(stage, name, f"{k + 1}of{count}").format(**fill) for k in range(count)] for name in stage.outputs}
+
+    return parts
+
+
+def gather_code(stage):
+    """The gather's code, and the modules of the stage's merge functions (loaded by name)."""
+    modules = sorted({merge.split(":")[0] for merge in stage.merge.values()})
+    return lambda wildcards: code_of(GATHER, cfg(wildcards), modules)
+
+
+def gather_params(stage):
+    """The shards' outputs and the gathered outputs as name=path items."""
+    names = tuple(stage.outputs)
+    return {"stage": stage.name,
+            "parts": lambda wildcards, input: [f"{n}={p}" for n in names for p in input[n]],
+            "outputs": lambda wildcards, output: [f"{n}={output[n]}" for n in names]}
