@@ -197,7 +197,7 @@ class Refiner:
     chain's maps (its wildcard ``source`` is the chain before it: "cams" for the seeds, or e.g. "rw").
     ``output`` is "cams" (CAM format: a background threshold, config key ``threshold``, turns them into
     labels, swept by eval_cams) or "scores" (they carry their own background), or a function of the
-    config that says which. ``accepts``: the kinds
+    config that says which, or "same" (the kind of the maps it refines). ``accepts``: the kinds
     of maps it can refine (default: CAM format only). ``sections``: top-level config sections it
     brings (name → JSON Schema)."""
 
@@ -211,9 +211,11 @@ class Refiner:
     accepts: tuple[str, ...] = ("cams",)
     sections: Mapping[str, Any] = field(default_factory=dict)
 
-    def output_kind(self, cfg: dict) -> str:
-        """"cams" or "scores" for this config (a refiner may write either, by its settings)."""
-        return self.output(cfg) if callable(self.output) else self.output
+    def output_kind(self, cfg: dict, input_kind: str = "cams") -> str:
+        """"cams" or "scores" for this config (a refiner may write either, by its settings); "same" as
+        its input for a refiner that keeps the kind it reads (e.g. PAMR)."""
+        kind = self.output(cfg) if callable(self.output) else self.output
+        return input_kind if kind == "same" else kind
 
 
 @dataclass

@@ -57,13 +57,13 @@ def check_chain(cfg: dict, chain: str, where: str) -> None:
             raise WsssError(f"config key '{where}': unknown refinement '{link}' in '{chain}' (known: {known}, chained with +)")
         if kind not in refiner.accepts:
             raise WsssError(f"config key '{where}': '{link}' cannot refine {kind} (in '{chain}')")
-        kind = refiner.output_kind(cfg)
+        kind = refiner.output_kind(cfg, kind)
 
 
 def chain_kind(cfg: dict, chain: str) -> str:
     """"cams" (CAM format: needs a background threshold) or "scores" (carries its own background)."""
     links = chain_links(chain)
-    return REGISTRY.refiners[links[-1]].output_kind(cfg) if links else "cams"
+    return REGISTRY.refiners[links[-1]].output_kind(cfg, chain_kind(cfg, chain_source(chain))) if links else "cams"
 
 
 def chain_ref(cfg: dict, chain: str) -> Ref:
