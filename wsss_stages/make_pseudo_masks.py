@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_score_like, read_manifest, save_mask, write_manifest
+from wsss_stages.lib.artifacts import IGNORE, atomic_dir, load_score_like, read_maps_manifest, save_mask, write_manifest
 from wsss_stages.lib.parallel import parallel_map
 from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.thresholds import resolve_threshold
@@ -56,10 +56,7 @@ def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] |
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
-    manifest = read_manifest(scores)
-    kind = manifest.get("kind")
-    if kind not in ("cams", "scores"):
-        raise WsssError(f"{scores} holds '{kind}' artifacts; pseudo-masks need CAMs or score maps")
+    manifest, kind = read_maps_manifest(scores, "pseudo-masks need")
     threshold = resolve_threshold(bg_threshold) if kind == "cams" else None
     if kind == "cams" and threshold is None:
         raise WsssError(f"{scores} holds CAMs: pseudo-masks need a background threshold")

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import atomic_dir, load_score_like, read_manifest, save_scores, write_manifest
+from wsss_stages.lib.artifacts import atomic_dir, load_score_like, read_maps_manifest, save_scores, write_manifest
 from wsss_stages.lib.crf import CrfParams, crf_on_scores
 from wsss_stages.lib.parallel import parallel_map
 from wsss_stages.lib.shards import Shard
@@ -36,10 +36,7 @@ def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_th
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
-    manifest = read_manifest(scores)
-    kind = manifest.get("kind")
-    if kind not in ("cams", "scores"):
-        raise WsssError(f"{scores} holds '{kind}' artifacts; the CRF refines CAMs or score maps")
+    manifest, kind = read_maps_manifest(scores, "the CRF refines")
     if kind == "cams":
         threshold = resolve_threshold(bg_threshold, "refine_crf.bg_threshold")
         if threshold is None:

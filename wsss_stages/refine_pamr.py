@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_scores, read_manifest, save_cams, save_scores, write_manifest
+from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_scores, read_maps_manifest, save_cams, save_scores, write_manifest
 from wsss_stages.lib.pamr import pamr_at_stride
 from wsss_stages.lib.parallel import parallel_map
 from wsss_stages.lib.shards import Shard
@@ -46,10 +45,7 @@ def refine_pamr(*, scores: Path, data_root: Path, out_dir: Path, iterations: int
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
-    manifest = read_manifest(scores)
-    kind = manifest.get("kind")
-    if kind not in ("cams", "scores"):
-        raise WsssError(f"{scores} holds '{kind}' artifacts; PAMR refines CAMs or score maps")
+    manifest, kind = read_maps_manifest(scores, "PAMR refines")
     part = Shard.parse(shard)
     ids = part.take(manifest["ids"])
     dataset = VOCDataset(data_root)

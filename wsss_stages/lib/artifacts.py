@@ -105,6 +105,16 @@ def read_manifest(folder: Path | str, kind: str | None = None) -> dict:
     return manifest
 
 
+def read_maps_manifest(folder: Path | str, needs: str) -> tuple[dict, str]:
+    """The manifest of a folder of CAMs or score maps and which of the two it holds; ``needs`` says
+    who reads it, for the error (e.g. "the CRF refines")."""
+    manifest = read_manifest(folder)
+    kind = manifest.get("kind")
+    if kind not in ("cams", "scores"):
+        raise WsssError(f"{folder} holds '{kind}' artifacts; {needs} CAMs or score maps")
+    return manifest, kind
+
+
 # ----------------------------------------------------------------------------- CAMs and scores
 def save_cams(path: Path, cams: np.ndarray, classes: Sequence[int]) -> None:
     """Save normalised CAMs ``[K, H, W]`` for foreground ``classes`` (dataset indices >= 1)."""
