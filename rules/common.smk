@@ -11,7 +11,7 @@ from pathlib import Path
 from wsss_stages.lib.codedeps import code_files
 from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, method_label, node_inputs, node_params,
-                                      process_count, refinement_pattern, refs, shard_count)
+                                      converted_key, process_count, refinement_pattern, refs, shard_count)
 from wsss_stages.lib.shards import shard_from_folder
 
 # One run holds one experiment, or several (config key `experiments`): every path below
@@ -34,6 +34,7 @@ CHAINS = refinement_pattern()
 wildcard_constraints:
     exp="|".join(re.escape(name) for name in EXPERIMENTS),
     check="[0-9a-f]{10}",
+    convert="[0-9a-f]{10}",
 
 
 def experiments_pattern(names):
@@ -78,13 +79,31 @@ def code_of(stage, cfg, modules=()):
     return [os.path.relpath(p) if Path(p).is_relative_to(Path.cwd()) else p for p in code_files(stage.module_name, *extra)]
 
 
+CONVERTED = {converted_key(c): c for c in RUN.configs.values() if converted_key(c)}  # coco / folder trees (convert_dataset)
+
+
+def converted_root(cfg):
+    return f"results/convert_dataset/{converted_key(cfg)}/VOC2012"
+
+
 def data_input(cfg):
-    """The demo dataset is itself an artifact; a real VOC tree is an external input."""
-    return [f"{DEMO_ROOT}/manifest.json"] if cfg["dataset"] == "demo" else []
+    """The demo dataset and converted COCO / folder trees are artifacts; a real VOC tree is an external input."""
+    if cfg["dataset"] == "demo":
+        return [f"{DEMO_ROOT}/manifest.json"]
+    return [f"{converted_root(cfg)}/manifest.json"] if converted_key(cfg) else []
 
 
 def data_root(cfg):
-    return DEMO_ROOT if cfg["dataset"] == "demo" else str(cfg["data_root"])
+    if cfg["dataset"] == "demo":
+        return DEMO_ROOT
+    return converted_root(cfg) if converted_key(cfg) else str(cfg["data_root"])
+
+
+def conversion_sources(cfg):
+    """The files a conversion reads (it reruns when they change): annotation files, label CSV, class list, folders."""
+    if cfg["dataset"] == "coco":
+        return [p for split in cfg["coco"]["splits"].values() for p in (split["annotations"], split["images"])]
+    return [cfg["folder"][k] for k in ("images", "labels", "classes", "masks") if cfg["folder"][k]]
 
 
 def rule_inputs(stage):

@@ -52,3 +52,31 @@ rule check_data:
         "../envs/wsss.yaml"
     shell:
         command(CHECK)
+
+
+# COCO 2014 or an image folder (config `dataset: coco | folder`), written once as a VOC-layout tree that
+# becomes the data root of every experiment on it (lib/datasets.py).
+CONVERT = REGISTRY.stage("convert_dataset")
+
+
+rule convert_dataset:
+    input:
+        code=code_of(CONVERT, config),
+        sources=lambda wc: conversion_sources(CONVERTED[wc.convert]),
+    output:
+        manifest="results/convert_dataset/{convert}/VOC2012/manifest.json",
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        **{arg: (lambda wc, arg=arg: as_argument(node_params(CONVERTED[wc.convert], CONVERT, "")[arg])) for arg in CONVERT.params},
+    log:
+        "results/convert_dataset/{convert}/convert_dataset.log",
+    benchmark:
+        "results/convert_dataset/{convert}/convert_dataset.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=CONVERT.mem_mb,
+        runtime=CONVERT.runtime,
+    conda:
+        "../envs/wsss.yaml"
+    shell:
+        command(CONVERT, via_params=("out_dir",))

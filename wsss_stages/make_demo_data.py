@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from wsss_stages.lib.artifacts import IGNORE, atomic_dir, save_mask, write_manifest
+from wsss_stages.lib.datasets import annotation_xml
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,6 @@ def _saliency(foreground: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def _annotation_xml(image_id: str, size: int, names: list[str]) -> str:
-    objects = "".join(f"<object><name>{n}</name><difficult>0</difficult></object>" for n in names)
-    return (f"<annotation><folder>VOC2012</folder><filename>{image_id}.jpg</filename>"
-            f"<size><width>{size}</width><height>{size}</height><depth>3</depth></size>{objects}</annotation>\n")  # fmt: skip
-
-
 def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val: int, image_size: int, seed: int,
                    threads: int = 1) -> None:
     """Write the demo dataset as a VOC2012-layout folder.
@@ -189,7 +184,7 @@ def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val
                 Image.fromarray(image).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=95)
                 save_mask(tmp / "SegmentationClass" / f"{image_id}.png", mask)
                 Image.fromarray(saliency).save(tmp / "SaliencyMaps" / f"{image_id}.png")
-                (tmp / "Annotations" / f"{image_id}.xml").write_text(_annotation_xml(image_id, image_size, names))
+                (tmp / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, image_size, image_size, names))
         for split, ids in splits.items():
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         write_manifest(tmp, "voc-tree", splits["train_aug"] + splits["val"], classes=list(CLASSES))

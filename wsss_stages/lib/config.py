@@ -133,6 +133,17 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def _check_cross_keys(config: dict) -> None:
     problems = []
+    if config["dataset"] == "coco" and not config["coco"]["splits"]:
+        problems.append("config key 'coco.splits' must name at least one split (train: {images: …, annotations: …}) when dataset is 'coco'")
+    for split, paths in config["coco"]["splits"].items() if config["dataset"] == "coco" else ():
+        problems += [f"config key 'coco.splits.{split}.{k}': {paths[k]} does not exist" for k in ("images", "annotations") if not Path(paths[k]).exists()]
+    if config["dataset"] == "folder":
+        for key in ("images", "labels", "classes", "masks"):
+            value = config["folder"][key]
+            if value is None and key != "masks":
+                problems.append(f"config key 'folder.{key}' is required when dataset is 'folder'")
+            elif value is not None and not Path(value).exists():
+                problems.append(f"config key 'folder.{key}': {value} does not exist")
     if config["dataset"] == "voc" and not config["data_root"]:
         problems.append("config key 'data_root' is required when dataset is 'voc' (--config data_root=/path/to/VOC2012)")
     if config["dataset"] == "voc" and config["data_root"] and not Path(config["data_root"]).is_dir():

@@ -249,7 +249,15 @@ def method_label(cfg: dict) -> str:
 # ============================================================================ the data check
 def data_identity(cfg: dict) -> list:
     """Which data a config reads: a tree, or the demo's generator settings."""
-    return [cfg["dataset"], cfg["data_root"], cfg["make_demo_data"] if cfg["dataset"] == "demo" else None]
+    settings = {"demo": cfg["make_demo_data"], "coco": cfg["coco"], "folder": cfg["folder"]}.get(cfg["dataset"])
+    return [cfg["dataset"], cfg["data_root"] if cfg["dataset"] == "voc" else None, settings]
+
+
+def converted_key(cfg: dict) -> str | None:
+    """The folder of the tree convert_dataset writes for a coco or folder dataset (None for the others)."""
+    if cfg["dataset"] not in ("coco", "folder"):
+        return None
+    return hashlib.sha1(json.dumps(data_identity(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def data_check_key(cfg: dict) -> str:
@@ -265,6 +273,8 @@ def data_fingerprint(cfg: dict) -> str:
     folders; the demo's settings for the generated demo): the check reruns when it changes."""
     if cfg["dataset"] == "demo":
         return "demo:" + json.dumps(cfg["make_demo_data"], sort_keys=True)
+    if converted_key(cfg):  # the converted tree is an artifact: the check follows its manifest (an input)
+        return f"converted:{converted_key(cfg)}"
     digest = hashlib.sha1()
     root = Path(cfg["data_root"])
     for folder in ("ImageSets/Segmentation", "JPEGImages", "Annotations", "SegmentationClass", "SegmentationClassAug", "SaliencyMaps"):

@@ -61,6 +61,14 @@ register_stage(Stage(
     data=False, mem_mb=1000, runtime=10,
 ))
 
+register_stage(Stage(
+    "convert_dataset", "write a COCO 2014 or image-folder dataset as a VOC-layout tree (images linked)",
+    outputs={"out_dir": Output("VOC2012", directory=True)},
+    params={"kind": "dataset", "source": Derived(("dataset", "coco", "folder"), lambda cfg, variant: dict(cfg[cfg["dataset"]]))},
+    data=False, mem_mb=4000, runtime=240,
+))
+
+
 def _all_splits(cfg: dict, variant: str) -> list[str]:
     return sorted(set(cfg["splits"].values()))
 
@@ -233,6 +241,12 @@ register_stage(Stage(
 register_stage(Stage(
     "gather_shards", "assemble the shards of a sharded per-image stage into its usual artifact",
     outputs={}, context=("stage", "parts", "outputs"), data=False, mem_mb=1000, runtime=30,
+))
+
+# not a pipeline stage: the command that builds VOC's train_aug from SBD, before a GPU-preset run (no rule)
+register_stage(Stage(
+    "build_train_aug", "write VOC 2012's 10,582-image train_aug (SegmentationClassAug/, train_aug.txt) from SBD",
+    outputs={}, context=("sbd", "voc"), data=False,
 ))
 
 # not a pipeline stage: the command users run on new images after training (no rule is generated)
