@@ -22,10 +22,12 @@ CONFIG = Path(__file__).with_name("tiny_config.yaml")
 SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: crf, compare: [none]}", "shards={make_cams: 2}"]
 
 
-def profile(tmp_path: Path, **changes) -> Path:
-    """The project's SLURM profile with a partition and an account filled in, and its waits shortened."""
+def profile(tmp_path: Path, account: bool = True, **changes) -> Path:
+    """The project's SLURM profile with a partition and (or not) an account filled in, and its waits shortened."""
     config = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     config["default-resources"].update(slurm_partition="cpu", slurm_account="fakeproj")
+    if not account:  # the plugin then guesses one (sacct) and validates it (sacctmgr, else sshare)
+        del config["default-resources"]["slurm_account"]
     config.update({"latency-wait": 5, "slurm-init-seconds-before-status-checks": 1, **changes})
     folder = tmp_path / "profile"
     folder.mkdir(exist_ok=True)
@@ -33,13 +35,14 @@ def profile(tmp_path: Path, **changes) -> Path:
     return folder
 
 
-def run_on_fake_cluster(tmp_path: Path, workdir: Path, *args: str, fail: str = "", **changes) -> subprocess.CompletedProcess:
+def run_on_fake_cluster(tmp_path: Path, workdir: Path, *args: str, fail: str = "", account: bool = True,
+                        **changes) -> subprocess.CompletedProcess:
     bin_dir, state = tmp_path / "bin", tmp_path / "cluster"
     install(bin_dir)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                FAKE_SLURM_DIR=str(state), FAKE_SLURM_FAIL=fail)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(CONFIG), "--profile", str(profile(tmp_path, **changes)), "--config", *SETTINGS, *args]  # fmt: skip
+           "--configfile", str(CONFIG), "--profile", str(profile(tmp_path, account, **changes)), "--config", *SETTINGS, *args]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -92,9 +95,11 @@ def test_every_job_asks_for_what_its_rule_declares(cluster_run):
 
 
 def test_a_failed_job_is_retried_then_fails_the_run_cleanly(tmp_path):
+    """Also with no account in the profile: the plugin guesses one from past jobs and validates it."""
     workdir = tmp_path / "work"
-    result = run_on_fake_cluster(tmp_path, workdir, fail="rule_check_data")
+    result = run_on_fake_cluster(tmp_path, workdir, fail="rule_check_data", account=False)
     assert result.returncode != 0
+    assert all(entry["options"]["-A"] == "fakeproj" for entry in submissions(tmp_path))
     rules = [rule_of(entry) for entry in submissions(tmp_path)]
     assert rules.count("check_data") == 2  # the profile's `retries: 1`
     assert "check_data" in result.stdout + result.stderr
