@@ -7,7 +7,6 @@ from wsss_stages.lib.pairs import pair_offsets, shifted_pair
 from wsss_stages.lib.artifacts import cams_to_scores
 from wsss_stages.lib.affinity_labels import irn_labels
 from wsss_stages.lib.models import TinyBackbone
-from wsss_stages.random_walk import walk_cams
 
 
 def test_offsets_cover_each_neighbour_once():
@@ -91,10 +90,13 @@ def test_frozen_affinitynet_trains_only_its_head():
 
 
 def test_walked_cams_are_cam_format_and_stay_in_their_region():
-    emb = _two_region_embedding()
+    from wsss_stages.random_walk import walk_with_boundary
+
+    boundary = torch.zeros(12, 16)
+    boundary[:, 8] = 1.0  # a wall between the two halves (irn's walk at stride 4 of a 48x64 image)
     cams = torch.zeros(1, 48, 64)
     cams[0, 10:30, 5:20] = 1.0
-    walked = walk_cams(emb, cams, (48, 64), beta=10, exp_times=4, radius=3)
+    walked = walk_with_boundary(boundary, cams, (48, 64), beta=10, exp_times=4, radius=3)
     assert walked.shape == (1, 48, 64)
     assert float(walked.max()) == pytest.approx(1.0) and float(walked.min()) >= 0.0
     scores = cams_to_scores(walked.numpy(), 0.25)  # irn: background 0.25 prepended, then argmax

@@ -1,16 +1,15 @@
-"""Stage random_walk: random-walk propagation of CAMs with AffinityNet affinities (irn's make_sem_seg_labels, memory-bounded).
+"""Stage random_walk: random-walk propagation of CAMs on learned affinities (memory-bounded).
 
-Per image: embedding at the affinity stride → sparse transition matrix T (affinity^beta within
-``radius``, row-normalised) → CAMs at that stride propagated 2^exp_times steps → upsampled and
-divided by their joint maximum. The result is written as CAMs (same format as ``make_cams``):
-irn then prepends a constant background score (``sem_seg_bg_thres`` 0.25) and takes the argmax,
-which is exactly what ``make_pseudo_masks`` does with a CAM folder and a background threshold —
-so the threshold can be swept (``eval_cams``) and changed without walking again.
+Per image: affinities at the network's stride → sparse transition matrix T (affinity^beta within
+``radius``, row-normalised) → maps at that stride propagated 2^exp_times steps → upsampled.
 
 ``method: irn`` (irn's make_sem_seg_labels with its class-boundary network): affinities are 1 − the
 largest boundary on the path between two pixels, the CAMs are multiplied by (1 − boundary) before
-the walk, at the boundary map's stride 4. ``method: hybrid`` is the same walk on AffinityNet's
-embedding affinities without the boundary (this project's first walk, kept for comparison).
+the walk, at the boundary map's stride 4, and divided by their joint maximum after it. The result
+is written as CAMs (same format as ``make_cams``): irn then prepends a constant background score
+(``sem_seg_bg_thres`` 0.25) and takes the argmax, which is exactly what ``make_pseudo_masks`` does
+with a CAM folder and a background threshold — so the threshold can be swept (``eval_cams``) and
+changed without walking again.
 ``method: psa`` (psa's infer_aff) walks a background channel (1 − max CAM)^bg_power together with the
 CAMs (β 8), so the background spreads and competes like a class; the argmax after the walk is the
 label, and the maps are written as score maps (background first, normalised per pixel).
@@ -39,16 +38,6 @@ from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
-
-
-def walk_cams(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
-              radius: int) -> torch.Tensor:
-    """Walked CAMs ``[K, H, W]`` in [0, 1] (divided by their joint maximum, as irn does) from CAMs
-    ``[K, H, W]`` and an embedding ``[D, h, w]``."""
-    small = F.adaptive_avg_pool2d(cams[None], embedding.shape[-2:])[0]
-    walked = propagate(small, transition_matrix(embedding, radius, beta), 2**exp_times)
-    up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
-    return up / up.max().clamp_min(1e-5)
 
 
 def walk_with_boundary(boundary: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
@@ -105,8 +94,8 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz maps: walked CAMs (irn: CAM format, the background threshold is applied
             downstream) or score maps with a walked background channel (psa)
-        method: hybrid (AffinityNet affinities, CAMs walked alone), irn (boundary network, path-max affinities, CAMs
-            times 1 - boundary) or psa (AffinityNet affinities, a walked background channel)
+        method: irn (boundary network, path-max affinities, CAMs times 1 - boundary) or psa (AffinityNet affinities,
+            a walked background channel)
         beta: power applied to affinities (irn 10, psa 8)
         exp_times: the walk takes 2^exp_times steps (8 in both)
         radius: neighbourhood radius in feature pixels (5 in both)
@@ -121,8 +110,8 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: CPU threads to use
     """
-    if method not in ("hybrid", "irn", "psa") or (method == "psa" and bg_power is None):
-        raise WsssError(f"random_walk.method must be hybrid, irn, or psa with a bg_power; got {method!r}, {bg_power!r}")
+    if method not in ("irn", "psa") or (method == "psa" and bg_power is None):
+        raise WsssError(f"random_walk.method must be irn, or psa with a bg_power; got {method!r}, {bg_power!r}")
     set_threads(threads)
     device = pick_device(device)
     net, meta = load_model(model, ("boundarynet",) if method == "irn" else ("affinitynet",), build_affinitynet)
@@ -156,13 +145,10 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
             if method == "irn":
                 walked = walk_with_boundary(boundary, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
                 save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
-            elif method == "psa":
+            else:
                 walked = walk_with_background(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius,
                                               bg_power=bg_power)  # fmt: skip
                 save_scores(tmp / f"{image_id}.npz", walked.cpu().numpy(), [0, *classes.tolist()])
-            else:
-                walked = walk_cams(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
-                save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
             if image_id in pictured:
                 cut = boundary.cpu().float() if method == "irn" else pair_map(affinity, grid)
                 save_figure(pictures / f"{image_id}.png", image_id, image, cam, load_mask(Path(labels) / f"{image_id}.png"),

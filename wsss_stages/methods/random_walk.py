@@ -78,17 +78,16 @@ random_walk:
   properties:
     method:
       type: string
-      enum: [hybrid, irn, psa]
-      default: hybrid
+      enum: [irn, psa]
+      default: irn
       description: >
         irn (make_sem_seg_labels): train_affinitynet trains irn's class-boundary branch, affinities
         are 1 - the largest boundary on the path between two pixels, the CAMs times (1 - boundary)
         are walked at stride 4, divided by their joint maximum and written in CAM format, whose
         background threshold (bg_threshold) is applied downstream. psa (infer_aff): AffinityNet's
         embedding, a background channel (1 - max CAM)^bg_power walked with the CAMs, score maps
-        whose argmax is the class (settings in random_walk.psa). hybrid: AffinityNet's embedding
-        with irn's CAM-only walk (this project's first walk; the default until the faithful two
-        are measured)
+        whose argmax is the class (settings in random_walk.psa). (This project's first walk, psa's
+        embedding with irn's CAM-only walk, scored below the seeds on the VOC subset twice and is gone.)
     beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities (irn 10)}
     exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (irn 8)}
     radius: {type: integer, minimum: 2, default: 5, description: neighbourhood radius in feature pixels (irn and psa 5)}
@@ -142,7 +141,7 @@ LABELS = Stage(
     threads="all", mem_mb=4000, runtime=240, module="wsss_stages.make_affinity_labels",
 )
 def pair_network(cfg: dict, variant: str) -> str:
-    """irn's walk reads a boundary network; psa's and the hybrid walk an AffinityNet embedding."""
+    """irn's walk reads a boundary network; psa's an AffinityNet embedding."""
     return "boundary" if cfg["random_walk"]["method"] == "irn" else "embedding"
 
 
