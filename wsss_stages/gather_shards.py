@@ -10,19 +10,10 @@ from pathlib import Path
 
 from wsss_stages import WsssError
 from wsss_stages.lib.declare import import_object, load_plugins
+from wsss_stages.lib.artifacts import named_items
 from wsss_stages.lib.shards import gather_folder, gather_json
 
 log = logging.getLogger(__name__)
-
-
-def _named(items: list[str], what: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise WsssError(f"--{what} takes name=path items, not {item!r}")
-        pairs.append((name, path))
-    return pairs
 
 
 def gather_shards(*, stage: str, parts: list[str], outputs: list[str], threads: int = 1) -> None:
@@ -36,9 +27,9 @@ def gather_shards(*, stage: str, parts: list[str], outputs: list[str], threads: 
     """
     declared = load_plugins().stage(stage)
     by_name: dict[str, list[Path]] = defaultdict(list)
-    for name, path in _named(parts, "parts"):
+    for name, path in named_items(parts, "parts"):
         by_name[name].append(Path(path))
-    for name, path in _named(outputs, "outputs"):
+    for name, path in named_items(outputs, "outputs"):
         if name not in declared.outputs:
             raise WsssError(f"stage {stage} has no output '{name}' (it has {', '.join(declared.outputs)})")
         shards = by_name.get(name)

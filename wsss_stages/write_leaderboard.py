@@ -16,7 +16,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from wsss_stages.lib.artifacts import atomic_path, read_json, write_csv
+from wsss_stages.lib.artifacts import atomic_path, named_items, read_json, write_csv
 from wsss_stages.lib.reports import fmt, read_job_time
 from wsss_stages.lib.stats import NOISE, describe_difference, mean_std, paired_t_interval
 
@@ -25,16 +25,6 @@ log = logging.getLogger(__name__)
 SCORES = (("cam_miou", "CAM seeds"), ("cam_miou_val", "CAM seeds (val)"), ("pseudo_mask_miou", "pseudo-masks"), ("val_miou", "final val"))
 SUMMARY_KEYS = {"cam_miou": "cam_miou", "cam_miou_val": "cam_miou_val", "pseudo_mask_miou": "pseudo_mask_miou",
                 "val_miou": "segmentation_miou"}
-
-
-def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--{what} takes name=value items, not {item!r}")
-        pairs.append((name, value))
-    return pairs
 
 
 def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -152,9 +142,9 @@ def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, sum
         labels: experiment=method-name items
         threads: unused
     """
-    groups_map = dict(_pairs(groups, "groups"))
-    times = job_times(_pairs(jobs, "jobs"), groups_map)
-    rows = leaderboard_rows(_pairs(summaries, "summaries"), groups_map, dict(_pairs(labels, "labels")), times)
+    groups_map = dict(named_items(groups, "groups"))
+    times = job_times(named_items(jobs, "jobs"), groups_map)
+    rows = leaderboard_rows(named_items(summaries, "summaries"), groups_map, dict(named_items(labels, "labels")), times)
     write_csv(out_csv, rows)
     table = render_markdown(rows)
     with atomic_path(out_md) as tmp:

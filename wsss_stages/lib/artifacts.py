@@ -90,6 +90,18 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+# ----------------------------------------------------------------------------- command-line items
+def named_items(items: list[str], what: str) -> list[tuple[str, str]]:
+    """``name=value`` command-line items (e.g. ``--parts out_dir=…``) as pairs, in order."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise WsssError(f"--{what} takes name=value items, not {item!r}")
+        pairs.append((name, value))
+    return pairs
+
+
 # ----------------------------------------------------------------------------- manifests
 def write_manifest(folder: Path, kind: str, ids: Sequence[str], **extra) -> None:
     write_json(Path(folder) / MANIFEST, {"kind": kind, "count": len(ids), "ids": list(ids), **extra})

@@ -127,13 +127,6 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def teardown() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 class GlobalBatches:
     """Batch sampler: each step's *global* batch is the next ``batch_size`` indices of one random
     permutation per epoch (``torch.randperm`` with the loader's generator, as a shuffled DataLoader
