@@ -159,7 +159,7 @@ def main() -> None:
               "", f"Speed-up **{cams['ratio']:.2f}×** on {cams['images']} images; largest CAM difference {cams['max_abs_diff']:.4f}, "
               f"{cams['agreement']:.2f} % of pixels on the same side of 0.25.", ""]  # fmt: skip
 
-    threshold = read_json(results / "tune_crf" / "best.json")["best_threshold"]
+    threshold = read_json(results / "tune_crf" / "cams" / "best.json")["best_threshold"]
     crf = crf_speed(results / "make_cams" / "cams", Path(args.data_root), ids, threshold, config["refine_crf"], args.threads)
     lines += ["## Dense CRF (refine_crf's parameters from the config)", "", "| processes | images/s |", "| ---: | ---: |",
               f"| 1 | {crf['one']:.2f} |", f"| {crf['workers']} | {crf['all']:.2f} |", "",

@@ -63,8 +63,11 @@ def test_crf_parameters_default_to_the_schema():
     from wsss_stages.lib.crf import CrfParams
     from wsss_stages.methods.crf import PARAMETERS
 
+    from wsss_stages.lib.crf import DEEPLAB_CRF
+
     defaults = validate_config({})["refine_crf"]
     assert CrfParams().__dict__ == {k: defaults[k] for k in PARAMETERS}
+    assert DEEPLAB_CRF.__dict__ == {k: defaults["chained"][k] for k in PARAMETERS}  # after another refiner
 
 
 def test_plugin_sections_carry_their_own_defaults():
@@ -74,3 +77,34 @@ def test_plugin_sections_carry_their_own_defaults():
     assert cfg["train_classifier"]["hide_and_seek"]["patch_sizes"] == [16, 32, 44, 56]
     assert cfg["make_cams"]["gradcam"] == {"layer": "high"}
     assert cfg["random_walk"]["beta"] == 10 and cfg["refine_crf"]["bilateral_sxy"] == 80
+
+
+def test_the_crf_after_a_refiner_gets_its_own_swept_background_score():
+    """rw+crf sweeps the CRF's background score on the walked maps (tune_crf/rw), not on the seeds;
+    "inherit" takes the walk's own swept threshold; on score maps (psa) there is nothing to sweep."""
+    from wsss_stages.lib.declare import Ref
+    from wsss_stages.lib.pipeline import node_inputs
+
+    crf = REGISTRY.stage("refine_crf")
+    cfg = validate_config({"make_pseudo_masks": {"refinement": "rw+crf", "compare": ["crf"]}})
+    nodes = closure(cfg, [("summarize_metrics", "")])
+    assert {("tune_crf", "cams"), ("tune_crf", "rw")} <= set(nodes)
+    assert node_inputs(cfg, crf, "rw")["bg_threshold_sweep"] == Ref("tune_crf", "out_best", "rw")
+    assert node_inputs(cfg, REGISTRY.stage("tune_crf"), "rw")["cams"] == Ref("random_walk", "out_dir", "cams")
+    assert node_inputs(cfg, crf, "cams")["bg_threshold_sweep"] == Ref("tune_crf", "out_best", "cams")
+    # the seeds get psa's CRF, a refiner's maps DeepLab's, each with its own sweep
+    assert node_params(cfg, crf, "cams")["crf"]["bilateral_compat"] == 10 and node_params(cfg, crf, "rw")["crf"]["bilateral_compat"] == 4
+    tune = REGISTRY.stage("tune_crf")
+    assert node_params(cfg, tune, "rw")["crf"] == node_params(cfg, crf, "rw")["crf"]
+    assert node_params(cfg, tune, "rw")["thresholds"] == [0.2, 0.25, 0.3, 0.35, 0.4] != node_params(cfg, tune, "cams")["thresholds"]
+
+    inherit = validate_config({"make_pseudo_masks": {"refinement": "rw+crf"}, "refine_crf": {"chained": {"bg_threshold": "inherit"}},
+                               "random_walk": {"bg_threshold": "auto"}})
+    assert node_inputs(inherit, crf, "rw")["bg_threshold_sweep"] == Ref("eval_cams", "out_best", "rw")
+    assert ("tune_crf", "rw") not in closure(inherit, [("summarize_metrics", "")])
+    fixed = validate_config({"make_pseudo_masks": {"refinement": "rw+crf"}, "refine_crf": {"chained": {"bg_threshold": 0.2}}})
+    assert node_params(fixed, crf, "rw")["bg_threshold"] == 0.2 and node_inputs(fixed, crf, "rw")["bg_threshold_sweep"] is None
+
+    psa = validate_config({"make_pseudo_masks": {"refinement": "rw+crf"}, "random_walk": {"method": "psa"}, "make_affinity_labels": {"method": "psa"}})
+    assert node_params(psa, crf, "rw")["bg_threshold"] is None
+    assert ("tune_crf", "rw") not in closure(psa, [("summarize_metrics", "")])

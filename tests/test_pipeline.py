@@ -54,7 +54,7 @@ def finished_run(tmp_path_factory):
 def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     results = finished_run / "results" / "tiny"
     for path in ["train_classifier/model.pt", "make_cams/cams/manifest.json", "eval_cams/cams/sweep.csv", "eval_cams/cams/sweep.png",
-                 "tune_crf/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
+                 "tune_crf/cams/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
                  "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
                  "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
                  "random_walk/cams/maps/manifest.json", "eval_pseudo_masks/rw/metrics.json",

@@ -20,9 +20,8 @@ from PIL import Image
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
 from wsss_stages.lib.figures import colour_labels
-from wsss_stages.lib.inference import predict_mask
-from wsss_stages.lib.models import load_model
-from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.inference import load_segmentation_net, predict_mask
+from wsss_stages.lib.runtime import autocast, pick_device, progress, set_threads
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -66,9 +65,7 @@ def predict(*, model: Path, images: Path, out_dir: Path, overlays: bool = False,
     set_threads(threads)
     files = image_files(images)
     torch_device = pick_device(device)
-    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
-    net = for_inference(net, torch_device)
-    dtype = inference_dtype(precision, torch_device)
+    net, meta, dtype = load_segmentation_net(model, torch_device, precision)
     with atomic_dir(out_dir) as tmp, torch.inference_mode(), autocast(torch_device, dtype):
         for path in progress(files, desc="predict"):
             try:

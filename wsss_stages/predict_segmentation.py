@@ -7,9 +7,8 @@ from pathlib import Path
 import torch
 
 from wsss_stages.lib.artifacts import atomic_dir, save_mask, write_manifest
-from wsss_stages.lib.inference import predict_mask
-from wsss_stages.lib.models import load_model
-from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.inference import load_segmentation_net, predict_mask
+from wsss_stages.lib.runtime import autocast, pick_device, progress, set_threads
 from wsss_stages.lib.shards import Shard
 from wsss_stages.lib.voc import VOCDataset
 
@@ -35,9 +34,7 @@ def predict_segmentation(*, model: Path, data_root: Path, out_dir: Path, split: 
     """
     set_threads(threads)
     device = pick_device(device)
-    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
-    net = for_inference(net, device)
-    dtype = inference_dtype(precision, device)
+    net, meta, dtype = load_segmentation_net(model, device, precision)
     dataset = VOCDataset(data_root)
     part = Shard.parse(shard)
     all_ids = dataset.split_ids(split)

@@ -9,10 +9,9 @@ import torch.nn.functional as F
 
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import IGNORE, load_mask
-from wsss_stages.lib.models import DeepLabV2, DeepLabV3Plus, build_backbone, model_meta
-from wsss_stages.lib.runtime import pick_device, set_threads, training_dtype
-from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
-                                      save_model, seed_everything)  # fmt: skip
+from wsss_stages.lib.runtime import pick_device, set_threads
+from wsss_stages.lib.segmentation import build_segmentation_net, fit_segmentation
+from wsss_stages.lib.training import files_fingerprint, ids_with_label_maps, seed_everything
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
@@ -47,12 +46,7 @@ def train_segmentation(*, masks: Path | None, data_root: Path, out_model: Path, 
     else:
         mask_paths = {i: Path(masks) / f"{i}.png" for i in ids_with_label_maps(dataset, split, Path(masks), batch_size)}
     ids = list(mask_paths)
-    features = build_backbone(backbone["name"], backbone["weights"], backbone["output_stride"])
-    if head == "deeplabv3plus":
-        net = DeepLabV3Plus(features, dataset.num_classes, head_width)
-    else:
-        net = DeepLabV2(features, dataset.num_classes)
-    augment = Augment(training["crop_size"], tuple(training["scale_range"]), net.backbone.mean, net.backbone.std, seed)
+    net = build_segmentation_net(head, head_width, backbone, dataset.num_classes)
 
     def load(index: int):
         image_id = ids[index]
@@ -64,17 +58,8 @@ def train_segmentation(*, masks: Path | None, data_root: Path, out_model: Path, 
     device = pick_device(device)
     source = "ground-truth" if masks is None else "pseudo-"
     log.info("training %s/%s on %d %smasks of '%s' on %s", head, backbone["name"], len(ids), source, split, device)
-    optimizer = make_optimizer(net, net.head_parameters(), training["lr"], training["head_lr_mult"], training["weight_decay"],
-                               training["momentum"])  # fmt: skip
     signature = {"data_root": str(Path(data_root).resolve()), "split": split, "masks": str(mask_paths[ids[0]].parent.resolve()), "ids": len(ids),
-                 "head": head, "head_width": head_width, "backbone": backbone, "seed": seed,
-                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every", "checkpoint_steps")},
                  "inputs": files_fingerprint(mask_paths.values())}  # fmt: skip
-    loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, training["epochs"], device,
-                     checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"], seed,
-                     training_dtype(training["precision"], device), training["checkpoint_steps"])  # fmt: skip
-    history = loop.run(lambda model, x, targets: F.cross_entropy(model(x), targets["mask"], ignore_index=IGNORE))
-    meta = model_meta(head, backbone["name"], backbone["output_stride"], dataset.num_classes, dataset.class_names, head_width=head_width,
-                      mean=list(net.backbone.mean), std=list(net.backbone.std), loss_history=history)
-    save_model(Path(out_model), net, meta)
-    log.info("saved %s", out_model)
+    fit_segmentation(net, count=len(ids), load=load, loss=lambda model, x, targets: F.cross_entropy(model(x), targets["mask"], ignore_index=IGNORE),
+                     out_model=out_model, head=head, head_width=head_width, backbone=backbone, training=training, seed=seed, device=device,
+                     signature=signature, class_names=dataset.class_names)  # fmt: skip

@@ -2,7 +2,9 @@
 
 The CRF needs its own threshold: its pairwise terms already pull uncertain pixels towards
 colour-coherent regions, so the CAM's best threshold makes it shrink objects to their most
-distinctive part. Tuned on train, never on val, like the CAM threshold.
+distinctive part. Tuned on train, never on val, like the CAM threshold, and once per kind of maps
+the CRF refines: the seeds, and each refiner's CAM-format maps it follows (walked maps are fuller
+than the seeds, so their best score differs again).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def tune_crf(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out_
     """Score the CRF-refined CAMs at each background threshold on a split with masks.
 
     Args:
-        cams: CAM folder from make_cams
+        cams: folder of CAM-format maps (make_cams, or a refiner's such as the random walk's)
         data_root: VOC2012-layout root
         split: split with ground truth (train in the standard protocol)
         out_csv: sweep table

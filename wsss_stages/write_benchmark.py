@@ -14,7 +14,7 @@ import numpy as np
 
 from wsss_stages.lib.artifacts import atomic_path, load_confusions, read_json, write_csv
 from wsss_stages.lib.reports import fmt, read_job_times
-from wsss_stages.lib.stats import describe_difference, paired_bootstrap
+from wsss_stages.lib.stats import describe_difference, paired_difference
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ def quality_row(stage: str, split: str, metrics: dict, reference: str, note: str
     return {"stage": stage, "split": split, "images": metrics.get("images"), "miou": metrics["miou"],
             "precision": metrics.get("precision"), "recall": metrics.get("recall"), "reference_full_voc_gpu": reference,
             "note": note}  # fmt: skip
-
-
-def paired_difference(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.ndarray]) -> tuple[float, float, float]:
-    """mIoU(a) − mIoU(b) with its paired bootstrap interval, on the images both scored."""
-    index_b = {image_id: n for n, image_id in enumerate(b[0])}
-    common = [(n, index_b[i]) for n, i in enumerate(a[0]) if i in index_b]
-    if not common:
-        raise ValueError("the two pseudo-mask folders share no scored image")
-    rows_a, rows_b = zip(*common)
-    return paired_bootstrap(a[1][list(rows_a)], b[1][list(rows_b)])
 
 
 def render_markdown(experiment: str, quality: list[dict], ratio: float | None, times: list[dict]) -> str:

@@ -13,6 +13,8 @@ score map (refiners)   ``<id>.npz`` with ``scores`` float16 ``[K+1, H, W]`` and 
                        per-pixel class probabilities (sum to 1 over the channel axis).
 mask                   ``<id>.png``, 8-bit palette PNG (VOC palette), value = class index,
                        255 = ignore / void.
+cue map (make_sec_     a mask (same file format) in a folder of kind ``cues``: the class of a
+cues)                  localisation cue, 0 = background cue, 255 = no cue.
 folder manifest        ``manifest.json`` in every per-image folder, written last: the folder
                        is complete only when it exists (``ids``, ``kind``, counts, params).
 shard of a folder       the same files for a slice of the images (``results/<exp>/<stage>/shards/

@@ -31,6 +31,19 @@ def load_schema() -> dict:
     return schema
 
 
+def core_definition(name: str, **defaults) -> dict:
+    """A copy of the core schema's ``$defs/<name>`` object with other defaults for some of its keys,
+    for a plug-in section whose defaults differ (e.g. a training recipe): a user's partial section then
+    keeps the plug-in's defaults for the keys it leaves out."""
+    definition = copy.deepcopy(yaml.safe_load(SCHEMA_PATH.read_text())["$defs"][name])
+    unknown = set(defaults) - set(definition["properties"])
+    if unknown:
+        raise WsssError(f"$defs/{name} has no properties {sorted(unknown)}")
+    for key, value in defaults.items():
+        definition["properties"][key] = {**definition["properties"][key], "default": value}
+    return {**definition, "default": {}}
+
+
 def _add_choices(section: dict, key: str, plugins: dict) -> None:
     """``section.<key>`` names one of ``plugins``; each plug-in's options are ``section.<plug-in name>``."""
     section["properties"][key]["enum"] = list(plugins)

@@ -1,4 +1,4 @@
-"""Segmentation inference shared by predict_segmentation (a split) and predict (a folder of new images)."""
+"""Segmentation inference shared by predict_segmentation (a split), predict (a folder of new images) and predict_sec."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages.lib.crf import DEEPLAB_CRF, crf_on_scores
-from wsss_stages.lib.models import to_tensor
+from wsss_stages.lib.models import load_model, to_tensor
+from wsss_stages.lib.runtime import for_inference, inference_dtype
+
+
+def load_segmentation_net(model, device: torch.device, precision: str) -> tuple[torch.nn.Module, dict, "torch.dtype | None"]:
+    """A trained segmentation network (DeepLab v3+ or v2) ready for inference on ``device``, its
+    metadata and the autocast dtype that ``precision`` gives there."""
+    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
+    return for_inference(net, device), meta, inference_dtype(precision, device)
 
 
 def predict_probs(net: torch.nn.Module, image: torch.Tensor, scales: Sequence[float], flip: bool) -> torch.Tensor:

@@ -61,6 +61,17 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, iterations: int = 1000, level
     return miou_of(a.sum(0)) - miou_of(b.sum(0)), float(lo), float(hi)
 
 
+def paired_difference(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.ndarray]) -> tuple[float, float, float]:
+    """mIoU(a) − mIoU(b) with its paired bootstrap interval, on the images both scored; ``a`` and ``b``
+    are (ids, per-image confusions) as :func:`~wsss_stages.lib.artifacts.load_confusions` reads them."""
+    index_b = {image_id: n for n, image_id in enumerate(b[0])}
+    common = [(n, index_b[i]) for n, i in enumerate(a[0]) if i in index_b]
+    if not common:
+        raise ValueError("the two sets of per-image scores share no image")
+    rows_a, rows_b = zip(*common)
+    return paired_bootstrap(a[1][list(rows_a)], b[1][list(rows_b)])
+
+
 def describe_difference(mean: float | None, lo: float | None, hi: float | None) -> str:
     """"+1.50 [-2.00, +5.00] within noise"-style text: "within noise" below :data:`NOISE` points,
     "spans 0" when the interval holds no sign."""
