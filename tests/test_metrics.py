@@ -41,3 +41,14 @@ def test_ignore_prediction_counts_as_background():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         confusion_matrix(np.zeros((2, 2)), np.zeros((2, 3)), 2)
+
+
+def test_a_sweep_whose_best_lies_at_its_edge_says_so(tmp_path, caplog):
+    from wsss_stages.lib.sweeps import write_sweep
+
+    perfect, poor = np.array([[50, 0], [0, 50]]), np.array([[50, 0], [40, 10]])
+    paths = {k: tmp_path / f"{k}.x" for k in ("out_csv", "out_best", "out_per_class", "out_plot")}
+    inside = write_sweep(np.stack([poor, perfect, poor]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths)
+    assert inside["best_threshold"] == 0.2 and not inside["at_edge_of_sweep"] and "edge" not in caplog.text
+    edge = write_sweep(np.stack([poor, poor, perfect]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths)
+    assert edge["best_threshold"] == 0.3 and edge["at_edge_of_sweep"] and "at the edge of the sweep" in caplog.text

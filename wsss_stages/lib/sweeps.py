@@ -5,6 +5,7 @@ Shared by eval_cams (CAM background threshold) and tune_crf (CRF background scor
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import numpy as np
 from wsss_stages.lib.artifacts import atomic_path, write_csv, write_json
 from wsss_stages.lib.evaluation import per_class_rows, summary
 from wsss_stages.lib.metrics import scores_from_confusion
+
+log = logging.getLogger(__name__)
 
 
 def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
@@ -41,9 +44,13 @@ def write_sweep(conf: np.ndarray, thresholds: list[float], class_names, split: s
     results = [scores_from_confusion(c, class_names) for c in conf]
     rows = [{"threshold": t, **summary(r)} for t, r in zip(thresholds, results)]
     best = int(np.nanargmax([r["miou"] for r in results]))
+    at_edge = len(thresholds) > 1 and thresholds[best] in (min(thresholds), max(thresholds))
+    if at_edge:
+        log.warning("%s: the best threshold %.2f is at the edge of the sweep %s; a wider sweep may find a better one",
+                    title, thresholds[best], list(thresholds))  # fmt: skip
     write_csv(out_csv, rows)
     write_csv(out_per_class, per_class_rows(results[best]))
-    best_json = {"split": split, "images": n_images, "best_threshold": thresholds[best], **rows[best],
+    best_json = {"split": split, "images": n_images, "best_threshold": thresholds[best], "at_edge_of_sweep": at_edge, **rows[best],
                  "per_class_iou": results[best]["per_class_iou"]}  # fmt: skip
     write_json(out_best, best_json)
     plot_sweep(rows, out_plot, f"{title} sweep on {split} ({n_images} images)")

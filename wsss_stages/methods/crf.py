@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import yaml
 
-from wsss_stages.lib.declare import Derived, Output, Ref, Refiner, Stage, Threshold, lookup, register_refiner
 from wsss_stages import WsssError
+from wsss_stages.lib.crf import DEEPLAB_CRF
+from wsss_stages.lib.declare import Derived, Output, Ref, Refiner, Stage, Threshold, lookup, register_refiner
 from wsss_stages.lib.pipeline import SEEDS, chain_kind, chain_ref, chain_threshold
 
 PARAMETERS = ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb", "bilateral_compat")
@@ -67,13 +68,10 @@ properties:
         minItems: 1
         default: [0.2, 0.25, 0.3, 0.35, 0.4]
         description: background scores tried by tune_crf next to a refiner's maps (when bg_threshold is auto)
-      iterations: {type: integer, minimum: 1, default: 10, description: mean-field iterations}
-      gaussian_sxy: {type: number, exclusiveMinimum: 0, default: 1, description: smoothness kernel width (px)}
-      gaussian_compat: {type: number, minimum: 0, default: 3, description: smoothness kernel weight}
-      bilateral_sxy: {type: number, exclusiveMinimum: 0, default: 67, description: appearance kernel spatial width (px)}
-      bilateral_srgb: {type: number, exclusiveMinimum: 0, default: 3, description: appearance kernel colour width}
-      bilateral_compat: {type: number, minimum: 0, default: 4, description: appearance kernel weight}
 """)
+# the chained CRF's parameters: the same keys as the seeds' CRF, with DeepLab's values as defaults
+SECTION["properties"]["chained"]["properties"].update(
+    {k: {**SECTION["properties"][k], "default": getattr(DEEPLAB_CRF, k)} for k in PARAMETERS})
 
 
 
