@@ -19,15 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.lib.artifacts import atomic_dir, atomic_path, load_cams, load_mask, read_json, read_manifest
+from wsss_stages.lib.artifacts import atomic_dir, atomic_path, load_cams, load_mask, named_items, read_json, read_manifest
 from wsss_stages.lib.figures import colour_labels, save_panel
 from wsss_stages.lib.voc import VOCDataset
 
 log = logging.getLogger(__name__)
-
-
-def _pairs(items: list[str]) -> list[tuple[str, str]]:
-    return [tuple(item.split("=", 1)) for item in items]
 
 
 def plot_curves(histories: dict[str, list[float]], path: Path) -> None:
@@ -109,7 +105,7 @@ def write_gallery(*, cams: Path, pseudo_masks: list[str], per_class: list[str], 
     dataset = VOCDataset(data_root, mask_folder)
     available = set(read_manifest(cams, "cams")["ids"])
     sample = [i for i in dataset.split_ids(split) if i in available and dataset.has_mask(i)][:images]
-    folders = _pairs(pseudo_masks)
+    folders = named_items(pseudo_masks, "pseudo-masks")
     histories = {"classifier": read_json(classifier_info)["loss_history"]}
     predicted = {}
     if segmentation_model:
@@ -124,5 +120,5 @@ def write_gallery(*, cams: Path, pseudo_masks: list[str], per_class: list[str], 
                 panels.append(("DeepLab", colour_labels(predicted[image_id])))
             save_panel(tmp / f"{image_id}.png", image_id, panels)
     plot_curves(histories, Path(out_curves))
-    plot_per_class(dict(_pairs(per_class)), Path(out_per_class))
+    plot_per_class(dict(named_items(per_class, "per-class")), Path(out_per_class))
     log.info("gallery of %d images, training curves and per-class IoU written", len(sample))

@@ -65,6 +65,11 @@ class Derived:
     value: Callable[[dict, str], Any]
 
 
+def section(key: str) -> Derived:
+    """A whole config section as one argument (a JSON object on the command line)."""
+    return Derived((key,), lambda cfg, variant: dict(lookup(cfg, key)))
+
+
 @dataclass(frozen=True)
 class Threshold:
     """A background threshold argument: a number, or "auto" for the best of the sweep ``sweep``

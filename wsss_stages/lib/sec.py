@@ -90,13 +90,10 @@ def gwrp(values, valid, decay: float, reference_cells: int = REFERENCE_CELLS):
     """Global weighted rank pooling of ``values`` ``[B, K, N]`` (in [0, 1]) over the ``valid`` cells
     ``[B, N]`` → ``[B, K]``: Σ_r w_r v_(r) / Σ_r w_r over the valid cells sorted in decreasing order.
     decay → 0 is max pooling, decay = 1 average pooling."""
-    import torch
-
     n = values.shape[-1]
     weights = rank_weights(n, decay, reference_cells).to(values.device)
     ranked = (values * valid[:, None]).sort(dim=-1, descending=True).values  # invalid cells (0) rank last
-    counts = valid.sum(-1).long()  # [B]
-    norm = torch.stack([weights[: max(int(c), 1)].sum() for c in counts])
+    norm = weights.cumsum(0)[valid.sum(-1).long().clamp_min(1) - 1]  # Σ of the weights of each image's valid ranks
     return (ranked * weights).sum(-1) / norm[:, None]
 
 

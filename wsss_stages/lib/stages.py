@@ -6,13 +6,8 @@ needs; see :mod:`wsss_stages.lib.declare` for what derives from it. No torch her
 
 from __future__ import annotations
 
-from wsss_stages.lib.declare import REGISTRY, Derived, Output, Ref, Stage, lookup, register_stage
+from wsss_stages.lib.declare import REGISTRY, Derived, Output, Ref, Stage, register_stage, section
 from wsss_stages.lib.pipeline import SEEDS, chain_ref, chain_threshold, reported_refinements, seeds
-
-
-def section(key: str) -> Derived:
-    """A whole config section as one argument (a JSON object on the command line)."""
-    return Derived((key,), lambda cfg, variant: dict(lookup(cfg, key)))
 
 
 def _method_options(cfg: dict, variant: str) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import yaml
 
 from wsss_stages.lib.config import core_definition
-from wsss_stages.lib.declare import Derived, Output, Ref, Refiner, Stage, register_refiner
+from wsss_stages.lib.declare import Output, Ref, Refiner, Stage, register_refiner, section
 from wsss_stages.lib.pipeline import chain_ref
 
 SECTIONS = yaml.safe_load("""
@@ -61,13 +61,6 @@ predict_sec:
 # of 321 px; 8000 iterations = about 11 passes over VOC's 10,582 train_aug images
 SECTIONS["train_sec"]["properties"]["training"] = core_definition(
     "training", epochs=12, batch_size=15, crop_size=321, scale_range=[0.7, 1.0], lr=0.001, head_lr_mult=10, weight_decay=0.0005)
-NETWORK = ("head", "head_width", "backbone")
-
-
-def network(key: str) -> Derived:
-    return Derived((f"train_segmentation.{key}",), lambda cfg, variant: cfg["train_segmentation"][key])
-
-
 CUES = Stage(
     "make_sec_cues", "SEC's localisation cues (foreground from a chain's CAMs, background from saliency) and their precision",
     inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)}, input_args=("cams",),
@@ -80,8 +73,8 @@ TRAIN = Stage(
     "train_sec", "train the SEC segmentation network from the cues (resumable)",
     inputs=lambda cfg, source: {"cues": Ref("make_sec_cues", "out_dir", source)}, input_args=("cues",),
     outputs={"out_model": Output("{source}/model.pt")},
-    params={"split": "splits.segmentation", **{k: network(k) for k in NETWORK}, "training": Derived(("train_sec.training",),
-            lambda cfg, v: dict(cfg["train_sec"]["training"])),
+    params={"split": "splits.segmentation", "head": "train_segmentation.head", "head_width": "train_segmentation.head_width",
+            "backbone": section("train_segmentation.backbone"), "training": section("train_sec.training"),
             **{k: f"train_sec.{k}" for k in ("d_fg", "d_bg", "crf_scale")}, "seed": "seed", "device": "device"},
     variant="source", threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_sec", distributed=True,
 )
