@@ -10,7 +10,9 @@ in this run, on the same images, weights and thread count:
    image, scale and flip, fp32, NCHW), both multi-scale + flip, in images per second;
 2. dense CRF on all cores (``refine_crf``'s process pool) against one process;
 3. the random walk's time and peak memory per image (``benchmarks/random_walk_memory.py``);
-4. the wall time of ``snakemake`` after a CAM-background-threshold change, against the summed
+4. training images/s of the classifier's and DeepLab's loop against their compute limit, and the
+   share of time spent waiting for data (``benchmarks/train_speed.py``);
+5. the wall time of ``snakemake`` after a CAM-background-threshold change, against the summed
    wall time of every job of the full run.
 
 Writes ``results/<experiment>/speed.md`` and prints it.
@@ -107,6 +109,22 @@ def random_walk_report(backbone: str) -> str:
     return out.stdout.strip()
 
 
+def training_report(data_root: str, threads: int, record: Path) -> str:
+    """benchmarks/train_speed.py's table, and the experiment's own classifier epochs (TrainLoop.timing)."""
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_speed.py"), "--data-root", data_root, "--threads", str(threads)],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    lines = [out.stdout.strip()]
+    from wsss_stages.lib.artifacts import read_json
+
+    timing = read_json(record).get("timing") if record.is_file() else None
+    if timing:
+        rates = [t["images_per_s"] for t in timing]
+        shares = [t["data_share"] for t in timing]
+        lines += ["", f"This experiment's `train_classifier` run: {min(rates):.1f}–{max(rates):.1f} images/s over its {len(timing)} "
+                      f"epochs, {min(shares):.0f}–{max(shares):.0f} % of the time waiting for data (its `model.json`, `timing`)."]  # fmt: skip
+    return "\n".join(lines)
+
+
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
     from wsss_stages.lib.pipeline import Experiments, job_name
@@ -167,6 +185,9 @@ def main() -> None:
 
     backbone = config["train_classifier"]["backbone"]["name"]
     lines += ["## Random walk (500×375, radius 5, beta 10, 2^8 steps)", "", random_walk_report(backbone), ""]
+
+    lines += ["## Training throughput (the stage loop against forward + backward on random tensors)", "",
+              training_report(args.data_root, args.threads, results / "train_classifier" / "model.json"), ""]
 
     if not args.skip_tweak:
         full = pipeline_job_seconds(results / "benchmarks", config)

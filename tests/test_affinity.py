@@ -224,18 +224,20 @@ def test_a_wall_in_the_boundary_map_cuts_every_pair_across_it():
     assert transition.to_dense()[: 10 * 20].shape == (200, 200)
 
 
-def test_boundary_network_gives_a_map_at_stride_4_and_trains_on_pair_labels():
+@pytest.mark.parametrize("levels", ["all", "two"])
+def test_boundary_network_gives_a_map_at_stride_4_and_trains_on_pair_labels(levels):
     from wsss_stages.lib.affinity import BoundaryNet, boundary_affinity, pair_loss
 
     torch.manual_seed(0)
-    net = BoundaryNet(TinyBackbone(output_stride=8))
+    net = BoundaryNet(TinyBackbone(output_stride=8), levels)
+    assert len(net.head_parameters()) == (14 if levels == "all" else 8)  # 4 or 2 levels × (conv, GN weight, GN bias) + out (weight, bias)
     assert not any(p.requires_grad for p in net.backbone.parameters())
     x = torch.randn(2, 3, 32, 32)
     logits = net(x)
     assert logits.shape == (2, 1, 8, 8) and net.boundary(x[:1]).shape == (8, 8)
     labels = torch.zeros(2, 8, 8, dtype=torch.long)
     labels[:, :, 4:] = 3
-    opt = torch.optim.SGD(net.head_parameters(), lr=0.5)
+    opt = torch.optim.SGD(net.head_parameters(), lr=0.1)
     losses = []
     for _ in range(15):
         loss, counts = pair_loss(boundary_affinity(torch.sigmoid(net(x)[:, 0])), labels, radius=3)

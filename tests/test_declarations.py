@@ -74,7 +74,7 @@ def test_plugin_sections_carry_their_own_defaults():
     cfg = validate_config({})
     assert cfg["train_classifier"]["puzzle"] == {"alpha": 4.0, "terms": ["cls", "pcls", "re"], "alpha_schedule": 0.5, "level": "feature",
                                                  "re_loss": "l1", "re_loss_option": "masking"}
-    assert cfg["train_classifier"]["hide_and_seek"]["patch_sizes"] == [16, 32, 44, 56]
+    assert cfg["train_classifier"]["hide_and_seek"]["patch_sizes"] == [0, 16, 32, 44, 56]
     assert cfg["make_cams"]["gradcam"] == {"layer": "high"}
     assert cfg["random_walk"]["beta"] == 10 and cfg["refine_crf"]["bilateral_sxy"] == 80
 

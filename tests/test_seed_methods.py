@@ -105,6 +105,19 @@ def test_hiding_touches_only_chosen_patches_and_uses_the_mean():
     assert fill.flatten().tolist() == pytest.approx([(120 / 255 - 0.5) / 0.25, (110 / 255 - 0.5) / 0.25, (100 / 255 - 0.5) / 0.25])
 
 
+def test_grid_size_zero_shows_the_image_whole_as_the_authors_do():
+    from wsss_stages.lib.seed_methods import HideAndSeek
+
+    x = torch.randn(3, 64, 64)
+    augment = lambda image, maps, epoch, index: (x.clone(), maps)  # noqa: E731
+    fill = torch.full((3, 1, 1), 9.0)
+    never = HideAndSeek(augment, [0], 1.0, fill)
+    torch.testing.assert_close(never(None, {}, 0, 0)[0], x, rtol=0, atol=0)
+    mixed = HideAndSeek(augment, [0, 16], 1.0, fill)
+    whole = [bool((mixed(None, {}, 0, i)[0] == 9.0).any()) for i in range(40)]
+    assert 0 < sum(whole) < 40  # some images hidden (p 1: entirely), the others shown whole
+
+
 def test_hiding_probability_is_respected():
     _, mask = hide_patches(torch.zeros(3, 320, 320), 8, 0.5, torch.zeros(3, 1, 1), np.random.default_rng(0))
     assert 0.45 < float(mask.float().mean()) < 0.55
@@ -236,6 +249,32 @@ def test_hide_and_seek_trains_on_hidden_images(tiny_tree, tmp_path, caplog):
     train_tiny_classifier(tiny_tree, model, method="hide_and_seek", hide_and_seek={"patch_sizes": [8, 16]})
     assert read_json(model.with_suffix(".json"))["method_options"] == {"patch_sizes": [8, 16], "prob": 0.5}
     assert "Hide-and-Seek: patches [8, 16] px" in caplog.text
+
+
+def test_hide_and_seek_with_nothing_hidden_trains_exactly_the_cam_classifier(tiny_tree, tmp_path):
+    """The wrapper itself changes nothing: a defect in it (labels, order, fill, randomness) would show here."""
+    import torch
+
+    cam, has = tmp_path / "cam" / "model.pt", tmp_path / "has" / "model.pt"
+    train_tiny_classifier(tiny_tree, cam, method="cam")
+    train_tiny_classifier(tiny_tree, has, method="hide_and_seek", hide_and_seek={"prob": 0.0})
+    a, b = (torch.load(m, weights_only=True) for m in (cam, has))
+    assert a["meta"]["loss_history"] == b["meta"]["loss_history"]
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=0)
+
+
+def test_hide_and_seek_default_shows_a_fifth_of_the_images_whole_as_the_authors_do():
+    """Hiding every image (the first default, 16/32/44/56 px) kept lite0 at the label prior on VOC."""
+    from conftest import stage_args
+    from wsss_stages.lib.seed_methods import HideAndSeek
+
+    options = stage_args("train_classifier", tiny_config(train_classifier={"method": "hide_and_seek"}))["method_options"]
+    assert options == {"patch_sizes": [0, 16, 32, 44, 56], "prob": 0.5}
+    x = torch.randn(3, 64, 64)
+    hide = HideAndSeek(lambda image, maps, epoch, index: (x.clone(), maps), options["patch_sizes"], options["prob"], torch.zeros(3, 1, 1))
+    whole = np.mean([torch.equal(hide(None, {}, 0, i)[0], x) for i in range(500)])
+    assert 0.15 < whole < 0.25
 
 
 def test_puzzle_alpha_enters_the_signature_only_with_the_reconstruction_loss():

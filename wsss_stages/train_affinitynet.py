@@ -19,7 +19,8 @@ from wsss_stages.lib.voc import VOCDataset
 log = logging.getLogger(__name__)
 
 
-def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, network: str, split: str, stride: int, radius: int,
+def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, network: str, boundary_levels: str, split: str,
+                      stride: int, radius: int,
                       dim: int, freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
                       weight_decay: float, momentum: float, workers: int, precision: str, seed: int, device: str,
                       threads: int = 1) -> None:
@@ -34,6 +35,7 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
         split: training split (its images need affinity labels)
         out_model: final weights file (.pt)
         network: embedding (AffinityNet) or boundary (irn's class-boundary branch, always at stride 4)
+        boundary_levels: the boundary branch reads all backbone stages (all) or two (two); n/a for the embedding
         stride: feature stride of the embedding (4 or 8)
         radius: pairs within this radius (feature pixels) are trained
         dim: embedding channels
@@ -59,7 +61,7 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
     cls, cls_meta = load_model(classifier, ("classifier",))
     if network not in ("embedding", "boundary"):
         raise WsssError(f"the pair network must be embedding or boundary, not {network!r}")
-    net = BoundaryNet(cls.backbone) if network == "boundary" else AffinityNet(cls.backbone, stride, dim, freeze_backbone)
+    net = BoundaryNet(cls.backbone, boundary_levels) if network == "boundary" else AffinityNet(cls.backbone, stride, dim, freeze_backbone)
     augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)
 
     def load(index: int):
@@ -79,13 +81,13 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
     signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
                  "stride": stride, "radius": radius, "dim": dim, "freeze_backbone": freeze_backbone, "epochs": epochs, "batch_size": batch_size,
                  "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
-                 "momentum": momentum, "seed": seed, "precision": precision, "network": network}  # fmt: skip
+                 "momentum": momentum, "seed": seed, "precision": precision, "network": network, "boundary_levels": boundary_levels}  # fmt: skip
     loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
                      checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed,
                      dtype=training_dtype(precision, device))  # fmt: skip
     history = loop.run(loss_fn)
     meta = model_meta("boundarynet" if network == "boundary" else "affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
                       cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=BoundaryNet.stride if network == "boundary" else stride, dim=dim,
-                      loss_history=history)  # fmt: skip
+                      loss_history=history, **({"boundary_levels": boundary_levels} if network == "boundary" else {}))  # fmt: skip
     save_model(Path(out_model), net, meta)
     log.info("saved %s", out_model)

@@ -101,31 +101,44 @@ class AffinityNet(nn.Module):
 class BoundaryNet(nn.Module):
     """irn's class-boundary branch on the classifier's backbone, whose features it does not train
     (irn detaches them). Each feature level → 1×1 conv to 32 channels, GroupNorm, ReLU, brought to
-    stride 4; concatenated; a 1×1 conv gives the boundary logit at stride 4. irn reads five ResNet
-    stages; our backbones give two levels (stride 4 and the last), so it reads those two."""
+    stride 4 (finer levels average-pooled, coarser ones upsampled bilinearly); concatenated; a 1×1
+    conv gives the boundary logit at stride 4.
+
+    ``levels``: "all" reads every stage of the backbone, as irn reads ResNet-50's five (lite0 has
+    five too, the first at stride 2; the tiny demo backbone four); "two" reads only the stride-4
+    level and the last (this project's first version, kept so that its models still load)."""
 
     stride = 4
 
-    def __init__(self, backbone: Backbone):
+    def __init__(self, backbone: Backbone, levels: str = "all"):
         super().__init__()
-        self.backbone = backbone
+        if levels not in ("all", "two"):
+            raise ValueError(f"boundary levels must be all or two, not {levels!r}")
+        self.backbone, self.levels = backbone, levels
         for p in self.backbone.parameters():
             p.requires_grad_(False)
 
         def level(channels: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(channels, 32, 1, bias=False), nn.GroupNorm(4, 32), nn.ReLU(inplace=True))
 
-        self.low, self.high = level(backbone.low_channels), level(backbone.high_channels)
-        self.out = nn.Conv2d(64, 1, 1, bias=True)
+        if levels == "two":
+            self.low, self.high = level(backbone.low_channels), level(backbone.high_channels)
+            self.out = nn.Conv2d(64, 1, 1, bias=True)
+        else:
+            self.branches = nn.ModuleList(level(c) for c in backbone.level_channels)
+            self.out = nn.Conv2d(32 * len(backbone.level_channels), 1, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Boundary logits ``[B, 1, H/4, W/4]``."""
         with torch.no_grad():
             self.backbone.eval()
             feats = self.backbone(x)
-        low = self.low(feats["low"])
-        high = F.interpolate(self.high(feats["high"]), size=low.shape[-2:], mode="bilinear", align_corners=False)
-        return self.out(torch.cat([low, high], dim=1))
+        if self.levels == "two":
+            pairs = [(self.low, feats["low"]), (self.high, feats["high"])]
+        else:
+            pairs = list(zip(self.branches, feats["levels"]))
+        size = feats["low"].shape[-2:]
+        return self.out(torch.cat([to_grid(branch(f), size) for branch, f in pairs], dim=1))
 
     def boundary(self, image: torch.Tensor) -> torch.Tensor:
         """Boundary map ``[h, w]`` in [0, 1] of one image ``[1, 3, H, W]``: the sigmoid of the mean logit of
@@ -134,14 +147,23 @@ class BoundaryNet(nn.Module):
         return torch.sigmoid((logits[0, 0] + logits[1, 0].flip(-1)) / 2)
 
     def head_parameters(self) -> list[nn.Parameter]:
-        return [p for m in (self.low, self.high, self.out) for p in m.parameters()]
+        return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+
+
+def to_grid(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Features brought to the spatial ``size``: area-averaged when finer, bilinear when coarser."""
+    if tuple(features.shape[-2:]) == tuple(size):
+        return features
+    if features.shape[-2] > size[0]:
+        return F.adaptive_avg_pool2d(features, size)
+    return F.interpolate(features, size=size, mode="bilinear", align_corners=False)
 
 
 def build_affinitynet(meta: dict) -> nn.Module:
     """Rebuild a pair network (AffinityNet or the boundary network) from saved metadata (``models.load_model``)."""
     backbone = build_backbone(meta["backbone"], "none", meta["output_stride"])
     if meta["kind"] == "boundarynet":
-        return BoundaryNet(backbone)
+        return BoundaryNet(backbone, meta.get("boundary_levels", "two"))
     return AffinityNet(backbone, meta["stride"], meta["dim"], True)
 
 

@@ -110,6 +110,6 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
     if not distributed.current().main:
         return
     write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history,
-                                "weights_source": features.weights_source, "precision_used": str(dtype or torch.float32),
+                                "timing": loop.timing, "weights_source": features.weights_source, "precision_used": str(dtype or torch.float32),
                                 "device_used": device_name(torch_device)})  # fmt: skip
     log.info("saved %s", out_model)

@@ -48,6 +48,7 @@ class Backbone(nn.Module):
     weights_source: str = "none (random initialisation)"  # where its pretrained weights came from (provenance)
     low_channels: int
     high_channels: int
+    level_channels: tuple[int, ...]  # every stage's output, shallow to deep ("levels"; irn's boundary branch reads them all)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     output_stride: int
@@ -86,15 +87,14 @@ class TinyBackbone(Backbone):
             stages.append(nn.Sequential(_conv_bn(cin, cout, stride, dil), _conv_bn(cout, cout, 1, dil)))
             cin = cout
         self.stages = nn.ModuleList(stages)
-        self.low_channels, self.high_channels = widths[1], widths[-1]
+        self.low_channels, self.high_channels, self.level_channels = widths[1], widths[-1], widths
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low = None
-        for index, stage in enumerate(self.stages):
+        levels = []
+        for stage in self.stages:
             x = stage(x)
-            if index == 1:
-                low = x
-        return {"low": low, "high": x}
+            levels.append(x)
+        return {"low": levels[1], "high": x, "levels": levels}
 
 
 class TimmBackbone(Backbone):
@@ -105,19 +105,20 @@ class TimmBackbone(Backbone):
         self.output_stride = output_stride
         probe = timm.create_model(name, features_only=True, pretrained=False)
         reductions = probe.feature_info.reduction()
-        low_index = reductions.index(4) if 4 in reductions else 1
-        out_indices = (low_index, len(reductions) - 1)
-        kwargs = {"features_only": True, "out_indices": out_indices}
+        self.low_index = reductions.index(4) if 4 in reductions else 1
+        # every stage is returned (they are computed anyway); the module tree and its weights are those of (low, last)
+        kwargs = {"features_only": True, "out_indices": tuple(range(len(reductions)))}
         if output_stride != 32:
             kwargs["output_stride"] = output_stride
         self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
-        self.low_channels, self.high_channels = self.body.feature_info.channels()
+        self.level_channels = tuple(self.body.feature_info.channels())
+        self.low_channels, self.high_channels = self.level_channels[self.low_index], self.level_channels[-1]
         cfg = self.body.pretrained_cfg
         self.mean, self.std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low, high = self.body(x)
-        return {"low": low, "high": high}
+        levels = self.body(x)
+        return {"low": levels[self.low_index], "high": levels[-1], "levels": levels}
 
 
 class TorchvisionResNet(Backbone):
@@ -137,10 +138,14 @@ class TorchvisionResNet(Backbone):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.low_channels = net.layer1[-1].conv3.out_channels if hasattr(net.layer1[-1], "conv3") else 64
         self.high_channels = net.fc.in_features
+        self.level_channels = (64, self.low_channels, *(layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
+                                                        for layer in (self.layer2, self.layer3, self.layer4)))  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low = self.layer1(self.stem(x))
-        return {"low": low, "high": self.layer4(self.layer3(self.layer2(low)))}
+        levels = [self.stem(x)]  # irn's five stages: the stem (stride 4), layer1 … layer4
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
+        return {"low": levels[1], "high": levels[-1], "levels": levels}
 
 
 def build_backbone(name: str, weights: str = "none", output_stride: int = 16) -> Backbone:

@@ -64,7 +64,8 @@ class HideAndSeek:
         x, maps = self.augment(image, maps, epoch, index)
         rng = np.random.default_rng([self.seed, epoch, index, 7])
         size = int(self.patch_sizes[rng.integers(len(self.patch_sizes))])
-        x, _ = hide_patches(x, size, self.prob, self.fill, rng)
+        if size:  # 0: this image is shown whole (the authors' grid sizes include 0)
+            x, _ = hide_patches(x, size, self.prob, self.fill, rng)
         return x, maps
 
 

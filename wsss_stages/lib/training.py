@@ -16,7 +16,8 @@ import math
 import os
 import signal
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -114,6 +115,37 @@ def poly_lr(optimizer: torch.optim.Optimizer, step: int, total: int, power: floa
         group["lr"] = group["base_lr"] * factor
 
 
+class EpochClock:
+    """Splits an epoch's wall time into waiting for the loader and the rest (forward, backward, step),
+    for the images/s and data-loading share each epoch logs."""
+
+    def __init__(self):
+        self.data = self.total = 0.0
+        self.images = 0
+        self._start = None
+
+    def wrap(self, batches: Iterable):
+        iterator = iter(batches)
+        while True:
+            before = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            now = time.perf_counter()
+            self.data += now - before
+            self._start = self._start or before
+            yield batch
+
+    def step_done(self, images: int) -> None:
+        self.images += images
+        self.total = time.perf_counter() - self._start
+
+    def summary(self) -> dict:
+        return {"images_per_s": self.images / self.total if self.total else 0.0,
+                "data_share": 100.0 * self.data / self.total if self.total else 0.0}
+
+
 @dataclass
 class TrainLoop:
     """Poly-LR SGD over epochs with a resumable checkpoint every ``checkpoint_every`` epochs (and every
@@ -139,6 +171,7 @@ class TrainLoop:
     dtype: torch.dtype | None = None  # autocast dtype of forward and loss (None: fp32); see runtime.training_dtype
     checkpoint_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     progress: float = 0.0
+    timing: list = field(default_factory=list)  # per epoch: images/s and the share of the time spent waiting for data
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
         world = distributed.current()
@@ -164,7 +197,8 @@ class TrainLoop:
                     freeze_batchnorm(getattr(self.model, "backbone", self.model))
                 losses = list(partial) if skip else []
                 bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch, initial=skip)
-                for step, (x, y) in enumerate(bar, start=skip):
+                clock = EpochClock()
+                for step, (x, y) in enumerate(clock.wrap(bar), start=skip):
                     poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
                     self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
                     x = x.to(self.device).contiguous(memory_format=torch.channels_last)
@@ -179,6 +213,7 @@ class TrainLoop:
                     if not math.isfinite(losses[-1]):
                         raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
+                    clock.step_done(len(x))
                     done = step + 1
                     stopping = distributed.any_process(stop.received is not None, world)
                     if done < steps_per_epoch and (stopping or (self.checkpoint_steps and done % self.checkpoint_steps == 0)):
@@ -189,7 +224,9 @@ class TrainLoop:
                 if not losses or not math.isfinite(np.mean(losses)):
                     raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
                 history.append(float(np.mean(losses)))
-                log.info("epoch %d/%d mean loss %.4f", epoch + 1, self.epochs, history[-1])
+                self.timing.append(clock.summary())
+                log.info("epoch %d/%d mean loss %.4f; %.1f images/s, %.0f %% of the time waiting for data", epoch + 1, self.epochs,
+                         history[-1], self.timing[-1]["images_per_s"], self.timing[-1]["data_share"])  # fmt: skip
                 if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
                     self._save(epoch + 1, history)
         return history

@@ -54,6 +54,13 @@ train_affinitynet:
     stride: {type: integer, enum: [4, 8], default: 8, description: "feature stride of the embedding (irn's boundary network is always at stride 4)"}
     radius: {type: integer, minimum: 2, default: 10, description: training pairs within this radius (feature pixels)}
     dim: {type: integer, minimum: 4, default: 64, description: embedding channels}
+    boundary_levels:
+      type: string
+      enum: [all, two]
+      default: all
+      description: >
+        irn's boundary branch reads every stage of the backbone (all: irn's five levels on ResNet-50
+        and on lite0) or only the stride-4 level and the last (two: this project's first version)
     freeze_backbone: {type: boolean, default: false, description: "train only the embedding head (faster); else the backbone too, at lr / 10"}
     epochs: {type: integer, minimum: 1, default: 3, description: passes over the classifier split}
     batch_size: {type: integer, minimum: 1, default: 16, description: images per step}
@@ -117,6 +124,11 @@ LABEL_OPTIONS = {"psa": ("alpha_low", "alpha_high"), "absolute": ("thresholds", 
                  "relative": ("thresholds", "relative_fg", "relative_bg", "crf"), "quantile": ("thresholds", "quantile_fg", "quantile_bg", "crf")}
 
 
+def boundary_levels(cfg: dict, variant: str) -> str:
+    """The boundary branch's levels (irn); psa's embedding has none, so the setting never retrains it."""
+    return cfg["train_affinitynet"]["boundary_levels"] if cfg["random_walk"]["method"] == "irn" else "n/a"
+
+
 def label_options(cfg: dict, variant: str) -> dict:
     """The settings the chosen label construction reads (the others change nothing it writes)."""
     section = cfg["make_affinity_labels"]
@@ -150,7 +162,8 @@ TRAIN = Stage(
     inputs=lambda cfg, v: {"classifier": Ref("train_classifier", "out_model"), "labels": Ref("make_affinity_labels", "out_dir")},
     input_args=("classifier", "labels"),
     outputs={"out_model": Output("model.pt")},
-    params={"network": Derived(("random_walk.method",), pair_network), "split": "splits.classifier",
+    params={"network": Derived(("random_walk.method",), pair_network), "boundary_levels": Derived(
+                ("random_walk.method", "train_affinitynet.boundary_levels"), boundary_levels), "split": "splits.classifier",
             **{k: f"train_affinitynet.{k}" for k in AFFINITYNET_KEYS}, "seed": "seed", "device": "device"},
     threads="heavy", mem_mb=8000, runtime=600, gpu=True, module="wsss_stages.train_affinitynet", distributed=True,
 )

@@ -1,0 +1,142 @@
+"""Training throughput on this machine: each training stage's loop on real images against its limit.
+
+    python benchmarks/train_speed.py --data-root ../shared/data/voc2012-subset [--images 96] [--threads 2]
+
+For the CPU preset's two big networks (the lite0 CAM classifier and the lite0 DeepLab v3+, 128
+channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them):
+
+- **limit**: forward, backward and SGD step on random tensors of the same shape, no data loading;
+  fp32, and bf16 autocast when this CPU or GPU has native bf16 (``runtime.native_bf16``);
+- **stage loop**: ``training.TrainLoop``, the loop every training stage runs, over ``--images`` real
+  images with the stage's augmentation (the classifier on image labels, DeepLab on the ground-truth
+  masks), with 0 and 1 DataLoader workers. It reports images/s and the share of the wall time spent
+  waiting for the next batch (``TrainLoop.timing``, also logged by every training stage per epoch).
+
+Prints a markdown table; the ratio column is the stage loop's images/s over the fp32 limit's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsss_stages.lib.artifacts import IGNORE, load_mask
+from wsss_stages.lib.models import CamClassifier, build_backbone, freeze_batchnorm
+from wsss_stages.lib.runtime import native_bf16, set_threads
+from wsss_stages.lib.segmentation import build_segmentation_net
+from wsss_stages.lib.training import Augment, EpochDataset, TrainLoop, make_optimizer
+from wsss_stages.lib.voc import VOCDataset
+
+BACKBONE = {"name": "tf_efficientnet_lite0", "weights": "imagenet", "output_stride": 16}
+CROP, BATCH = 256, 8
+
+
+def classifier_net():
+    return CamClassifier(build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"]), 20)
+
+
+def deeplab_net():
+    return build_segmentation_net("deeplabv3plus", 128, BACKBONE, 21)
+
+
+def classifier_loss(model, x, targets):
+    return F.multilabel_soft_margin_loss(model(x), targets["labels"])
+
+
+def deeplab_loss(model, x, targets):
+    logits = F.interpolate(model(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits, targets["mask"], ignore_index=IGNORE)
+
+
+def limit(make_net, loss_fn, targets: dict, dtype, steps: int) -> float:
+    """Images/s of forward + backward + SGD on one random batch, repeated (the compute limit)."""
+    torch.manual_seed(0)
+    net = make_net().to(memory_format=torch.channels_last).train()
+    freeze_batchnorm(net.backbone)
+    optimizer = make_optimizer(net, net.head_parameters(), 1e-3, 10, 1e-4, 0.9)
+    x = torch.randn(BATCH, 3, CROP, CROP).contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_fn(net, x, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: oneDNN picks its kernels on the first calls
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return BATCH * steps / (time.perf_counter() - start)
+
+
+def stage_loop(make_net, loss_fn, load, count: int, workers: int) -> dict:
+    """TrainLoop's own images/s and data-waiting share over ``count`` real images (one epoch, fp32)."""
+    torch.manual_seed(0)
+    net = make_net()
+    optimizer = make_optimizer(net, net.head_parameters(), 1e-3, 10, 1e-4, 0.9)
+    augment = Augment(CROP, (0.5, 1.0), net.backbone.mean, net.backbone.std, 0)
+    with tempfile.TemporaryDirectory() as checkpoints:
+        loop = TrainLoop(net, optimizer, EpochDataset(count, load, augment), BATCH, 1, torch.device("cpu"), Path(checkpoints), {},
+                         freeze_bn=True, workers=workers)  # fmt: skip
+        loop.run(loss_fn)
+    return loop.timing[-1]
+
+
+def training_table(data_root: str, images: int = 96, steps: int = 6) -> str:
+    """The markdown table of the module docstring, measured now."""
+    dataset = VOCDataset(data_root)
+    masks = Path(data_root) / "SegmentationClass"
+    labelled = dataset.split_ids("train_aug")[:images]
+    masked = [i for i in dataset.split_ids("train_aug") if (masks / f"{i}.png").is_file()][:images]
+
+    def load_labels(index: int):
+        image_id = labelled[index]
+        return dataset.load_image(image_id), {}, {"labels": torch.from_numpy(dataset.label_vector(image_id))}
+
+    def load_mask_sample(index: int):
+        image_id = masked[index]
+        return dataset.load_image(image_id), {"mask": load_mask(masks / f"{image_id}.png")}, {}
+
+    rng = np.random.default_rng(0)
+    networks = (("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled),
+                 {"labels": torch.from_numpy((rng.random((BATCH, 20)) > 0.85).astype(np.float32))}),
+                ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked),
+                 {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}))  # fmt: skip
+    bf16 = native_bf16(torch.device("cpu"))
+    lines = [f"{torch.get_num_threads()} threads; native bf16 here: {bf16} (AMX tiles {torch.cpu._is_amx_tile_supported()}, "
+             f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}); {CROP} px crops, batch {BATCH}, channels-last, BatchNorm frozen; "
+             f"stage loop over {images} real images", "",
+             "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
+             "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, make_net, loss_fn, load, count, targets in networks:
+        fp32 = limit(make_net, loss_fn, targets, None, steps)
+        half = f"{limit(make_net, loss_fn, targets, torch.bfloat16, steps):.1f}" if bf16 else "not native"
+        loops = [stage_loop(make_net, loss_fn, load, count, workers) for workers in (0, 1)]
+        cells = [f"{t['images_per_s']:.1f} ({t['data_share']:.0f} %)" for t in loops]
+        best = max(t["images_per_s"] for t in loops)
+        lines.append(f"| {name} | {fp32:.1f} | {half} | {cells[0]} | {cells[1]} | {best / fp32:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", required=True, help="VOC2012-layout root (train_aug images, SegmentationClass masks)")
+    parser.add_argument("--images", type=int, default=96, help="real images per stage loop (one epoch)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps of the limit")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    print(training_table(args.data_root, args.images, args.steps))
+
+
+if __name__ == "__main__":
+    main()
