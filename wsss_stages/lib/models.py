@@ -136,16 +136,21 @@ class TorchvisionResNet(Backbone):
         self.output_stride = output_stride
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.low_channels = net.layer1[-1].conv3.out_channels if hasattr(net.layer1[-1], "conv3") else 64
-        self.high_channels = net.fc.in_features
-        self.level_channels = (64, self.low_channels, *(layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
-                                                        for layer in (self.layer2, self.layer3, self.layer4)))  # fmt: skip
+        # the stem (stride 4) and layer1 … layer4: irn's five stages
+        self.level_channels = (net.conv1.out_channels, *(_block_out(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)))
+        self.low_channels, self.high_channels = self.level_channels[1], self.level_channels[-1]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        levels = [self.stem(x)]  # irn's five stages: the stem (stride 4), layer1 … layer4
+        levels = [self.stem(x)]
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             levels.append(layer(levels[-1]))
         return {"low": levels[1], "high": levels[-1], "levels": levels}
+
+
+def _block_out(layer: nn.Sequential) -> int:
+    """Output channels of a torchvision ResNet layer (bottleneck or basic blocks)."""
+    last = layer[-1]
+    return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
 
 
 def build_backbone(name: str, weights: str = "none", output_stride: int = 16) -> Backbone:
