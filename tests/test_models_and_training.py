@@ -166,3 +166,32 @@ def test_training_precision_choices():
     assert training_dtype("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(WsssError, match="CUDA"):
         training_dtype("fp16", cpu)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tf_efficientnet_lite0", "torchvision:resnet50"])
+def test_frozen_stages_keep_weights_and_statistics_while_later_stages_train(name):
+    torch.manual_seed(0)
+    net = CamClassifier(build_backbone(name, "none", 8 if name == "tiny" else 16, frozen_stages=2), 3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    optimizer = make_optimizer(net, net.head_parameters(), 0.1, 10, 1e-4, 0.9)
+    net.train()  # BatchNorm of the trained stages updates its statistics; of the frozen ones not
+    for _ in range(2):
+        loss = F.multilabel_soft_margin_loss(net(torch.randn(2, 3, 64, 64)), torch.tensor([[1.0, 0, 1], [0, 1, 0]]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    frozen = {k for k in before for m in net.backbone.stage_names[:2] if k.startswith("backbone." + m + ".")}
+    if name == "tf_efficientnet_lite0":
+        frozen |= {k for k in before if k.startswith(("backbone.body.conv_stem.", "backbone.body.bn1."))}
+    later = {k for k in before for m in net.backbone.stage_names[2:] if k.startswith("backbone." + m + ".")}
+    assert frozen and later
+    assert all(torch.equal(before[k], net.state_dict()[k]) for k in frozen)
+    changed = [k for k in later if not torch.equal(before[k], net.state_dict()[k])]
+    assert any(k.endswith("running_mean") for k in changed) and any(k.endswith("weight") for k in changed)
+
+
+def test_freezing_more_stages_than_the_backbone_has_is_a_clear_error():
+    from wsss_stages import WsssError
+
+    with pytest.raises(WsssError, match="frozen_stages: 5 .* 4 stages"):
+        build_backbone("tiny", "none", 8, frozen_stages=5)

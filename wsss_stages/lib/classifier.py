@@ -72,7 +72,7 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
         log.info("%d of %d training images hold no class (all-negative examples)", negatives, len(ids))
     if len(ids) < training["batch_size"]:
         raise WsssError(f"split '{split}' has {len(ids)} labelled images, fewer than batch_size={training['batch_size']}")
-    features = build_backbone(backbone["name"], backbone["weights"], backbone["output_stride"])
+    features = build_backbone(backbone["name"], backbone["weights"], backbone["output_stride"], backbone.get("frozen_stages", 0))
     context = MethodContext(dataset, ids, features.mean, features.std, seed)
     impl = method_implementation(method, method_options, context)
     build = getattr(impl, "build", None)

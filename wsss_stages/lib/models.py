@@ -52,6 +52,33 @@ class Backbone(nn.Module):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     output_stride: int
+    stage_names: tuple[str, ...]  # the module that ends each level, in forward order (for freeze_stages)
+    frozen: tuple[nn.Module, ...] = ()
+
+    def freeze_stages(self, count: int) -> None:
+        """Fix the weights and BatchNorm statistics of the first ``count`` levels (stem included),
+        as psa and irn fix ResNet's first layers: no gradient is computed below the first trained one.
+        Needs the modules registered in forward order, which every supported backbone has."""
+        if not 0 <= count <= len(self.stage_names):
+            raise WsssError(f"backbone.frozen_stages: {count} is not valid: this backbone has {len(self.stage_names)} stages")
+        if count == 0:
+            return
+        named = list(self.named_modules())
+        last = self.stage_names[count - 1]
+        end = max(i for i, (name, _) in enumerate(named) if name == last or name.startswith(last + "."))
+        later = [name for name, _ in named[end + 1 :]]
+        whole = {name for name, _ in named[1 : end + 1] if not any(a.startswith(name + ".") for a in later)}
+        self.frozen = tuple(m for name, m in named[1 : end + 1] if name in whole and name.rpartition(".")[0] not in whole)
+        for module in self.frozen:
+            for p in module.parameters():
+                p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -87,6 +114,7 @@ class TinyBackbone(Backbone):
             stages.append(nn.Sequential(_conv_bn(cin, cout, stride, dil), _conv_bn(cout, cout, 1, dil)))
             cin = cout
         self.stages = nn.ModuleList(stages)
+        self.stage_names = tuple(f"stages.{i}" for i in range(len(stages)))
         self.low_channels, self.high_channels, self.level_channels = widths[1], widths[-1], widths
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -112,6 +140,7 @@ class TimmBackbone(Backbone):
             kwargs["output_stride"] = output_stride
         self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
         self.level_channels = tuple(self.body.feature_info.channels())
+        self.stage_names = tuple(f"body.{name}" for name in self.body.feature_info.module_name())
         self.low_channels, self.high_channels = self.level_channels[self.low_index], self.level_channels[-1]
         cfg = self.body.pretrained_cfg
         self.mean, self.std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
@@ -139,6 +168,7 @@ class TorchvisionResNet(Backbone):
         # the stem (stride 4) and layer1 … layer4: irn's five stages
         self.level_channels = (net.conv1.out_channels, *(_block_out(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)))
         self.low_channels, self.high_channels = self.level_channels[1], self.level_channels[-1]
+        self.stage_names = ("stem", "layer1", "layer2", "layer3", "layer4")
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         levels = [self.stem(x)]
@@ -153,8 +183,9 @@ def _block_out(layer: nn.Sequential) -> int:
     return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
 
 
-def build_backbone(name: str, weights: str = "none", output_stride: int = 16) -> Backbone:
-    """Create a backbone; ``weights`` is "none", "imagenet" or a state-dict path."""
+def build_backbone(name: str, weights: str = "none", output_stride: int = 16, frozen_stages: int = 0) -> Backbone:
+    """Create a backbone; ``weights`` is "none", "imagenet" or a state-dict path; the first
+    ``frozen_stages`` levels keep their weights (:meth:`Backbone.freeze_stages`)."""
     pretrained_hub = weights == "imagenet" and not _lite_wheel_available(name)
     if name == "tiny":
         if weights == "imagenet":
@@ -182,6 +213,7 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16) ->
         _load_into(backbone, state, str(path))
     elif pretrained_hub:
         backbone.weights_source = "torchvision hub (DEFAULT weights)" if name.startswith("torchvision:") else "timm hub (pretrained=True)"
+    backbone.freeze_stages(frozen_stages)
     return backbone
 
 
