@@ -3,7 +3,9 @@
     python benchmarks/train_speed.py --data-root ../shared/data/voc2012-subset [--images 96] [--threads 2]
 
 For the CPU preset's two big networks (the lite0 CAM classifier and the lite0 DeepLab v3+, 128
-channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them):
+channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them), and
+the classifier with its stem and first two stages fixed (``backbone.frozen_stages: 2``, the preset's
+since session 9) next to it with every stage trained (the preset before):
 
 - **limit**: forward, backward and SGD step on random tensors of the same shape, no data loading;
   fp32, and bf16 autocast when this CPU or GPU has native bf16 (``runtime.native_bf16``);
@@ -18,6 +20,7 @@ Prints a markdown table; the ratio column is the stage loop's images/s over the 
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -37,8 +40,8 @@ BACKBONE = {"name": "tf_efficientnet_lite0", "weights": "imagenet", "output_stri
 CROP, BATCH = 256, 8
 
 
-def classifier_net():
-    return CamClassifier(build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"]), 20)
+def classifier_net(frozen_stages: int = 0):
+    return CamClassifier(build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"], frozen_stages), 20)
 
 
 def deeplab_net():
@@ -106,8 +109,10 @@ def training_table(data_root: str, images: int = 96, steps: int = 6) -> str:
         return dataset.load_image(image_id), {"mask": load_mask(masks / f"{image_id}.png")}, {}
 
     rng = np.random.default_rng(0)
-    networks = (("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled),
-                 {"labels": torch.from_numpy((rng.random((BATCH, 20)) > 0.85).astype(np.float32))}),
+    labels = {"labels": torch.from_numpy((rng.random((BATCH, 20)) > 0.85).astype(np.float32))}
+    networks = (("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled), labels),
+                ("lite0 CAM classifier, stem + 2 stages fixed", functools.partial(classifier_net, 2), classifier_loss, load_labels,
+                 len(labelled), labels),
                 ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked),
                  {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}))  # fmt: skip
     bf16 = native_bf16(torch.device("cpu"))
