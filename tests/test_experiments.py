@@ -201,6 +201,37 @@ def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
     assert "31.33 ± 1.53" in md and "+2.83 [+0.94, +4.73] |" in md and "+1.00 [+1.00, +1.00] within noise" in md
 
 
+def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat_by_repeat(tmp_path):
+    from wsss_stages.write_leaderboard import write_leaderboard
+
+    by_refinement = [{"crf": 34.0, "none": 30.0, "pamr": 33.0}, {"crf": 37.0, "none": 35.0, "pamr": 38.5}, {"crf": 36.0, "none": 32.0}]
+    summaries = []
+    for index, scores in enumerate(by_refinement):
+        path = tmp_path / "results" / f"e_r{index}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"refinement": "crf", "cam_miou": scores["none"], "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": scores["crf"],
+                                    "pseudo_mask_miou_by_refinement": scores, "seed_split": "train", "val_split": None}))  # fmt: skip
+        summaries.append(f"e_r{index}={path}")
+    out = tmp_path / "board"
+    write_leaderboard(summaries=summaries, groups=[f"e_r{i}=e" for i in range(3)], jobs=[], labels=[], out_md=out.with_suffix(".md"),
+                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    md = out.with_suffix(".md").read_text()
+    table = md[md.index("## Refinements of the same CAMs"):]
+    # crf − none per repeat: 4, 2, 4 → mean 3.33, sd 1.155, t(0.975, 2) = 4.303: ±2.87
+    assert "| e | crf | 3 | 35.67 ± 1.53 | +3.33 [+0.46, +6.20] |" in table
+    assert "| e | none | 3 | 32.33 ± 2.52 | seeds |" in table
+    assert "| e | pamr | 2 | 35.75 ± 3.89 | +3.25 [" in table  # the third repeat has no pamr: paired over two
+
+
+def test_leaderboard_has_no_refinement_table_when_each_experiment_scored_one(tmp_path):
+    from wsss_stages.write_leaderboard import write_leaderboard
+
+    out = tmp_path / "board"
+    write_leaderboard(summaries=[_summary(tmp_path, "a", 30.0, 28.0)], groups=["a=a"], jobs=[], labels=[], out_md=out.with_suffix(".md"),
+                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    assert "Refinements of the same CAMs" not in out.with_suffix(".md").read_text()
+
+
 def test_benchmark_costs_name_jobs_built_in_another_experiment(tmp_path):
     from wsss_stages.write_benchmark import read_job_times
 

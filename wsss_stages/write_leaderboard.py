@@ -4,7 +4,9 @@ results/<leaderboard>.md, .csv and .png.
 One row per experiment, from the metrics.json of each of its repeats: CAM seed mIoU (seed split,
 best threshold), pseudo-mask mIoU after its refinement and final val mIoU, as mean ± std over the
 repeats; for every experiment but the first (the baseline), its paired difference to the baseline
-with a 95 % t-interval (:mod:`wsss_stages.lib.stats`); and the wall time of the jobs a repeat
+with a 95 % t-interval (:mod:`wsss_stages.lib.stats`); when an experiment scored several
+refinements of its CAMs (``make_pseudo_masks.compare``), a second table with each one's mean ± std
+and its paired difference to the seeds; and the wall time of the jobs a repeat
 needs (shared jobs counted in each experiment that reads them, and apart, the jobs built in its own
 folders), and their CPU time, from Snakemake's benchmark files. CPU time does not grow when
 other work shares the machine; wall time does.
@@ -68,6 +70,41 @@ def leaderboard_rows(summaries: list[tuple[str, str]], groups: dict[str, str], l
                     "cpu_seconds": per_repeat(cost["cpu_seconds"]), "jobs_unmeasured": cost["missing"]})  # fmt: skip
         rows.append(row)
     return rows
+
+
+def refinement_rows(summaries: list[tuple[str, str]], groups: dict[str, str]) -> list[dict]:
+    """One row per experiment and refinement it scored (its ``refinement`` and ``compare``), when some
+    experiment scored more than one: pseudo-mask mean ± std over the repeats and the paired difference
+    to the same repeats' seeds (``none``, the CAMs thresholded; no retraining between the two)."""
+    scored: dict[str, list[dict]] = defaultdict(list)
+    for folder, path in summaries:
+        scored[groups.get(folder, folder)].append(read_json(Path(path)).get("pseudo_mask_miou_by_refinement") or {})
+    if all(len(run) <= 1 for runs in scored.values() for run in runs):
+        return []
+    rows = []
+    for name, runs in scored.items():
+        seeds = [run.get("none") for run in runs]
+        for refinement in dict.fromkeys(r for run in runs for r in run):
+            values = [run.get(refinement) for run in runs]
+            mean, std = mean_std(values)
+            pairs = [(v, b) for v, b in zip(values, seeds) if v is not None and b is not None]
+            delta = paired_t_interval(*zip(*pairs)) if refinement != "none" and pairs else (None, None, None)
+            rows.append({"experiment": name, "refinement": refinement, "repeats": sum(v is not None for v in values),
+                         "pseudo_mask_miou": mean, "pseudo_mask_miou_std": std, "delta": delta[0], "delta_lo": delta[1], "delta_hi": delta[2]})  # fmt: skip
+    return rows
+
+
+def render_refinements(rows: list[dict]) -> str:
+    lines = ["## Refinements of the same CAMs", "",
+             "Every refinement an experiment scored on the seed split (`make_pseudo_masks.refinement` and `compare`): mIoU in %, "
+             "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), with its 95 % "
+             "t-interval, marked as above.", "",
+             "| experiment | refinement | n | pseudo-masks | Δ vs seeds |", "| --- | --- | ---: | ---: | --- |"]  # fmt: skip
+    for row in rows:
+        text = fmt(row["pseudo_mask_miou"]) + (f" ± {row['pseudo_mask_miou_std']:.2f}" if row["pseudo_mask_miou_std"] is not None else "")
+        delta = "seeds" if row["refinement"] == "none" else describe_difference(row["delta"], row["delta_lo"], row["delta_hi"])
+        lines.append(f"| {row['experiment']} | {row['refinement']} | {row['repeats']} | {text} | {delta} |")
+    return "\n".join(lines) + "\n"
 
 
 def render_markdown(rows: list[dict]) -> str:
@@ -147,6 +184,9 @@ def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, sum
     rows = leaderboard_rows(named_items(summaries, "summaries"), groups_map, dict(named_items(labels, "labels")), times)
     write_csv(out_csv, rows)
     table = render_markdown(rows)
+    refinements = refinement_rows(named_items(summaries, "summaries"), groups_map)
+    if refinements:
+        table += "\n" + render_refinements(refinements)
     with atomic_path(out_md) as tmp:
         tmp.write_text(table)
     if out_plot:
