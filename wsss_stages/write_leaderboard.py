@@ -46,11 +46,11 @@ def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, 
     return totals
 
 
-def leaderboard_rows(summaries: list[tuple[str, str]], groups: dict[str, str], labels: dict[str, str], times: dict) -> list[dict]:
+def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], labels: dict[str, str], times: dict) -> list[dict]:
     """One row per experiment (in order of first appearance); repeats in the order given."""
     repeats: dict[str, list[dict]] = defaultdict(list)
-    for folder, path in summaries:
-        repeats[groups.get(folder, folder)].append(read_json(Path(path)))
+    for folder, summary in summaries:
+        repeats[groups.get(folder, folder)].append(summary)
     baseline = next(iter(repeats))
     rows = []
     for name, runs in repeats.items():
@@ -72,13 +72,13 @@ def leaderboard_rows(summaries: list[tuple[str, str]], groups: dict[str, str], l
     return rows
 
 
-def refinement_rows(summaries: list[tuple[str, str]], groups: dict[str, str]) -> list[dict]:
+def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -> list[dict]:
     """One row per experiment and refinement it scored (its ``refinement`` and ``compare``), when some
     experiment scored more than one: pseudo-mask mean ± std over the repeats and the paired difference
     to the same repeats' seeds (``none``, the CAMs thresholded; no retraining between the two)."""
     scored: dict[str, list[dict]] = defaultdict(list)
-    for folder, path in summaries:
-        scored[groups.get(folder, folder)].append(read_json(Path(path)).get("pseudo_mask_miou_by_refinement") or {})
+    for folder, summary in summaries:
+        scored[groups.get(folder, folder)].append(summary.get("pseudo_mask_miou_by_refinement") or {})
     if all(len(run) <= 1 for runs in scored.values() for run in runs):
         return []
     rows = []
@@ -181,10 +181,11 @@ def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, sum
     """
     groups_map = dict(named_items(groups, "groups"))
     times = job_times(named_items(jobs, "jobs"), groups_map)
-    rows = leaderboard_rows(named_items(summaries, "summaries"), groups_map, dict(named_items(labels, "labels")), times)
+    loaded = [(folder, read_json(Path(path))) for folder, path in named_items(summaries, "summaries")]
+    rows = leaderboard_rows(loaded, groups_map, dict(named_items(labels, "labels")), times)
     write_csv(out_csv, rows)
     table = render_markdown(rows)
-    refinements = refinement_rows(named_items(summaries, "summaries"), groups_map)
+    refinements = refinement_rows(loaded, groups_map)
     if refinements:
         table += "\n" + render_refinements(refinements)
     with atomic_path(out_md) as tmp:

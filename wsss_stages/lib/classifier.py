@@ -23,7 +23,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib import distributed
 from wsss_stages.lib.artifacts import write_json
 from wsss_stages.lib.declare import import_object, load_plugins
-from wsss_stages.lib.models import CamClassifier, build_backbone, model_meta
+from wsss_stages.lib.models import CamClassifier, backbone_from_config, model_meta
 from wsss_stages.lib.runtime import device_name, pick_device, training_dtype
 from wsss_stages.lib.seed_methods import dataset_mean_rgb, erasing_loader
 from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, save_model,
@@ -72,7 +72,7 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
         log.info("%d of %d training images hold no class (all-negative examples)", negatives, len(ids))
     if len(ids) < training["batch_size"]:
         raise WsssError(f"split '{split}' has {len(ids)} labelled images, fewer than batch_size={training['batch_size']}")
-    features = build_backbone(backbone["name"], backbone["weights"], backbone["output_stride"], backbone.get("frozen_stages", 0))
+    features = backbone_from_config(backbone)
     context = MethodContext(dataset, ids, features.mean, features.std, seed)
     impl = method_implementation(method, method_options, context)
     build = getattr(impl, "build", None)

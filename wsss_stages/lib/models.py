@@ -217,6 +217,12 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16, fr
     return backbone
 
 
+def backbone_from_config(section: dict) -> Backbone:
+    """The backbone a training stage's ``backbone`` config section describes (name, weights,
+    output_stride, frozen_stages; freeze_bn is the training loop's)."""
+    return build_backbone(section["name"], section["weights"], section["output_stride"], section.get("frozen_stages", 0))
+
+
 def _load_into(backbone: Backbone, state: dict[str, torch.Tensor], source: str) -> None:
     target = backbone.body if isinstance(backbone, TimmBackbone) else backbone
     own = target.state_dict()

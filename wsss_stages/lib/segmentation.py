@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from wsss_stages.lib.models import DeepLabV2, DeepLabV3Plus, build_backbone, model_meta
+from wsss_stages.lib.models import DeepLabV2, DeepLabV3Plus, backbone_from_config, model_meta
 from wsss_stages.lib.runtime import training_dtype
 from wsss_stages.lib.training import Augment, EpochDataset, TrainLoop, checkpoint_dir_for, make_optimizer, save_model
 
@@ -19,7 +19,7 @@ RUN_ONLY = ("workers", "checkpoint_every", "checkpoint_steps")  # training setti
 def build_segmentation_net(head: str, head_width: int, backbone: dict, num_classes: int):
     """DeepLab v3+ (``head_width`` channels; 0: the backbone's default) or v2-ASPP on ``backbone``
     (the config section: name, weights, output_stride)."""
-    features = build_backbone(backbone["name"], backbone["weights"], backbone["output_stride"], backbone.get("frozen_stages", 0))
+    features = backbone_from_config(backbone)
     if head == "deeplabv3plus":
         return DeepLabV3Plus(features, num_classes, head_width)
     return DeepLabV2(features, num_classes)
