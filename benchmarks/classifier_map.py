@@ -6,7 +6,7 @@ prints the multi-label mAP (single scale, longer side resized to --size) of each
 the splits asked for, without the background class.
 
     python benchmarks/classifier_map.py --data-root ../shared/data/voc2012-subset \
-        results/voc12_cpu_cam/train_classifier/model.pt results/voc12_cpu_puzzle/train_classifier/model.pt
+        results/voc12_cpu/train_classifier/model.pt results/voc12_cpu_puzzle/train_classifier/model.pt
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ maps once and scores (background-threshold sweep, best mIoU) these sums of them:
 - ``cam, scales normalised`` and ``gradcam, scales normalised``: each scale's map divided by its
   own maximum before the sum, which makes the two methods equal.
 
-    python benchmarks/gradcam_scales.py results/voc12_cpu_cam/train_classifier/model.pt \
+    python benchmarks/gradcam_scales.py results/voc12_cpu/train_classifier/model.pt \
         --data-root ../shared/data/voc2012-subset --split train
 """
 

@@ -10,13 +10,16 @@ from pathlib import Path
 
 from wsss_stages.lib.codedeps import code_files
 from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
+from wsss_stages.lib.experiments import preset_folders
 from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, method_label, node_inputs, node_params,
                                       converted_key, process_count, refinement_pattern, refs, shard_count)
 from wsss_stages.lib.shards import shard_from_folder
 
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
-RUN = Experiments(EXPERIMENT_CONFIGS)
+# With overlays, the base config's own folders (results/<experiment>[_r<r>]) hold what it would build
+# identically, shared across runs (lib/experiments.py, preset_folders).
+RUN = Experiments(EXPERIMENT_CONFIGS, homes=preset_folders(config))
 EXPERIMENTS = RUN.names
 MULTI = len(EXPERIMENTS) > 1  # several experiments or repeats: a leaderboard compares them
 LEADERBOARD = f"results/{config['leaderboard']}"
@@ -32,7 +35,7 @@ shell.prefix(
 CHAINS = refinement_pattern()
 
 wildcard_constraints:
-    exp="|".join(re.escape(name) for name in EXPERIMENTS),
+    exp="|".join(re.escape(name) for name in RUN.folders),
     check="[0-9a-f]{10}",
     convert="[0-9a-f]{10}",
 
@@ -44,8 +47,8 @@ def experiments_pattern(names):
 
 # Per-image stages split into shards (config `shards`, rules/shards.smk): per stage, the experiments whose
 # folders get shard jobs and a gather, and those whose folders get the one job as before.
-SHARDED = {s.name: [e for e in EXPERIMENTS if shard_count(RUN.configs[e], s.name) > 1] for s in REGISTRY.stages.values() if s.shardable}
-UNSHARDED = {name: [e for e in EXPERIMENTS if e not in exps] for name, exps in SHARDED.items()}
+SHARDED = {s.name: [e for e in RUN.folders if shard_count(RUN.configs[e], s.name) > 1] for s in REGISTRY.stages.values() if s.shardable}
+UNSHARDED = {name: [e for e in RUN.folders if e not in exps] for name, exps in SHARDED.items()}
 WHOLE_SHARD = "0/1"
 
 

@@ -1,6 +1,7 @@
 """check_data: every kind of bad data fails before any training, naming the file, all problems at once."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -65,3 +66,25 @@ def test_missing_masks_may_be_allowed_and_are_counted(tree, tmp_path):
     (tree / "SegmentationClass/e.png").unlink()
     report = run_check(tree, tmp_path, allow_missing=True)
     assert report["missing_masks"] == {"count": 1, "first": ["e"]}
+
+
+def test_data_fingerprint_follows_contents_not_modification_times(tree, tmp_path, monkeypatch):
+    from wsss_stages.lib import pipeline
+
+    def fingerprint(root):
+        pipeline.tree_digest.cache_clear()  # one DAG build each
+        return pipeline.data_fingerprint({"dataset": "voc", "data_root": str(root)}, cache_dir=tmp_path / "cache")
+
+    first = fingerprint(tree)
+    image = next((tree / "JPEGImages").iterdir())
+    os.utime(image, ns=(1, 1))  # touched (a copy, a re-mount): same data
+    assert fingerprint(tree) == first
+    reads = []
+    real = pipeline._file_sha1
+    monkeypatch.setattr(pipeline, "_file_sha1", lambda path: reads.append(path.name) or real(path))
+    assert fingerprint(tree) == first and reads == []  # unchanged files come from the hash cache
+    mask = next((tree / "SegmentationClass").iterdir())
+    data = bytearray(mask.read_bytes())
+    data[-1] ^= 1  # same size, same name, other content
+    mask.write_bytes(bytes(data))
+    assert fingerprint(tree) != first and reads == [mask.name]

@@ -10,7 +10,7 @@ import yaml
 from test_pipeline import CONFIG, planned_jobs, snakemake
 from wsss_stages import WsssError
 from wsss_stages.lib.config import validate_config
-from wsss_stages.lib.experiments import deep_merge, expand_experiments
+from wsss_stages.lib.experiments import deep_merge, expand_experiments, preset_folders
 from wsss_stages.lib.pipeline import Experiments, method_label
 
 
@@ -102,9 +102,9 @@ def multi_run(tmp_path_factory):
 def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(multi_run):
     workdir, _ = multi_run
     results = workdir / "results"
-    # one classifier for all three; Grad-CAM has its own CAMs, the CRF experiment reads the CAM experiment's
-    assert (results / "tiny_cam/train_classifier/model.pt").is_file()
-    assert not (results / "tiny_gradcam/train_classifier").exists() and not (results / "tiny_crf/train_classifier").exists()
+    # one classifier for all three, in the base config's own folder; Grad-CAM has its own CAMs, the others read the base's
+    assert (results / "tiny/train_classifier/model.pt").is_file() and (results / "tiny/make_cams/cams/manifest.json").is_file()
+    assert not any((results / f"tiny_{name}/train_classifier").exists() for name in ("cam", "gradcam", "crf"))
     assert (results / "tiny_gradcam/make_cams/cams/manifest.json").is_file() and not (results / "tiny_crf/make_cams").exists()
     assert (results / "tiny_crf/eval_segmentation/crf/metrics.json").is_file() and not (results / "tiny_cam/train_segmentation").exists()
     rows = {r["experiment"]: r for r in csv.DictReader((results / "board.csv").open())}
@@ -132,7 +132,34 @@ def test_changing_one_experiment_reruns_only_its_own_stages(multi_run):
     out = snakemake(workdir, "-n", overlays=(edited,)).stdout
     assert planned_jobs(out) == {"make_cams", "eval_cams", "score_cams", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics",
                                  "write_leaderboard", "all"}  # fmt: skip
-    assert "results/tiny_gradcam/make_cams/cams" in out and "results/tiny_cam/make_cams" not in out
+    assert "results/tiny_gradcam/make_cams/cams" in out and "results/tiny/make_cams" not in out
+
+
+@pytest.mark.integration
+def test_a_plain_run_of_the_base_config_reuses_what_the_overlay_run_built(multi_run):
+    workdir, _ = multi_run
+    base = Path(workdir / "base.yaml")
+    base.write_text(yaml.safe_dump({k: v for k, v in OVERLAY.items() if k not in ("experiments", "leaderboard")}))
+    out = snakemake(workdir, "-n", overlays=(base,)).stdout
+    assert "Nothing to be done" in out or not planned_jobs(out) & {"check_data", "train_classifier", "make_cams", "eval_cams"}
+
+
+def test_the_base_config_owns_what_it_would_build_identically():
+    config = tiny(cam={"repeats": 2}, gradcam={"make_cams": {"cam_type": "gradcam"}}, crf={"make_pseudo_masks": {"refinement": "crf"}})
+    homes = preset_folders(config)
+    assert list(homes) == ["tiny", "tiny_r1"] and [c["seed"] for c in homes.values()] == [0, 1]
+    run = Experiments(expand_experiments(config), homes)
+    assert run.names == ["tiny_cam", "tiny_cam_r1", "tiny_gradcam", "tiny_crf"] and run.folders[:2] == ["tiny", "tiny_r1"]
+    assert run.owner("tiny_cam", ("train_classifier", "")) == "tiny" and run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny"
+    assert run.owner("tiny_cam_r1", ("make_cams", "")) == "tiny_r1"
+    assert run.owner("tiny_gradcam", ("make_cams", "")) == "tiny_gradcam"
+    # the base's refinement is the config file's (crf): the crf experiment's pseudo-masks are the base's too
+    assert run.owner("tiny_crf", ("make_pseudo_masks", "crf")) == "tiny"
+    # each experiment keeps its own summary
+    assert run.owner("tiny_cam", ("summarize_metrics", "")) == "tiny_cam"
+    assert preset_folders(validate_config(yaml.safe_load(CONFIG.read_text()))) == {}
+    with pytest.raises(WsssError, match=r"results/tiny_r1"):
+        Experiments(expand_experiments(tiny(r1={"seed": 5})), preset_folders(tiny(r1={"seed": 5}, x={"repeats": 2})))
 
 
 def test_repeats_expand_into_seeded_folders():

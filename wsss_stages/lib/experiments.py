@@ -2,6 +2,9 @@
 
 An experiment is the base config with an overlay from ``experiments:`` deep-merged onto it
 (mappings merge, everything else replaces). Its results folder is ``results/<experiment>_<name>/``.
+The base config itself keeps ``results/<experiment>/`` (its *home*, :func:`preset_folders`): what an
+experiment would build exactly as the base does is built there, so a plain run of the preset and
+every overlay run on it share those files across runs.
 
 Which artifacts they share is decided in :mod:`wsss_stages.lib.pipeline` (``Experiments``).
 Light on imports on purpose (the Snakefile imports it).
@@ -55,6 +58,18 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise WsssError(str(error).replace("config key '", f"config key 'experiments.{name}.")) from None
         experiments.update(with_repeats(f"{config['experiment']}_{name}", merged))
     return experiments
+
+
+def preset_folders(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The base config's own folders (its home), when the run has overlays: ``results/<experiment>/``
+    and, when experiments repeat, ``<experiment>_r<r>`` for as many repeats as the most-repeated
+    experiment, each the base config with that repeat's seed. Without overlays the run is the base."""
+    overlays = config.get("experiments") or {}
+    if not overlays:
+        return {}
+    base = {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
+    most = max([config.get("repeats", 1), *((o or {}).get("repeats", 1) for o in overlays.values() if isinstance(o, dict))])
+    return dict(with_repeats(config["experiment"], {**base, "repeats": most}))
 
 
 def with_repeats(folder: str, config: dict[str, Any]):

@@ -184,11 +184,23 @@ class Experiments:
     file, so the node is built once, in the folder of the first experiment that uses it (its
     *owner*), and the others read it there."""
 
-    def __init__(self, experiments: dict[str, dict[str, Any]]):
-        self.configs = experiments
+    def __init__(self, experiments: dict[str, dict[str, Any]], homes: dict[str, dict[str, Any]] | None = None):
+        homes = homes or {}
+        for name in set(experiments) & set(homes):
+            if experiments[name] != homes[name]:
+                raise WsssError(f"invalid config:\n  experiment folder 'results/{name}' is also the base config's own folder; rename the overlay in 'experiments'")
+        self.experiments = list(experiments)
+        self.homes = [name for name in homes if name not in experiments]
+        self.configs = {**homes, **experiments}
 
     @property
     def names(self) -> list[str]:
+        """The run's experiments (and their repeats): what it summarises and compares."""
+        return self.experiments
+
+    @property
+    def folders(self) -> list[str]:
+        """Every folder the run may build in: the experiments' and the base config's own (``homes``)."""
         return list(self.configs)
 
     @lru_cache(maxsize=None)
@@ -203,10 +215,11 @@ class Experiments:
 
     @lru_cache(maxsize=None)
     def owner(self, experiment: str, node: Node) -> str:
-        """The first experiment that uses ``node`` and builds it exactly as ``experiment`` would
-        (``experiment`` itself when none does, e.g. for nodes only a benchmark target asks for)."""
+        """The base config's own folder when the base builds ``node`` exactly as ``experiment``
+        would (so that runs with and without overlays share it), else the first experiment that
+        does (``experiment`` itself when none does, e.g. for nodes only a benchmark target asks for)."""
         mine = self.signature(experiment, node)
-        return next((name for name in self.names if node in self.used_nodes(name) and self.signature(name, node) == mine), experiment)
+        return next((name for name in [*self.homes, *self.names] if node in self.used_nodes(name) and self.signature(name, node) == mine), experiment)
 
     @lru_cache(maxsize=None)
     def used_nodes(self, experiment: str) -> frozenset[Node]:
@@ -268,21 +281,70 @@ def data_check_key(cfg: dict) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def data_fingerprint(cfg: dict) -> str:
-    """Identity of the data a run reads (file names, sizes and modification times of the tree's
-    folders; the demo's settings for the generated demo): the check reruns when it changes."""
+DATA_FOLDERS = ("ImageSets/Segmentation", "JPEGImages", "Annotations", "SegmentationClass", "SegmentationClassAug", "SaliencyMaps")
+HASH_CACHE = Path(".snakemake/wsss/data-hashes")  # relative to the workflow directory
+
+
+def data_fingerprint(cfg: dict, cache_dir: Path | None = HASH_CACHE) -> str:
+    """Identity of the data a run reads (the names and contents of the tree's files; the demo's
+    settings for the generated demo): the check reruns when it changes."""
     if cfg["dataset"] == "demo":
         return "demo:" + json.dumps(cfg["make_demo_data"], sort_keys=True)
     if converted_key(cfg):  # the converted tree is an artifact: the check follows its manifest (an input)
         return f"converted:{converted_key(cfg)}"
-    digest = hashlib.sha1()
-    root = Path(cfg["data_root"])
-    for folder in ("ImageSets/Segmentation", "JPEGImages", "Annotations", "SegmentationClass", "SegmentationClassAug", "SaliencyMaps"):
-        if (root / folder).is_dir():
-            for entry in sorted(os.scandir(root / folder), key=lambda e: e.name):
-                stat = entry.stat()
-                digest.update(f"{folder}/{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    for extra in ("classes.txt",):
-        if (root / extra).is_file():
-            digest.update(f"{extra}|{(root / extra).stat().st_mtime_ns}".encode())
+    return tree_digest(str(cfg["data_root"]), None if cache_dir is None else str(cache_dir))
+
+
+@lru_cache(maxsize=None)
+def tree_digest(root: str, cache_dir: str | None) -> str:
+    """SHA-1 over the names and content hashes of a VOC tree's data files.
+
+    Contents, not modification times: a tree copied to a node's scratch disk, re-mounted or
+    re-extracted is the same data and must not retrain everything downstream of the check. A
+    file's hash is cached under ``cache_dir`` by (size, mtime), so only new or touched files are
+    read again (the first look at full VOC reads its ~2 GB once)."""
+    base = Path(root)
+    files = [(f"{folder}/{entry.name}", entry) for folder in DATA_FOLDERS if (base / folder).is_dir()
+             for entry in sorted(os.scandir(base / folder), key=lambda e: e.name) if entry.is_file()]
+    files += [(extra, base / extra) for extra in ("classes.txt",) if (base / extra).is_file()]
+    cache_file = Path(cache_dir) / (hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16] + ".json") if cache_dir else None
+    cache = _read_hash_cache(cache_file)
+    fresh, digest = {}, hashlib.sha1()
+    for name, entry in files:
+        stat = entry.stat()
+        known = cache.get(name)
+        if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+            content = known[2]
+        else:
+            content = _file_sha1(base / name)
+        fresh[name] = [stat.st_size, stat.st_mtime_ns, content]
+        digest.update(f"{name}|{content}\n".encode())
+    if cache_file and fresh != cache:
+        _write_hash_cache(cache_file, fresh)
     return digest.hexdigest()
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_hash_cache(path: Path | None) -> dict:
+    try:
+        data = json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):  # absent or unreadable: everything is hashed again
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_hash_cache(path: Path, data: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except OSError:  # a read-only workflow directory: the fingerprint is right, only slower next time
+        pass
