@@ -24,7 +24,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES)
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q --durations=15 tests
 
 # The real-data run on the CPU preset; DATA_ROOT points at a VOC2012-layout tree.
 DATA_ROOT ?= ../shared/data/voc2012-subset
