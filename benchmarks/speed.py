@@ -127,12 +127,12 @@ def training_report(data_root: str, threads: int, record: Path) -> str:
 
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
-    from wsss_stages.lib.pipeline import Experiments, job_name
+    from wsss_stages.lib.pipeline import Experiments, job_files
     from wsss_stages.lib.reports import read_job_time
 
     name = config["experiment"]
-    jobs = [job_name(node) for node in Experiments({name: config}).used_nodes(name)]
-    times = [read_job_time(bench_dir / f"{job}.tsv") for job in [*jobs, "summarize_metrics"]]
+    jobs = [job for node in Experiments({name: config}).used_nodes(name) for job in job_files(config, node)]  # shards: each shard and the gather
+    times = [read_job_time(bench_dir / f"{job}.tsv") for job in jobs]
     return sum(t["seconds"] or 0 for t in times if t)
 
 

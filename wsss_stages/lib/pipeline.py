@@ -182,7 +182,9 @@ class Experiments:
     A node's *signature* is what its job receives: its parameters, the data it reads, and the
     signatures of the nodes it reads. Two experiments whose signatures agree would build the same
     file, so the node is built once, in the folder of the first experiment that uses it (its
-    *owner*), and the others read it there."""
+    *owner*), and the others read it there. With ``homes`` (the base config's own folders,
+    :func:`~wsss_stages.lib.experiments.preset_folders`) a node the base builds identically is
+    owned by the base's folder, which runs with and without overlays share."""
 
     def __init__(self, experiments: dict[str, dict[str, Any]], homes: dict[str, dict[str, Any]] | None = None):
         homes = homes or {}
