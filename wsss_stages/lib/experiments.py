@@ -33,6 +33,11 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
+def base_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's config without its overlays: what every experiment is merged onto."""
+    return {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
+
+
 def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Folder name → validated config of each experiment and each of its repeats.
 
@@ -41,7 +46,7 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     trains with ``seed + r`` in ``<folder>_r<r>``. Every config also gets ``repeat``: ``{"of": the
     experiment's folder, "index": r}`` (set after validation: it is not a config key)."""
     overlays = config.get("experiments") or {}
-    base = {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
+    base = base_config(config)
     if not overlays:
         return dict(with_repeats(config["experiment"], base))
     experiments = {}
@@ -67,7 +72,7 @@ def preset_folders(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     overlays = config.get("experiments") or {}
     if not overlays:
         return {}
-    base = {k: v for k, v in config.items() if k not in ("experiments", "leaderboard")}
+    base = base_config(config)
     most = max([config.get("repeats", 1), *((o or {}).get("repeats", 1) for o in overlays.values() if isinstance(o, dict))])
     return dict(with_repeats(config["experiment"], {**base, "repeats": most}))
 
