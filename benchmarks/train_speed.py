@@ -12,9 +12,11 @@ since session 9) next to it with every stage trained (the preset before):
 - **stage loop**: ``training.TrainLoop``, the loop every training stage runs, over ``--images`` real
   images with the stage's augmentation (the classifier on image labels, DeepLab on the ground-truth
   masks), with 0 and 1 DataLoader workers. It reports images/s and the share of the wall time spent
-  waiting for the next batch (``TrainLoop.timing``, also logged by every training stage per epoch).
+  waiting for the next batch (``TrainLoop.timing``, also logged by every training stage per epoch);
+  where bf16 is native, the loop again under bf16 autocast (``training.precision: bf16``).
 
-Prints a markdown table; the ratio column is the stage loop's images/s over the fp32 limit's.
+Prints a markdown table; the ratio columns are the best fp32 stage loop's images/s over the fp32
+limit's, and the bf16 loop's over the best fp32 loop's (the speed-up a stage gets from bf16).
 """
 
 from __future__ import annotations
@@ -80,15 +82,16 @@ def limit(make_net, loss_fn, targets: dict, dtype, steps: int) -> float:
     return BATCH * steps / (time.perf_counter() - start)
 
 
-def stage_loop(make_net, loss_fn, load, count: int, workers: int) -> dict:
-    """TrainLoop's own images/s and data-waiting share over ``count`` real images (one epoch, fp32)."""
+def stage_loop(make_net, loss_fn, load, count: int, workers: int, dtype=None) -> dict:
+    """TrainLoop's own images/s and data-waiting share over ``count`` real images (one epoch; fp32, or
+    autocast to ``dtype`` as a stage with ``training.precision`` bf16 runs it)."""
     torch.manual_seed(0)
     net = make_net()
     optimizer = make_optimizer(net, net.head_parameters(), 1e-3, 10, 1e-4, 0.9)
     augment = Augment(CROP, (0.5, 1.0), net.backbone.mean, net.backbone.std, 0)
     with tempfile.TemporaryDirectory() as checkpoints:
         loop = TrainLoop(net, optimizer, EpochDataset(count, load, augment), BATCH, 1, torch.device("cpu"), Path(checkpoints), {},
-                         freeze_bn=True, workers=workers)  # fmt: skip
+                         freeze_bn=True, workers=workers, dtype=dtype)  # fmt: skip
         loop.run(loss_fn)
     return loop.timing[-1]
 
@@ -120,15 +123,20 @@ def training_table(data_root: str, images: int = 96, steps: int = 6) -> str:
              f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}); {CROP} px crops, batch {BATCH}, channels-last, BatchNorm frozen; "
              f"stage loop over {images} real images", "",
              "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
-             "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit | stage loop bf16, 0 workers "
+             "| bf16 loop / best fp32 loop |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for name, make_net, loss_fn, load, count, targets in networks:
         fp32 = limit(make_net, loss_fn, targets, None, steps)
         half = f"{limit(make_net, loss_fn, targets, torch.bfloat16, steps):.1f}" if bf16 else "not native"
         loops = [stage_loop(make_net, loss_fn, load, count, workers) for workers in (0, 1)]
         cells = [f"{t['images_per_s']:.1f} ({t['data_share']:.0f} %)" for t in loops]
         best = max(t["images_per_s"] for t in loops)
-        lines.append(f"| {name} | {fp32:.1f} | {half} | {cells[0]} | {cells[1]} | {best / fp32:.2f} |")
+        bf16_cells = ["not native", ""]
+        if bf16:
+            fast = stage_loop(make_net, loss_fn, load, count, 0, torch.bfloat16)
+            bf16_cells = [f"{fast['images_per_s']:.1f} ({fast['data_share']:.0f} %)", f"{fast['images_per_s'] / best:.2f}"]
+        lines.append(f"| {name} | {fp32:.1f} | {half} | {cells[0]} | {cells[1]} | {best / fp32:.2f} | {' | '.join(bf16_cells)} |")
     return "\n".join(lines)
 
 

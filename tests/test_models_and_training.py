@@ -163,7 +163,7 @@ def test_training_precision_choices():
 
     cpu = torch.device("cpu")
     assert training_dtype("fp32", cpu) is None and training_dtype("bf16", cpu) is torch.bfloat16
-    assert training_dtype("auto", cpu) in (None, torch.bfloat16)
+    assert training_dtype("auto", cpu) is None  # measured slower in bf16 on every CPU kind, AMX included
     with pytest.raises(WsssError, match="CUDA"):
         training_dtype("fp16", cpu)
 

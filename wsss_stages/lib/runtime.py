@@ -72,9 +72,12 @@ def inference_dtype(precision: str, device: "torch.device") -> "torch.dtype | No
 
 def training_dtype(precision: str, device: "torch.device") -> "torch.dtype | None":
     """Autocast dtype for training: ``fp32`` → None; ``bf16``; ``fp16`` (CUDA only, with a gradient
-    scaler); ``auto`` → bf16 on GPUs that have it, fp16 on those that do not (V100, T4), bf16 on CPUs
-    with AMX, fp32 on other CPUs: on an AVX512-BF16 CPU without AMX a lite0 training step ran
-    0.71x as fast in bf16 (``benchmarks/precision.py``), though inference ran 1.53x as fast."""
+    scaler); ``auto`` → bf16 on GPUs that have it, fp16 on those that do not (V100, T4), and fp32 on
+    every CPU. bf16 inference pays on CPUs with AMX or AVX512-BF16, but a lite0 training step
+    (``benchmarks/precision.py``, ``benchmarks/train_speed.py``) ran slower in bf16 on each CPU kind
+    measured: 0.71x on an AVX512-BF16 Xeon without AMX, 0.69x (classifier, stem + 2 stages fixed) to
+    0.97x (DeepLab v3+) on an AMX Xeon, 0.06x where bf16 is emulated (AVX2 only). ``bf16`` still
+    selects it, for CPUs where a measurement says it pays."""
     import torch
 
     if precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -84,8 +87,7 @@ def training_dtype(precision: str, device: "torch.device") -> "torch.dtype | Non
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return torch.bfloat16 if probe and probe() else None
+        return None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
