@@ -85,8 +85,10 @@ def test_affinity_reports_of_shards_merge_to_the_report_of_all_images():
 
 
 # ============================================================================ the DAG: sharded = unsharded
+# fp32 inference, and short training (what is compared is sharded against whole, not what the networks learn)
 FP32 = ['make_cams={"scales": [1.0, 0.5], "flip": true, "precision": "fp32"}',
-        'predict_segmentation={"scales": [1.0], "flip": false, "precision": "fp32"}']
+        'predict_segmentation={"scales": [1.0], "flip": false, "precision": "fp32"}',
+        "train_classifier={training: {epochs: 4}}", "train_affinitynet={epochs: 1}", "train_segmentation={training: {epochs: 1}}"]
 PER_IMAGE_FOLDERS = ["make_cams/cams", "make_cams/val_cams", "refine_crf/cams/scores", "random_walk/cams/maps", "random_walk/cams/figures",
                      "make_pseudo_masks/crf/masks", "make_pseudo_masks/none/masks", "make_pseudo_masks/rw/masks",
                      "predict_segmentation/crf/masks"]  # fmt: skip

@@ -18,8 +18,10 @@ pytest.importorskip("snakemake_executor_plugin_slurm")
 pytestmark = pytest.mark.integration
 
 CONFIG = Path(__file__).with_name("tiny_config.yaml")
-# a micro DAG that stops at the pseudo-masks, with make_cams in two shards (each its own cluster job)
-SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: crf, compare: [none]}", "shards={make_cams: 2}"]
+# a micro DAG that stops at the pseudo-masks, with make_cams in two shards (each its own cluster job); the
+# classifier trains 2 epochs: what is tested is the submission, not what it learns
+SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: crf, compare: [none]}", "shards={make_cams: 2}",
+            "train_classifier={training: {epochs: 2}}"]
 
 
 def profile(tmp_path: Path, account: bool = True, **changes) -> Path:
