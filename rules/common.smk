@@ -11,7 +11,7 @@ from pathlib import Path
 from wsss_stages.lib.codedeps import code_files
 from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.experiments import preset_folders
-from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, method_label, node_inputs, node_params,
+from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, linked_data_root, method_label, node_inputs, node_params,
                                       converted_key, process_count, refinement_pattern, refs, shard_count)
 from wsss_stages.lib.shards import shard_from_folder
 
@@ -97,9 +97,10 @@ def data_input(cfg):
 
 
 def data_root(cfg):
+    """The tree the stages read: the demo's, a converted one, or a VOC tree through its content-named link."""
     if cfg["dataset"] == "demo":
         return DEMO_ROOT
-    return converted_root(cfg) if converted_key(cfg) else str(cfg["data_root"])
+    return converted_root(cfg) if converted_key(cfg) else linked_data_root(cfg)
 
 
 def conversion_sources(cfg):

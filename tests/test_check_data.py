@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,24 @@ def test_data_fingerprint_follows_contents_not_modification_times(tree, tmp_path
     data[-1] ^= 1  # same size, same name, other content
     mask.write_bytes(bytes(data))
     assert fingerprint(tree) != first and reads == [mask.name]
+
+
+def test_the_stages_read_a_tree_through_a_link_named_by_its_contents(tree, tmp_path):
+    import shutil
+
+    from wsss_stages.lib import pipeline
+
+    links = tmp_path / "links"
+    moved = tmp_path / "scratch" / "VOC2012"
+    shutil.copytree(tree, moved)
+    first = pipeline.linked_data_root({"dataset": "voc", "data_root": str(tree)}, links)
+    assert Path(first).resolve() == tree.resolve()
+    second = pipeline.linked_data_root({"dataset": "voc", "data_root": str(moved)}, links)
+    assert second == first and Path(second).resolve() == moved.resolve()  # same data, same path: nothing reruns
+    mask = next((moved / "SegmentationClass").iterdir())
+    mask.write_bytes(mask.read_bytes()[:-1])
+    pipeline.tree_digest.cache_clear()
+    assert pipeline.linked_data_root({"dataset": "voc", "data_root": str(moved)}, links) != first  # other data
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")  # a workflow directory where no link can be made
+    assert pipeline.linked_data_root({"dataset": "voc", "data_root": str(tree)}, blocked / "links") == str(tree)

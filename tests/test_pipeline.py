@@ -206,6 +206,30 @@ def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):
     assert not (workdir / "results" / "tiny" / "train_classifier").exists()
 
 
+def test_the_same_data_at_another_path_reruns_nothing(tmp_path):
+    """A VOC tree copied to a node's scratch disk or mounted elsewhere: the check and the stages are up to date."""
+    import shutil
+
+    from conftest import write_voc_tree
+
+    ids = [f"i{n}" for n in range(10)]
+    root = write_voc_tree(tmp_path / "home" / "VOC2012", {"train_aug": ids, "train": ids[:5], "val": ids[5:]})
+    workdir = tmp_path / "run"
+
+    def run(data_root, *args):
+        return snakemake(workdir, *args, "--until", "train_classifier", "--config", "dataset=voc", f"data_root={data_root}",
+                         "mask_folder=SegmentationClass", "train_classifier={training: {epochs: 1}}")  # fmt: skip
+
+    run(root)
+    assert (workdir / "results" / "tiny" / "train_classifier" / "model.pt").is_file()
+    moved = tmp_path / "scratch" / "VOC2012"
+    shutil.move(root, moved)
+    plan = run(moved, "-n")
+    assert "Job stats:" in plan.stdout and planned_jobs(plan.stdout) == set(), plan.stdout[-2000:]
+    (moved / "Annotations" / "i0.xml").write_text((moved / "Annotations" / "i0.xml").read_text().replace("<object>", "<object> ", 1))
+    assert "check_data" in planned_jobs(run(moved, "-n").stdout)  # other contents: checked again
+
+
 def test_a_job_python_without_the_dependencies_stops_the_run_at_once(tmp_path):
     """`.venv/bin/snakemake` without the venv activated: jobs would run a bare `python`."""
     bare = tmp_path / "bare"

@@ -147,7 +147,7 @@ def check_data(*, data_root: Path, out_report: Path, splits: list[str], scored_s
         raise WsssError(f"{len(problems)} problem(s) in {dataset.root}:\n  {listed}")
     if missing:
         log.warning("%d scored image(s) have no mask and will not be scored, first: %s", len(missing), missing[:5])
-    report = {"data_root": str(dataset.root), "fingerprint": fingerprint, "images": len(unique),
+    report = {"data_root": str(Path(dataset.root).resolve()), "fingerprint": fingerprint, "images": len(unique),
               "splits": {s: len(ids) for s, ids in members.items()}, "saliency_maps": saliency,
               "missing_masks": {"count": len(missing), "first": missing[:10]}, "seconds": round(seconds, 2),
               "seconds_per_1000_images": round(1000 * seconds / max(len(unique), 1), 2)}  # fmt: skip

@@ -263,9 +263,10 @@ def method_label(cfg: dict) -> str:
 
 # ============================================================================ the data check
 def data_identity(cfg: dict) -> list:
-    """Which data a config reads: a tree, or the demo's generator settings."""
+    """Which data a config reads: a VOC tree by its contents (not its path, so that a tree moved to a
+    node's scratch disk is the same data), or the demo's, COCO's or a folder's settings."""
     settings = {"demo": cfg["make_demo_data"], "coco": cfg["coco"], "folder": cfg["folder"]}.get(cfg["dataset"])
-    return [cfg["dataset"], cfg["data_root"] if cfg["dataset"] == "voc" else None, settings]
+    return [cfg["dataset"], data_fingerprint(cfg) if cfg["dataset"] == "voc" else None, settings]
 
 
 def converted_key(cfg: dict) -> str | None:
@@ -295,6 +296,28 @@ def data_fingerprint(cfg: dict, cache_dir: Path | None = HASH_CACHE) -> str:
     if converted_key(cfg):  # the converted tree is an artifact: the check follows its manifest (an input)
         return f"converted:{converted_key(cfg)}"
     return tree_digest(str(cfg["data_root"]), None if cache_dir is None else str(cache_dir))
+
+
+DATA_LINKS = HASH_CACHE.parent / "data"  # .snakemake/wsss/data, beside the hash cache
+
+
+def linked_data_root(cfg: dict, links: Path = DATA_LINKS) -> str:
+    """The path the stages are given for a VOC tree: a symlink named by the tree's contents
+    (``links/<fingerprint>`` → the tree), so that a rule's parameters, and with them what Snakemake
+    reruns, do not change when the same data moves to another path. In a read-only workflow
+    directory the tree's own path is given instead (moving the tree then reruns the stages)."""
+    target = Path(cfg["data_root"]).resolve()
+    link = links / data_fingerprint(cfg, cache_dir=links.parent / HASH_CACHE.name)[:16]
+    try:
+        if not (link.is_symlink() and Path(os.readlink(link)) == target):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target, target_is_directory=True)
+            os.replace(tmp, link)  # atomic: cluster jobs parsing the workflow at once all see a whole link
+    except OSError:
+        return str(cfg["data_root"])
+    return str(link)
 
 
 @lru_cache(maxsize=None)
