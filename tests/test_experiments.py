@@ -78,6 +78,7 @@ def test_method_labels():
 
 OVERLAY = {
     "leaderboard": "board",
+    "train_classifier": {"training": {"epochs": 4}},  # what is tested is the sharing and the board, not the learning
     "make_pseudo_masks": {"refinement": "none", "compare": []},
     "train_segmentation": {"enabled": False},
     "experiments": {
