@@ -18,9 +18,10 @@ pytest.importorskip("snakemake_executor_plugin_slurm")
 pytestmark = pytest.mark.integration
 
 CONFIG = Path(__file__).with_name("tiny_config.yaml")
-# a micro DAG that stops at the pseudo-masks, with make_cams in two shards (each its own cluster job); the
-# classifier trains 2 epochs: what is tested is the submission, not what it learns
-SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: crf, compare: [none]}", "shards={make_cams: 2}",
+# a micro DAG that stops at the seeds' pseudo-masks, with make_cams in two shards (each its own cluster job); the
+# classifier trains 2 epochs: what is tested is the submission, not what it learns. Every job in a chain costs
+# the plugin's status polling (~13 s), so the CRF's three (tune, refine, masks) are left out.
+SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: none, compare: []}", "shards={make_cams: 2}",
             "train_classifier={training: {epochs: 2}}"]
 
 
@@ -72,7 +73,7 @@ def test_the_dag_completes_on_the_cluster(cluster_run):
     assert metrics["pseudo_mask_miou"] > 0
     rules = [rule_of(entry) for entry in submissions(tmp_path)]
     assert rules.count("make_cams_shard") == 2 and rules.count("make_cams_gather") == 1
-    assert {"check_data", "train_classifier", "refine_crf", "make_pseudo_masks", "summarize_metrics"} <= set(rules)
+    assert {"check_data", "train_classifier", "eval_cams", "make_pseudo_masks", "summarize_metrics"} <= set(rules)
 
 
 def test_every_job_asks_for_what_its_rule_declares(cluster_run):
