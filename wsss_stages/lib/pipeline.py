@@ -309,7 +309,7 @@ def linked_data_root(cfg: dict, links: Path = DATA_LINKS) -> str:
     target = Path(cfg["data_root"]).resolve()
     link = links / data_fingerprint(cfg, cache_dir=links.parent / HASH_CACHE.name)[:16]
     try:
-        if not (link.is_symlink() and Path(os.readlink(link)) == target):
+        if not (link.is_symlink() and link.readlink() == target):
             link.parent.mkdir(parents=True, exist_ok=True)
             tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
             tmp.unlink(missing_ok=True)
