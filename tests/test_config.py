@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from wsss_stages import WsssError
@@ -55,6 +57,28 @@ def test_repository_configs_are_valid(tmp_path):
             (tmp_path / "a.json").write_text("{}")
             data["coco"] = {"splits": {"train": {"images": str(tmp_path), "annotations": str(tmp_path / "a.json")}}}
         validate_config(data)
+
+
+OVERLAYS = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.glob("*.yaml")))
+@pytest.mark.parametrize("preset", ["config.yaml", "configs/voc12_cpu.yaml", "configs/voc12.yaml"])
+def test_every_experiment_overlay_expands_on_every_preset(tmp_path, preset, overlay):
+    """A typo in an overlay would otherwise surface only once someone points it at real data."""
+    from conftest import REPO
+
+    from wsss_stages.lib.experiments import deep_merge, expand_experiments
+
+    config = deep_merge(load_config_file(REPO / preset), load_config_file(OVERLAYS / overlay))
+    if config.get("dataset") == "voc":
+        config["data_root"] = str(tmp_path)
+    validated = validate_config(config)
+    folders = expand_experiments(validated)
+    named = config.get("experiments") or {}
+    assert {f"{validated['experiment']}_{name}" for name in named} <= set(folders)
+    repeats = [(o or {}).get("repeats", config.get("repeats", 1)) for o in named.values()] or [config.get("repeats", 1)]
+    assert len(folders) == sum(repeats)
 
 
 def test_bad_yaml_file_is_named(tmp_path):

@@ -251,6 +251,28 @@ def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat
     assert "| e | pamr | 2 | 35.75 ± 3.89 | +3.25 [" in table  # the third repeat has no pamr: paired over two
 
 
+def test_the_refinement_table_gives_what_the_last_link_of_a_chain_adds(tmp_path):
+    from wsss_stages.write_leaderboard import write_leaderboard
+
+    by_refinement = [{"none": 30.0, "pamr": 33.0, "pamr+crf": 34.0, "scg": 32.0, "scg+pamr": 35.0},
+                     {"none": 31.0, "pamr": 34.0, "pamr+crf": 34.5, "scg": 32.0, "scg+pamr": 34.0}]
+    summaries = []
+    for index, scores in enumerate(by_refinement):
+        path = tmp_path / f"e_r{index}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"refinement": "pamr", "cam_miou": scores["none"], "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": scores["pamr"],
+                                    "pseudo_mask_miou_by_refinement": scores, "seed_split": "train", "val_split": None}))  # fmt: skip
+        summaries.append(f"e_r{index}={path}")
+    out = tmp_path / "board"
+    write_leaderboard(summaries=summaries, groups=["e_r0=e", "e_r1=e"], jobs=[], labels=[], out_md=out.with_suffix(".md"),
+                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    table = out.with_suffix(".md").read_text().split("## Refinements of the same CAMs")[1]
+    # pamr+crf − pamr: 1.0, 0.5 → +0.75, sd 0.354, t(0.975, 1) = 12.71: ±3.18; scg+pamr − scg: 3, 2 → +2.50 ± 6.35
+    assert "| e | pamr+crf | 2 | 34.25 ± 0.35 | +3.75 [" in table and "| vs pamr: +0.75 [-2.43, +3.93] within noise |" in table
+    assert "| vs scg: +2.50 [-3.85, +8.85] spans 0 |" in table
+    assert "| e | pamr | 2 | 33.50 ± 0.71 | +3.00 [+3.00, +3.00] |  |" in table  # one link: nothing to add
+
+
 def test_leaderboard_has_no_refinement_table_when_each_experiment_scored_one(tmp_path):
     from wsss_stages.write_leaderboard import write_leaderboard
 

@@ -62,8 +62,7 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
             values = [run.get(summary_key) for run in runs]
             row[key], row[f"{key}_std"] = mean_std(values)
             base = [run.get(summary_key) for run in repeats[baseline]]
-            pairs = [(v, b) for v, b in zip(values, base) if v is not None and b is not None]
-            delta = paired_t_interval(*zip(*pairs)) if name != baseline and pairs else (None, None, None)
+            delta = paired_to(values, base) if name != baseline else (None, None, None)
             row[f"delta_{key}"], row[f"delta_{key}_lo"], row[f"delta_{key}_hi"] = delta
         per_repeat = (lambda v: None if v is None else v / n)  # noqa: E731
         row.update({"wall_seconds": per_repeat(cost["seconds"]), "own_wall_seconds": per_repeat(cost["own_seconds"]),
@@ -74,8 +73,9 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
 
 def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -> list[dict]:
     """One row per experiment and refinement it scored (its ``refinement`` and ``compare``), when some
-    experiment scored more than one: pseudo-mask mean ± std over the repeats and the paired difference
-    to the same repeats' seeds (``none``, the CAMs thresholded; no retraining between the two)."""
+    experiment scored more than one: pseudo-mask mean ± std over the repeats, the paired difference
+    to the same repeats' seeds (``none``, the CAMs thresholded; no retraining between the two) and, for
+    a chain, to the chain without its last link (``pamr+crf`` against ``pamr``: what the CRF adds)."""
     scored: dict[str, list[dict]] = defaultdict(list)
     for folder, summary in summaries:
         scored[groups.get(folder, folder)].append(summary.get("pseudo_mask_miou_by_refinement") or {})
@@ -83,27 +83,38 @@ def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -
         return []
     rows = []
     for name, runs in scored.items():
-        seeds = [run.get("none") for run in runs]
         for refinement in dict.fromkeys(r for run in runs for r in run):
             values = [run.get(refinement) for run in runs]
             mean, std = mean_std(values)
-            pairs = [(v, b) for v, b in zip(values, seeds) if v is not None and b is not None]
-            delta = paired_t_interval(*zip(*pairs)) if refinement != "none" and pairs else (None, None, None)
+            prefix = refinement.rpartition("+")[0]
+            delta = paired_to(values, [run.get("none") for run in runs]) if refinement != "none" else (None, None, None)
+            link = paired_to(values, [run.get(prefix) for run in runs]) if prefix else (None, None, None)
             rows.append({"experiment": name, "refinement": refinement, "repeats": sum(v is not None for v in values),
-                         "pseudo_mask_miou": mean, "pseudo_mask_miou_std": std, "delta": delta[0], "delta_lo": delta[1], "delta_hi": delta[2]})  # fmt: skip
+                         "pseudo_mask_miou": mean, "pseudo_mask_miou_std": std, "delta": delta[0], "delta_lo": delta[1], "delta_hi": delta[2],
+                         "prefix": prefix or None, "delta_prefix": link[0], "delta_prefix_lo": link[1], "delta_prefix_hi": link[2]})  # fmt: skip
     return rows
+
+
+def paired_to(values: list, reference: list) -> tuple:
+    """Paired t-interval of ``values`` − ``reference`` over the repeats that have both (Nones without any)."""
+    pairs = [(v, b) for v, b in zip(values, reference) if v is not None and b is not None]
+    return paired_t_interval(*zip(*pairs)) if pairs else (None, None, None)
 
 
 def render_refinements(rows: list[dict]) -> str:
     lines = ["## Refinements of the same CAMs", "",
              "Every refinement an experiment scored on the seed split (`make_pseudo_masks.refinement` and `compare`): mIoU in %, "
-             "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), with its 95 % "
-             "t-interval, marked as above.", "",
-             "| experiment | refinement | n | pseudo-masks | Δ vs seeds |", "| --- | --- | ---: | ---: | --- |"]  # fmt: skip
+             "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), and for a "
+             "chain to the chain without its last link, with its 95 % t-interval, marked as above.", "",
+             "| experiment | refinement | n | pseudo-masks | Δ vs seeds | Δ of the last link |",
+             "| --- | --- | ---: | ---: | --- | --- |"]  # fmt: skip
     for row in rows:
         text = fmt(row["pseudo_mask_miou"]) + (f" ± {row['pseudo_mask_miou_std']:.2f}" if row["pseudo_mask_miou_std"] is not None else "")
         delta = "seeds" if row["refinement"] == "none" else describe_difference(row["delta"], row["delta_lo"], row["delta_hi"])
-        lines.append(f"| {row['experiment']} | {row['refinement']} | {row['repeats']} | {text} | {delta} |")
+        link = ""
+        if row["prefix"]:
+            link = f"vs {row['prefix']}: " + describe_difference(row["delta_prefix"], row["delta_prefix_lo"], row["delta_prefix_hi"])
+        lines.append(f"| {row['experiment']} | {row['refinement']} | {row['repeats']} | {text} | {delta} | {link} |")
     return "\n".join(lines) + "\n"
 
 
