@@ -36,6 +36,12 @@ def test_module_entry_point_lists_stages():
     assert all(stage in out.stdout for stage in stages())
 
 
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_every_stage_prints_its_help(stage):
+    text = build_parser(stage).format_help()  # a stray % in a docstring made `wsss train_erasing --help` crash
+    assert f"wsss {stage}" in text
+
+
 def test_code_dependencies_follow_imports_and_stay_narrow():
     names = {p.rsplit("/", 1)[-1] for p in code_files("wsss_stages.refine_crf")}
     assert {"refine_crf.py", "crf.py", "artifacts.py", "voc.py", "parallel.py", "runtime.py"} <= names

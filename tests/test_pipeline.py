@@ -63,6 +63,7 @@ def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     metrics = json.loads((results / "metrics.json").read_text())
     for key in ("cam_miou", "cam_miou_val", "pseudo_mask_miou", "segmentation_miou"):
         assert 0 <= metrics[key] <= 100
+    assert set(metrics["classifier_map"]) == {"train", "val"} and all(0 < v <= 100 for v in metrics["classifier_map"].values())
     baseline = all_background_miou(finished_run / "results/make_demo_data/VOC2012", "train")
     assert metrics["cam_miou"] > baseline + 3 and metrics["pseudo_mask_miou"] > baseline + 3
     assert 0 <= metrics["cam_bg_threshold_best"] <= 1 and 0 <= metrics["pseudo_mask_bg_threshold"] <= 1

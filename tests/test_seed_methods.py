@@ -386,3 +386,41 @@ def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tm
     (tiny_tree / "SaliencyMaps" / "i3.png").unlink()
     with pytest.raises(WsssError, match="SaliencyMaps/i3.png is missing"):
         train_tiny_classifier(tiny_tree, tmp_path / "again" / "model.pt", method="eps")
+
+
+def test_score_classifier_measures_how_the_classifier_ranks_each_class(tmp_path):
+    """cat images white, dog images black; a head that scores 'cat' by brightness ranks every image
+    right (mAP 100), the same head reversed ranks each class's images last."""
+    from PIL import Image
+
+    from conftest import write_voc_tree
+    from wsss_stages.lib.artifacts import read_json
+    from wsss_stages.lib.models import CamClassifier, TinyBackbone, model_meta, to_tensor
+    from wsss_stages.lib.training import save_model
+    from wsss_stages.score_classifier import score_classifier
+
+    labels = {"a": ["cat"], "b": ["cat"], "c": ["dog"], "d": ["dog"], "e": ["cat"], "f": ["dog"]}
+    root = write_voc_tree(tmp_path / "voc", {"train": list("abcd"), "val": list("ef")}, labels=labels)
+    for image_id, (name,) in labels.items():
+        Image.fromarray(np.full((24, 32, 3), 255 if name == "cat" else 0, np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+    torch.manual_seed(0)
+    net = CamClassifier(TinyBackbone(8), 20).eval()
+    with torch.no_grad():
+        pooled = {v: net.backbone(to_tensor(np.full((24, 32, 3), v, np.uint8), net.backbone.mean, net.backbone.std)[None])["high"].mean((2, 3))[0]
+                  for v in (255, 0)}  # fmt: skip
+        brighter = pooled[255] - pooled[0]
+    cat, dog = 8 - 1, 12 - 1  # VOC indices 8 (cat) and 12 (dog), without the background
+    meta = model_meta("classifier", "tiny", 8, 20, ["background"] + [f"c{i}" for i in range(20)], mean=list(net.backbone.mean), std=list(net.backbone.std))
+    scores = {}
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            net.classifier.weight.zero_()
+            net.classifier.weight[cat, :, 0, 0] = sign * brighter
+            net.classifier.weight[dog, :, 0, 0] = -sign * brighter
+        save_model(tmp_path / "model.pt", net, meta)
+        score_classifier(model=tmp_path / "model.pt", data_root=root, out_json=tmp_path / "map.json", splits=["train", "val"], size=16,
+                         precision="fp32", device="cpu")  # fmt: skip
+        scores[sign] = read_json(tmp_path / "map.json")["splits"]
+    assert scores[1.0]["train"] == {"map": pytest.approx(100.0), "images": 4} and scores[1.0]["val"]["map"] == pytest.approx(100.0)
+    # each class's two positives ranked 3rd and 4th of four: AP = (1/3 + 2/4) / 2
+    assert scores[-1.0]["train"]["map"] == pytest.approx(100 * (1 / 3 + 2 / 4) / 2)

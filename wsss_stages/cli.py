@@ -130,7 +130,8 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     hints = typing.get_type_hints(func)
     helps = _docstring_args(func)
     for name, param in inspect.signature(func).parameters.items():
-        _add_argument(parser, name, hints[name], param.default, helps.get(name, ""))
+        # argparse %-formats help texts: a literal % in a docstring ("mAP (%)") must not end the help
+        _add_argument(parser, name, hints[name], param.default, helps.get(name, "").replace("%", "%%"))
     return parser
 
 

@@ -28,6 +28,9 @@ def metrics_table(metrics: dict) -> str:
         rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
     lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
     lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
+    if metrics.get("classifier_map"):
+        lines += ["", "| classifier | split | mAP (%) |", "| --- | --- | ---: |"]
+        lines += [f"| image labels | {split} | {value:.2f} |" for split, value in metrics["classifier_map"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -42,8 +45,8 @@ def pseudo_mask_threshold(mask_dir: Path) -> float | None:
 
 
 def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,
-                      compare: list[str], classifier_info: Path, seeds: Path, out_json: Path, out_md: Path, experiment: str,
-                      refinement: str, threads: int = 1) -> None:
+                      compare: list[str], classifier_info: Path, classifier_map: Path, seeds: Path, out_json: Path, out_md: Path,
+                      experiment: str, refinement: str, threads: int = 1) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -58,6 +61,7 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         out_md: metrics.md
         compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
         classifier_info: train_classifier's settings record (its pretrained weights, precision and device)
+        classifier_map: score_classifier's metrics JSON (the classifier's mAP per split)
         seeds: the seed CAM folder (its manifest says the inference precision)
         threads: unused
     """
@@ -82,6 +86,7 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         "pseudo_mask": {k: pseudo[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
         "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")} if seg else None,
         "segmentation_per_class_iou": seg.get("per_class_iou"),
+        "classifier_map": {split: score["map"] for split, score in read_json(classifier_map)["splits"].items()},
     }
     by_refinement = {refinement: pseudo["miou"]}
     for item in compare or []:

@@ -19,15 +19,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wsss_stages import WsssError
 from wsss_stages.lib.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_mask, write_json, write_manifest
 from wsss_stages.lib.cams import write_cams
+from wsss_stages.lib.classification import classification_map
 from wsss_stages.lib.classifier import train_cam_classifier
-from wsss_stages.lib.models import load_model, to_tensor
-from wsss_stages.lib.runtime import for_inference, pick_device, progress, set_threads
-from wsss_stages.lib.seed_methods import average_precision, dataset_mean_rgb, erasing_loader
+from wsss_stages.lib.runtime import pick_device, set_threads
+from wsss_stages.lib.seed_methods import dataset_mean_rgb, erasing_loader
 from wsss_stages.lib.thresholds import cam_labels
 from wsss_stages.lib.training import checkpoint_dir_for
 from wsss_stages.lib.voc import VOCDataset
@@ -38,20 +37,6 @@ log = logging.getLogger(__name__)
 def mine(cams: np.ndarray, classes: np.ndarray, delta: float) -> np.ndarray:
     """Label map of the pixels above ``delta``: the strongest class there, 0 elsewhere."""
     return cam_labels(cams, classes, delta).astype(np.uint8)
-
-
-def training_map(model: Path, dataset: VOCDataset, ids: list[str], mined: Path | None, mean_rgb, device: torch.device) -> float:
-    """mAP (%) of a classifier on its training images, erased as it saw them (single scale)."""
-    net, meta = load_model(model, ("classifier",))
-    net = for_inference(net, device)
-    load_image = erasing_loader(dataset.load_image, mined, mean_rgb)
-    scores, targets = [], []
-    with torch.inference_mode():
-        for image_id in progress(ids, desc="training mAP"):
-            x = to_tensor(load_image(image_id), meta["mean"], meta["std"])[None].to(device).contiguous(memory_format=torch.channels_last)
-            scores.append(net(x)[0].float().cpu().numpy())
-            targets.append(dataset.label_vector(image_id))
-    return average_precision(np.stack(scores), np.stack(targets))
 
 
 def update_mined(cams_dir: Path, previous: Path | None, out_dir: Path, delta: float) -> float:
@@ -133,7 +118,8 @@ def train_erasing(*, classifier: Path, data_root: Path, out_dir: Path, out_repor
             model = step_dir / "model.pt"  # resumes from its own checkpoint when the settings are unchanged
             train_cam_classifier(data_root=data_root, split=split, out_model=model, out_info=model.with_suffix(".json"),
                                  erase_masks=mined, seed=seed + step, device=device, **recipe)  # fmt: skip
-        score = training_map(model, dataset, train_ids, mined, mean_rgb, torch_device)
+        # on its training images erased as it saw them, in fp32 at full size
+        score = classification_map(model, dataset, train_ids, torch_device, load_image=erasing_loader(dataset.load_image, mined, mean_rgb))
         log.info("step %d: training mAP %.2f %%", step, score)
         if step > 1 and score < map_floor:
             report.append({"step": step, "training_map": score, "kept": False})

@@ -64,11 +64,20 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
             base = [run.get(summary_key) for run in repeats[baseline]]
             delta = paired_to(values, base) if name != baseline else (None, None, None)
             row[f"delta_{key}"], row[f"delta_{key}_lo"], row[f"delta_{key}_hi"] = delta
+        for key, on_seed_split in (("classifier_map", True), ("classifier_map_val", False)):
+            row[key], row[f"{key}_std"] = mean_std([classifier_map(run, on_seed_split) for run in runs])
         per_repeat = (lambda v: None if v is None else v / n)  # noqa: E731
         row.update({"wall_seconds": per_repeat(cost["seconds"]), "own_wall_seconds": per_repeat(cost["own_seconds"]),
                     "cpu_seconds": per_repeat(cost["cpu_seconds"]), "jobs_unmeasured": cost["missing"]})  # fmt: skip
         rows.append(row)
     return rows
+
+
+def classifier_map(summary: dict, on_seed_split: bool) -> float | None:
+    """The classifier's mAP on the seed split, or on the other scored split (val); None before score_classifier."""
+    scores = summary.get("classifier_map") or {}
+    split = summary["seed_split"] if on_seed_split else next((k for k in scores if k != summary["seed_split"]), None)
+    return scores.get(split)
 
 
 def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -> list[dict]:
@@ -140,17 +149,19 @@ def render_markdown(rows: list[dict]) -> str:
              "repeat by repeat (same seed), with its 95 % t-interval; differences below "
              f"{NOISE:g} points are marked *within noise*, intervals that hold 0 *spans 0*. Wall time: every job one "
              "repeat needs, shared ones included; *own*: the jobs built in the experiment's own folders; CPU: their "
-             "CPU time. Best mean per column in bold.", "",
+             "CPU time. Classifier mAP: multi-label, background excluded, one forward per image (score_classifier). "
+             "Best mean per column in bold.", "",
              "| experiment | method | refinement | n | CAM seeds | Δ seeds | bg thr | seeds (val) | Δ seeds (val) | pseudo-masks | "
-             "Δ pseudo-masks | final val | Δ final val | wall time (s) | own (s) | CPU (s) |",
-             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
+             f"Δ pseudo-masks | final val | Δ final val | classifier mAP ({seed_split} / val) | wall time (s) | own (s) | CPU (s) |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for row in rows:
         wall = fmt(row["wall_seconds"], 0) + (f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else "")
         lines.append(f"| {row['experiment']} | {row['method']} | {row['refinement']} | {row['repeats']} | "
                      f"{score(row, 'cam_miou')} | {delta(row, 'cam_miou')} | {fmt(row['cam_bg_threshold'])} | "
                      f"{score(row, 'cam_miou_val')} | {delta(row, 'cam_miou_val')} | "
                      f"{score(row, 'pseudo_mask_miou')} | {delta(row, 'pseudo_mask_miou')} | {score(row, 'val_miou')} | "
-                     f"{delta(row, 'val_miou')} | {wall} | {fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
+                     f"{delta(row, 'val_miou')} | {fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)} | {wall} | "
+                     f"{fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

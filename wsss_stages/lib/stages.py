@@ -88,6 +88,16 @@ register_stage(Stage(
     threads="heavy", mem_mb=8000, runtime=600, gpu=True, code=_code_of_method, distributed=True,
 ))
 
+register_stage(Stage(
+    "score_classifier", "multi-label classification mAP of the classifier on the scored splits (does it still classify?)",
+    inputs=lambda cfg, v: {"model": CLASSIFIER}, input_args=("model",),
+    outputs={"out_json": Output("metrics.json")},
+    params={"splits": Derived(("splits.seeds", "splits.val"), _scored_splits), "size": "score_classifier.size",
+            "precision": "score_classifier.precision", "device": "device"},
+    threads="heavy", mem_mb=4000, runtime=30, gpu=True,
+))
+
+
 def _val_split(cfg: dict, variant: str) -> str | None:
     return cfg["splits"]["val"] if cfg["eval_cams"]["score_val"] else None
 
@@ -195,13 +205,14 @@ def _summary_inputs(cfg: dict, variant: str) -> dict:
             "pseudo_mask_dir": Ref("make_pseudo_masks", "out_dir", chosen),
             "segmentation": Ref("eval_segmentation", "out_json", chosen) if enabled else None,
             "cam_val": Ref("score_cams", "out_json") if scores_val(cfg) else None,
-            "classifier_info": Ref("train_classifier", "out_info"), "seeds": seeds(cfg),
+            "classifier_info": Ref("train_classifier", "out_info"), "classifier_map": Ref("score_classifier", "out_json"), "seeds": seeds(cfg),
             "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared}}  # fmt: skip
 
 
 register_stage(Stage(
     "summarize_metrics", "collect the headline numbers into metrics.json / metrics.md",
-    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "cam_val", "compare", "classifier_info", "seeds"),
+    inputs=_summary_inputs, input_args=("cam_best", "pseudo_masks", "pseudo_mask_dir", "segmentation", "cam_val", "compare", "classifier_info", "classifier_map",
+                "seeds"),
     outputs={"out_json": Output("metrics.json", root=True), "out_md": Output("metrics.md", root=True)},
     params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
     data=False, mem_mb=500, runtime=5,
