@@ -2,13 +2,12 @@
 # plug-ins in wsss_stages/methods/): `snakemake --list-rules` shows them, `-p` their commands.
 # Run-level rules (the demo data, the leaderboard) are in data.smk and report.smk.
 
-RUN_LEVEL = {"make_demo_data", "convert_dataset", "write_leaderboard", "check_data", "predict", "build_train_aug", "gather_shards"}  # rules elsewhere, or none (predict)
 CONTEXT = {
     # the Snakemake benchmark files of every job the report covers (read for their cost)
     "write_benchmark": {"jobs": lambda wc: [*RUN.job_benchmarks(wc.exp, RUN.benchmark_nodes(wc.exp)), f"results/{wc.exp}/benchmarks/summarize_metrics.tsv"]},
 }
 
-GENERATED = [s for s in REGISTRY.stages.values() if s.name not in RUN_LEVEL]
+GENERATED = [s for s in REGISTRY.stages.values() if s.rule == "generated"]  # the rest: run-level rules elsewhere, or none
 # Snakemake evaluates `shell:` twice: here, and again when the job runs, after this loop has moved
 # on. There the job's own rule name (`rule`) picks the command, never the loop variable.
 COMMANDS = {stage.name: command(stage) for stage in GENERATED}

@@ -39,6 +39,17 @@ def test_thresholds_outside_unit_interval_are_named(config, key):
         validate_config(config)
 
 
+@pytest.mark.parametrize("name", ["make_demo_data", "convert_dataset", "predict", "gather_shards", "eval_cams.thresholds"])
+def test_temporary_names_only_generated_stages_with_per_image_folders(name):
+    # the data tree, the run-level rules and the commands without a rule cannot be temp(); accepting them did nothing
+    with pytest.raises(WsssError, match=f"config key 'temporary': '{name}' is not a stage with per-image folders"):
+        validate_config({"temporary": [name]})
+
+
+def test_temporary_accepts_a_per_image_stage():
+    assert validate_config({"temporary": ["make_cams", "refine_crf"]})["temporary"] == ["make_cams", "refine_crf"]
+
+
 def test_voc_needs_an_existing_data_root(tmp_path):
     with pytest.raises(WsssError, match="data_root"):
         validate_config({"dataset": "voc"})

@@ -110,6 +110,9 @@ class Stage:
     variant: str = ""  # the wildcard's name, e.g. "source"; empty for a stage built once per experiment
     variant_extra: tuple[str, ...] = ()  # wildcard values besides the seeds / refinement chains (e.g. "gt")
     data: bool = True  # reads the data tree: receives data_root
+    # where its rule comes from: "generated" (rules/stages.smk, from this declaration, per experiment), "run"
+    # (written by hand in data.smk / report.smk / shards.smk, once per run) or "none" (a command users run, no rule)
+    rule: str = "generated"
     threads: str | int = 1  # "heavy" (training/inference, capped), "all" (process pools) or a number
     mem_mb: int = 2000
     runtime: int = 60  # minutes
@@ -248,7 +251,12 @@ def _add(table: dict, name: str, item, what: str) -> None:
     table[name] = item
 
 
+RULE_KINDS = ("generated", "run", "none")
+
+
 def register_stage(stage: Stage) -> Stage:
+    if stage.rule not in RULE_KINDS:
+        raise WsssError(f"stage '{stage.name}': rule must be one of {', '.join(RULE_KINDS)}, not '{stage.rule}'")
     unmerged = [n for n, out in stage.outputs.items() if stage.shardable and not out.directory and n not in stage.merge]
     if unmerged:
         raise WsssError(f"stage '{stage.name}' is shardable but declares no merge for its file outputs {unmerged}")

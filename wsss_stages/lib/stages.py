@@ -53,14 +53,14 @@ register_stage(Stage(
     "make_demo_data", "generate the built-in synthetic dataset in VOC layout",
     outputs={"out_dir": Output("VOC2012", directory=True)},
     params={k: f"make_demo_data.{k}" for k in ("num_train", "num_seed_eval", "num_val", "image_size", "seed")},
-    data=False, mem_mb=1000, runtime=10,
+    data=False, mem_mb=1000, runtime=10, rule="run",
 ))
 
 register_stage(Stage(
     "convert_dataset", "write a COCO 2014 or image-folder dataset as a VOC-layout tree (images linked)",
     outputs={"out_dir": Output("VOC2012", directory=True)},
     params={"kind": "dataset", "source": Derived(("dataset", "coco", "folder"), lambda cfg, variant: dict(cfg[cfg["dataset"]]))},
-    data=False, mem_mb=4000, runtime=240,
+    data=False, mem_mb=4000, runtime=240, rule="run",
 ))
 
 
@@ -78,7 +78,7 @@ register_stage(Stage(
     outputs={"out_report": Output("report.json")},
     params={"splits": Derived(("splits",), _all_splits), "scored_splits": Derived(("splits.seeds", "splits.val"), _scored_splits),
             "mask_folder": "mask_folder", "allow_missing_masks": "check_data.allow_missing_masks"},
-    context=("fingerprint",), threads="all", mem_mb=2000, runtime=30,
+    context=("fingerprint",), threads="all", mem_mb=2000, runtime=30, rule="run",
 ))
 
 register_stage(Stage(
@@ -240,26 +240,26 @@ register_stage(Stage(
 register_stage(Stage(
     "write_leaderboard", "compare several experiments (seeds, pseudo-masks, final val, wall time): leaderboard.md / .csv / .png",
     context=("summaries", "groups", "jobs", "labels"), outputs={"out_md": Output(""), "out_csv": Output(""), "out_plot": Output("")},
-    data=False, mem_mb=500, runtime=5,
+    data=False, mem_mb=500, runtime=5, rule="run",
 ))
 
 # the gather job of every sharded per-image stage (config `shards`; its rules are generated in rules/shards.smk)
 register_stage(Stage(
     "gather_shards", "assemble the shards of a sharded per-image stage into its usual artifact",
-    outputs={}, context=("stage", "parts", "outputs"), data=False, mem_mb=1000, runtime=30,
+    outputs={}, context=("stage", "parts", "outputs"), data=False, mem_mb=1000, runtime=30, rule="run",
 ))
 
 # not a pipeline stage: the command that builds VOC's train_aug from SBD, before a GPU-preset run (no rule)
 register_stage(Stage(
     "build_train_aug", "write VOC 2012's 10,582-image train_aug (SegmentationClassAug/, train_aug.txt) from SBD",
-    outputs={}, context=("sbd", "voc"), data=False,
+    outputs={}, context=("sbd", "voc"), data=False, rule="none",
 ))
 
 # not a pipeline stage: the command users run on new images after training (no rule is generated)
 register_stage(Stage(
     "predict", "apply a trained segmentation network to a folder of new images (palette PNGs, optional overlays)",
     outputs={"out_dir": Output("")}, input_args=("model", "images"),
-    context=("overlays", "scales", "flip", "crf", "precision", "device"), data=False,
+    context=("overlays", "scales", "flip", "crf", "precision", "device"), data=False, rule="none",
 ))
 
 
