@@ -46,3 +46,43 @@ def test_auc_from_histograms():
     edges = np.linspace(-5, 6, 2001)
     exact = (pos[:, None] > neg[None, :1000]).mean()
     assert auc_from_histograms(np.histogram(pos, edges)[0], np.histogram(neg[:1000], edges)[0]) == pytest.approx(exact, abs=0.01)
+
+
+def load_repeats_script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("repeats", Path(__file__).resolve().parents[1] / "benchmarks" / "repeats.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(tmp_path):
+    import json
+
+    repeats = load_repeats_script()
+    record = tmp_path / "record.csv"
+
+    def metrics(miou, val):
+        path = tmp_path / f"m{miou}.json"
+        path.write_text(json.dumps({"cam_miou": miou, "cam_miou_val": val, "cam_bg_threshold_best": 0.3, "seed_split": "train",
+                                    "cam_val_split": "val", "cam": {"precision": 50.0, "recall": 60.0},
+                                    "classifier_map": {"train": 99.0, "val": 75.0},
+                                    "provenance": {"machine": {"cpu": "CPU X", "cpu_flags": ["avx2"]}, "git": {"commit": "abc"}}}))
+        return path
+
+    for seed, (cam, method) in enumerate([(38.0, 40.0), (39.0, 42.0), (38.5, 41.0)]):
+        repeats.add(record, "cam", seed, metrics(cam, cam - 3), "")
+        repeats.add(record, "puzzle", seed, metrics(method, None), "")
+    repeats.add(record, "puzzle", 2, metrics(41.5, None), "again")  # replaces seed 2, does not add a fourth
+    rows = repeats.read_record(record)
+    assert len(rows) == 6 and rows[-1]["source"] == "again" and rows[0]["cpu"] == "CPU X (avx2)"
+    text = repeats.table(rows, "cam")
+    puzzle = next(line for line in text.splitlines() if line.startswith("| puzzle"))
+    # differences 2, 3, 3: mean 2.67, t-interval ± 4.303 · 0.577 / √3
+    assert "41.17 ± 1.04 (40.00 / 42.00 / 41.50)" in puzzle and "+2.67 [+1.23, +4.10] (n = 3: +2.00 / +3.00 / +3.00)" in puzzle
+    cam = next(line for line in text.splitlines() if line.startswith("| cam"))
+    assert "baseline" in cam and "35.50 ± 0.50 (35.00 / 36.00 / 35.50)" in cam
+    with pytest.raises(SystemExit, match="baseline 'gradcam' has no rows"):
+        repeats.table(rows, "gradcam")

@@ -1,0 +1,138 @@
+"""Repeats that did not share one results tree, kept as a record and tabulated like the leaderboard.
+
+The leaderboard pairs the repeats of one run. A repeat added later — a third seed on another day, on
+another machine, after the first two's artifacts are gone — is kept instead as a row of a small CSV
+record (one row per method and training seed, taken from the experiment's ``metrics.json``), and this
+script prints the leaderboard's statistics from the record: per method the seeds' mIoU on train (and on
+val at the train threshold) as mean ± sample std, and its difference to the baseline paired by seed,
+with the 95 % t-interval and the *within noise* / *spans 0* marks of ``stats.describe_difference``.
+
+    python benchmarks/repeats.py add benchmarks/records/voc_subset_seeds.csv eps 2 results/voc12_cpu_eps_r2/metrics.json
+    python benchmarks/repeats.py table benchmarks/records/voc_subset_seeds.csv --baseline cam
+
+``add`` replaces the row of the same method and seed. Rows may also be written by hand for numbers
+measured before the record existed (say where from in ``source``); empty cells are numbers not kept.
+Which machine measured a row is in ``cpu``: CPU training is not bit-reproducible across machines, so a
+difference paired across two machines carries that spread too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+FIELDS = ("method", "seed", "seeds_train", "seeds_val", "threshold", "precision", "recall", "map_train", "map_val", "cpu",
+          "commit", "source")  # fmt: skip
+
+
+def row_from_metrics(method: str, seed: int, metrics: dict, source: str) -> dict:
+    """One record row from an experiment's metrics.json (summarize_metrics)."""
+    maps = metrics.get("classifier_map") or {}
+    prov = metrics.get("provenance") or {}
+    machine, git = prov.get("machine") or {}, prov.get("git") or {}
+    flags = machine.get("cpu_flags") or []
+    cpu = f"{machine.get('cpu', '')} ({', '.join(flags)})" if flags else machine.get("cpu", "")
+    return {"method": method, "seed": seed, "seeds_train": metrics["cam_miou"], "seeds_val": metrics.get("cam_miou_val"),
+            "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
+            "recall": metrics["cam"]["recall"], "map_train": maps.get(metrics.get("seed_split")),
+            "map_val": maps.get(metrics.get("cam_val_split")), "cpu": cpu, "commit": (git.get("commit") or "")[:10],
+            "source": source}  # fmt: skip
+
+
+def read_record(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    unknown = set(rows[0]) - set(FIELDS) if rows else set()
+    if unknown:
+        raise SystemExit(f"{path}: unknown columns {sorted(unknown)} (expected {', '.join(FIELDS)})")
+    return rows
+
+
+def write_record(path: Path, rows: list[dict]) -> None:
+    from wsss_stages.lib.artifacts import atomic_path
+
+    rows = sorted(rows, key=lambda r: (r["method"], int(r["seed"])))
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in FIELDS} for row in rows)
+
+
+def add(record: Path, method: str, seed: int, metrics_path: Path, source: str) -> dict:
+    row = row_from_metrics(method, seed, json.loads(metrics_path.read_text()), source or str(metrics_path))
+    rows = [r for r in read_record(record) if not (r["method"] == method and int(r["seed"]) == seed)]
+    write_record(record, [*rows, row])
+    return row
+
+
+def by_method(rows: list[dict], column: str) -> dict[str, dict[int, float]]:
+    """{method: {seed: value}} for the rows whose ``column`` is filled in, in the record's order of methods."""
+    table: dict[str, dict[int, float]] = {}
+    for row in rows:
+        table.setdefault(row["method"], {})
+        if row.get(column) not in (None, ""):
+            table[row["method"]][int(row["seed"])] = float(row[column])
+    return table
+
+
+def spread(values: dict[int, float]) -> str:
+    from wsss_stages.lib.stats import mean_std
+
+    if not values:
+        return ""
+    mean, std = mean_std([values[s] for s in sorted(values)])
+    per_seed = " / ".join(f"{values[s]:.2f}" for s in sorted(values))
+    return f"{mean:.2f}" + (f" ± {std:.2f} ({per_seed})" if std is not None else f" (seed {next(iter(values))})")
+
+
+def paired(values: dict[int, float], baseline: dict[int, float]) -> str:
+    from wsss_stages.lib.stats import describe_difference, paired_t_interval
+
+    seeds = sorted(set(values) & set(baseline))
+    if not seeds:
+        return ""
+    by_seed = " / ".join(f"{values[s] - baseline[s]:+.2f}" for s in seeds)
+    return f"{describe_difference(*paired_t_interval([values[s] for s in seeds], [baseline[s] for s in seeds]))} (n = {len(seeds)}: {by_seed})"
+
+
+def table(rows: list[dict], baseline: str) -> str:
+    train, val = by_method(rows, "seeds_train"), by_method(rows, "seeds_val")
+    if baseline not in train:
+        raise SystemExit(f"baseline '{baseline}' has no rows (methods: {', '.join(train)})")
+    machines = {}
+    for row in rows:
+        machines.setdefault(row["method"], set()).add(row["cpu"] or "?")
+    lines = ["| method | seeds on train, mean ± std (per seed) | Δ vs " + baseline + ", paired by seed, 95 % t-interval | "
+             "seeds on val | Δ on val | machines |", "| --- | ---: | --- | ---: | --- | ---: |"]
+    for method in train:
+        is_base = method == baseline
+        lines.append(f"| {method} | {spread(train[method])} | {'baseline' if is_base else paired(train[method], train[baseline])} | "
+                     f"{spread(val[method])} | {'' if is_base else paired(val[method], val[baseline])} | {len(machines[method])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    adding = sub.add_parser("add", help="add (or replace) the row of a method and seed from a metrics.json")
+    adding.add_argument("record", type=Path)
+    adding.add_argument("method")
+    adding.add_argument("seed", type=int, help="the repeat's training seed offset (0 for the experiment's own folder, r for _r<r>)")
+    adding.add_argument("metrics", type=Path, help="results/<experiment>[_r<r>]/metrics.json")
+    adding.add_argument("--source", default="", help="where the row came from (default: the metrics path)")
+    tabling = sub.add_parser("table", help="print the record as a markdown table")
+    tabling.add_argument("record", type=Path)
+    tabling.add_argument("--baseline", default="cam")
+    args = parser.parse_args()
+    if args.command == "add":
+        print(add(args.record, args.method, args.seed, args.metrics, args.source))
+    else:
+        print(table(read_record(args.record), args.baseline))
+
+
+if __name__ == "__main__":
+    main()
