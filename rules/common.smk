@@ -197,7 +197,7 @@ def rule_outputs(stage):
     for arg, out in stage.outputs.items():
         path = f"results/{{exp}}/{stage.output_path(arg)}"
         path = directory(path) if out.directory else path
-        if out.directory and not out.report and stage.name in config["temporary"]:
+        if arg in stage.temporary_outputs and stage.name in config["temporary"]:
             path = temp(path)
         if out.report:
             path = report(path, category=out.report, subcategory="{exp}", patterns=["{name}.png"] if out.directory else [])

@@ -170,9 +170,7 @@ def _check_cross_keys(config: dict) -> None:
     if labels and labels["quantile_bg"] > labels["quantile_fg"]:
         problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
     problems += _chain_problems(config)
-    # only generated rules can mark their outputs temp(); the data tree and the commands without a rule never are
-    per_image = sorted(n for n, stage in REGISTRY.stages.items()
-                       if stage.rule == "generated" and any(out.directory and not out.report for out in stage.outputs.values()))
+    per_image = sorted(n for n, stage in REGISTRY.stages.items() if stage.temporary_outputs)
     problems += [f"config key 'temporary': '{name}' is not a stage with per-image folders ({', '.join(per_image)})"
                  for name in config["temporary"] if name not in per_image]
     for key, kind in (("shards", "shardable"), ("processes", "distributed")):

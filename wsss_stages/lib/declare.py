@@ -145,6 +145,13 @@ class Stage:
         path = output.path.format(**{self.variant: variant}) if self.variant and variant else output.path
         return path if output.root else f"{self.name}/{path}"
 
+    @property
+    def temporary_outputs(self) -> tuple[str, ...]:
+        """The outputs config ``temporary`` can make temp(): a generated rule's per-image folders (not its figures)."""
+        if self.rule != "generated":
+            return ()
+        return tuple(n for n, out in self.outputs.items() if out.directory and not out.report)
+
     def config_keys(self) -> list[str]:
         """The dotted config keys behind the stage's parameters (for tests and documentation)."""
         keys = []
