@@ -3,12 +3,19 @@
 The leaderboard pairs the repeats of one run. A repeat added later — a third seed on another day, on
 another machine, after the first two's artifacts are gone — is kept instead as a row of a small CSV
 record (one row per method and training seed, taken from the experiment's ``metrics.json``), and this
-script prints the leaderboard's statistics from the record: per method the seeds' mIoU on train (and on
-val at the train threshold) as mean ± sample std, and its difference to the baseline paired by seed,
-with the 95 % t-interval and the *within noise* / *spans 0* marks of ``stats.describe_difference``.
+script prints the leaderboard's statistics from the record: per method its mIoU on train (and on val at
+the train threshold) as mean ± sample std, and its difference to the baseline paired by seed, with the
+95 % t-interval and the *within noise* / *spans 0* marks of ``stats.describe_difference``.
 
-    python benchmarks/repeats.py add benchmarks/records/voc_subset_seeds.csv eps 2 results/voc12_cpu_eps_r2/metrics.json
-    python benchmarks/repeats.py table benchmarks/records/voc_subset_seeds.csv --baseline cam
+A row is a seed method's CAM seeds (the default), or with ``--refinement`` the pseudo-masks of one
+refinement of that experiment's CAMs (its ``make_pseudo_masks.refinement`` or one of ``compare``), so
+that refiners of the same CAMs are paired by seed in a record of their own, against ``none`` (the
+seeds) or against a chain without its last link:
+
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_seeds.csv eps 2 results/voc12_cpu_eps_r2/metrics.json
+    python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_seeds.csv --baseline cam
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_refinements.csv pamr+crf 2 results/voc12_cpu_cam_r2/metrics.json --refinement pamr+crf
+    python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_refinements.csv --baseline pamr
 
 ``add`` replaces the row of the same method and seed. Rows may also be written by hand for numbers
 measured before the record existed (say where from in ``source``); empty cells are numbers not kept.
@@ -23,22 +30,34 @@ import csv
 import json
 from pathlib import Path
 
-FIELDS = ("method", "seed", "seeds_train", "seeds_val", "threshold", "precision", "recall", "map_train", "map_val", "cpu",
+FIELDS = ("method", "seed", "miou_train", "miou_val", "threshold", "precision", "recall", "map_train", "map_val", "cpu",
           "commit", "source")  # fmt: skip
 
 
-def row_from_metrics(method: str, seed: int, metrics: dict, source: str) -> dict:
-    """One record row from an experiment's metrics.json (summarize_metrics)."""
+def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinement: str | None = None) -> dict:
+    """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, or the
+    pseudo-masks of ``refinement``. Precision, recall and threshold are kept for the seeds and for the
+    experiment's own refinement; metrics.json holds only the mIoU of the refinements it compares."""
     maps = metrics.get("classifier_map") or {}
     prov = metrics.get("provenance") or {}
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []
     cpu = f"{machine.get('cpu', '')} ({', '.join(flags)})" if flags else machine.get("cpu", "")
-    return {"method": method, "seed": seed, "seeds_train": metrics["cam_miou"], "seeds_val": metrics.get("cam_miou_val"),
-            "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
-            "recall": metrics["cam"]["recall"], "map_train": maps.get(metrics.get("seed_split")),
-            "map_val": maps.get(metrics.get("cam_val_split")), "cpu": cpu, "commit": (git.get("commit") or "")[:10],
-            "source": source}  # fmt: skip
+    common = {"method": method, "seed": seed, "map_train": maps.get(metrics.get("seed_split")),
+              "map_val": maps.get(metrics.get("cam_val_split")), "cpu": cpu, "commit": (git.get("commit") or "")[:10],
+              "source": source}  # fmt: skip
+    if refinement is None:
+        return {**common, "miou_train": metrics["cam_miou"], "miou_val": metrics.get("cam_miou_val"),
+                "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
+                "recall": metrics["cam"]["recall"]}  # fmt: skip
+    scored = metrics.get("pseudo_mask_miou_by_refinement") or {}
+    if refinement not in scored:
+        raise SystemExit(f"refinement '{refinement}' is not in this metrics.json (it scored: {', '.join(scored) or 'none'})")
+    own = refinement == metrics.get("refinement")
+    return {**common, "miou_train": scored[refinement], "miou_val": None,
+            "threshold": metrics.get("pseudo_mask_bg_threshold") if own else None,
+            "precision": metrics["pseudo_mask"]["precision"] if own else None,
+            "recall": metrics["pseudo_mask"]["recall"] if own else None}  # fmt: skip
 
 
 def read_record(path: Path) -> list[dict]:
@@ -62,8 +81,8 @@ def write_record(path: Path, rows: list[dict]) -> None:
         writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in FIELDS} for row in rows)
 
 
-def add(record: Path, method: str, seed: int, metrics_path: Path, source: str) -> dict:
-    row = row_from_metrics(method, seed, json.loads(metrics_path.read_text()), source or str(metrics_path))
+def add(record: Path, method: str, seed: int, metrics_path: Path, source: str, refinement: str | None = None) -> dict:
+    row = row_from_metrics(method, seed, json.loads(metrics_path.read_text()), source or str(metrics_path), refinement)
     rows = [r for r in read_record(record) if not (r["method"] == method and int(r["seed"]) == seed)]
     write_record(record, [*rows, row])
     return row
@@ -100,14 +119,14 @@ def paired(values: dict[int, float], baseline: dict[int, float]) -> str:
 
 
 def table(rows: list[dict], baseline: str) -> str:
-    train, val = by_method(rows, "seeds_train"), by_method(rows, "seeds_val")
+    train, val = by_method(rows, "miou_train"), by_method(rows, "miou_val")
     if baseline not in train:
         raise SystemExit(f"baseline '{baseline}' has no rows (methods: {', '.join(train)})")
     machines = {}
     for row in rows:
         machines.setdefault(row["method"], set()).add(row["cpu"] or "?")
-    lines = ["| method | seeds on train, mean ± std (per seed) | Δ vs " + baseline + ", paired by seed, 95 % t-interval | "
-             "seeds on val | Δ on val | machines |", "| --- | ---: | --- | ---: | --- | ---: |"]
+    lines = ["| method | mIoU on train, mean ± std (per seed) | Δ vs " + baseline + ", paired by seed, 95 % t-interval | "
+             "mIoU on val | Δ on val | machines |", "| --- | ---: | --- | ---: | --- | ---: |"]
     for method in train:
         is_base = method == baseline
         lines.append(f"| {method} | {spread(train[method])} | {'baseline' if is_base else paired(train[method], train[baseline])} | "
@@ -124,12 +143,13 @@ def main() -> None:
     adding.add_argument("seed", type=int, help="the repeat's training seed offset (0 for the experiment's own folder, r for _r<r>)")
     adding.add_argument("metrics", type=Path, help="results/<experiment>[_r<r>]/metrics.json")
     adding.add_argument("--source", default="", help="where the row came from (default: the metrics path)")
+    adding.add_argument("--refinement", help="record the pseudo-masks of this refinement (e.g. pamr, pamr+crf, none) instead of the seeds")
     tabling = sub.add_parser("table", help="print the record as a markdown table")
     tabling.add_argument("record", type=Path)
     tabling.add_argument("--baseline", default="cam")
     args = parser.parse_args()
     if args.command == "add":
-        print(add(args.record, args.method, args.seed, args.metrics, args.source))
+        print(add(args.record, args.method, args.seed, args.metrics, args.source, args.refinement))
     else:
         print(table(read_record(args.record), args.baseline))
 

@@ -86,3 +86,28 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
     assert "baseline" in cam and "35.50 ± 0.50 (35.00 / 36.00 / 35.50)" in cam
     with pytest.raises(SystemExit, match="baseline 'gradcam' has no rows"):
         repeats.table(rows, "gradcam")
+
+
+def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_scores(tmp_path):
+    import json
+
+    repeats = load_repeats_script()
+    record = tmp_path / "refinements.csv"
+    for seed, (none, pamr, chain) in enumerate([(38.0, 42.0, 43.0), (39.0, 43.0, 44.5), (38.5, 42.0, 43.5)]):
+        path = tmp_path / f"m{seed}.json"
+        path.write_text(json.dumps({"cam_miou": none, "refinement": "pamr", "pseudo_mask_bg_threshold": 0.3,
+                                    "pseudo_mask": {"precision": 55.0, "recall": 62.0},
+                                    "pseudo_mask_miou_by_refinement": {"pamr": pamr, "none": none, "pamr+crf": chain}}))
+        for name in ("none", "pamr", "pamr+crf"):
+            repeats.add(record, name, seed, path, "", refinement=name)
+    rows = repeats.read_record(record)
+    own = next(r for r in rows if r["method"] == "pamr" and r["seed"] == "0")
+    other = next(r for r in rows if r["method"] == "pamr+crf" and r["seed"] == "0")
+    # precision and threshold belong to the experiment's own refinement only; a compared chain has its mIoU
+    assert (own["miou_train"], own["threshold"], own["precision"]) == ("42.0", "0.3", "55.0")
+    assert (other["miou_train"], other["threshold"], other["precision"]) == ("43.0", "", "")
+    chain = next(line for line in repeats.table(rows, "pamr").splitlines() if line.startswith("| pamr+crf"))
+    # differences 1.0, 1.5, 1.5 to the chain without its last link
+    assert "+1.33 [+0.62, +2.05] within noise (n = 3: +1.00 / +1.50 / +1.50)" in chain
+    with pytest.raises(SystemExit, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"):
+        repeats.add(record, "scg", 0, tmp_path / "m0.json", "", refinement="scg")
