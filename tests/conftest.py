@@ -50,6 +50,29 @@ def voc_tree(tmp_path):
     return write_voc_tree(tmp_path / "VOC2012", {"train": ["a", "b", "c"], "val": ["d"]})
 
 
+# The README's test command runs the files on pytest-xdist workers (`-n auto --dist loadgroup`). Each file
+# is one group, so its module fixtures (a whole tiny DAG run, a fake cluster) are built once, on one worker;
+# test_shards joins test_pipeline's group because it reuses that file's finished run.
+SAME_WORKER_AS = {"test_shards": "test_pipeline"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(SAME_WORKER_AS.get(item.path.stem, item.path.stem)))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The whole DAG of tests/tiny_config.yaml, finished (targets `all benchmarks`). Tests only dry-run it
+    or add targets to it; one that must change its artifacts works on a copy."""
+    from test_pipeline import snakemake
+
+    workdir = tmp_path_factory.mktemp("dag")
+    snakemake(workdir, "all", "benchmarks")
+    return workdir
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     import torch

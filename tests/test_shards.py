@@ -85,28 +85,24 @@ def test_affinity_reports_of_shards_merge_to_the_report_of_all_images():
 
 
 # ============================================================================ the DAG: sharded = unsharded
-# fp32 inference, and short training (what is compared is sharded against whole, not what the networks learn)
-FP32 = ['make_cams={"scales": [1.0, 0.5], "flip": true, "precision": "fp32"}',
-        'predict_segmentation={"scales": [1.0], "flip": false, "precision": "fp32"}',
-        "train_classifier={training: {epochs: 4}}", "train_affinitynet={epochs: 1}", "train_segmentation={training: {epochs: 1}}"]
+# tests/tiny_config.yaml infers in fp32, so the sharded run must write the finished run's bytes
+SHARDED = ["shards=3", "temporary=[make_affinity_labels]"]
 PER_IMAGE_FOLDERS = ["make_cams/cams", "make_cams/val_cams", "refine_crf/cams/scores", "random_walk/cams/maps", "random_walk/cams/figures",
                      "make_pseudo_masks/crf/masks", "make_pseudo_masks/none/masks", "make_pseudo_masks/rw/masks",
                      "predict_segmentation/crf/masks"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def sharded_and_not(tmp_path_factory):
-    """The tiny DAG in fp32, then the same folder again with every per-image stage in 3 shards."""
+def sharded_and_not(finished_run, tmp_path_factory):
+    """The finished tiny DAG (conftest), and a copy of its folder run again with every per-image stage in 3 shards."""
     import shutil
 
     from test_pipeline import snakemake
 
-    whole = tmp_path_factory.mktemp("whole")
-    snakemake(whole, "--config", *FP32)
     sharded = tmp_path_factory.mktemp("sharded") / "w"
-    shutil.copytree(whole, sharded, symlinks=True)
-    snakemake(sharded, "--config", "shards=3", "temporary=[make_affinity_labels]", *FP32)
-    return whole / "results" / "tiny", sharded / "results" / "tiny"
+    shutil.copytree(finished_run, sharded, symlinks=True)
+    snakemake(sharded, "--config", *SHARDED)
+    return finished_run / "results" / "tiny", sharded / "results" / "tiny"
 
 
 def without_timings(manifest: dict) -> dict:
@@ -139,9 +135,9 @@ def test_a_threshold_change_plans_the_same_stages_with_and_without_shards(sharde
     from test_pipeline import planned_jobs, snakemake
 
     whole, sharded = (p.parent.parent for p in sharded_and_not)
-    change = ["--config", "random_walk={bg_threshold: 0.3}", *FP32]
+    change = ["--config", "random_walk={bg_threshold: 0.3}"]
     unsharded_plan = planned_jobs(snakemake(whole, "-n", *change).stdout)
-    sharded_plan = planned_jobs(snakemake(sharded, "-n", *change, "shards=3", "temporary=[make_affinity_labels]").stdout)
+    sharded_plan = planned_jobs(snakemake(sharded, "-n", *change, *SHARDED).stdout)
     assert {"make_pseudo_masks", "eval_pseudo_masks"} <= unsharded_plan and "random_walk" not in unsharded_plan
     assert {j.removesuffix("_shard").removesuffix("_gather") for j in sharded_plan} == unsharded_plan
     assert {"make_pseudo_masks_shard", "make_pseudo_masks_gather"} <= sharded_plan
