@@ -287,6 +287,23 @@ def test_puzzle_alpha_enters_the_signature_only_with_the_reconstruction_loss():
     assert options(terms=["cls", "re"], alpha=1.0) != options(terms=["cls", "re"], alpha=4.0)
 
 
+def test_puzzle_trains_on_the_options_its_stage_receives():
+    """The stage gets method_options reduced by relevant(): L_cls + L_p-cls has no alpha to read."""
+    from conftest import stage_args
+
+    from wsss_stages.methods.puzzle import PuzzleCam
+
+    torch.manual_seed(0)
+    net, x = CamClassifier(PointwiseBackbone(), 4), torch.randn(2, 3, 8, 8)
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
+    for terms in (["cls", "pcls"], ["cls", "re"], ["cls", "pcls", "re"]):
+        options = stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": {"terms": terms}}})["method_options"]
+        loss = PuzzleCam(options, None).loss(net, x, {"labels": labels}, progress=1.0)
+        parts = puzzle_losses(net, x, labels)
+        expected = sum((4.0 if name == "re" else 1.0) * parts[name] for name in terms)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-6), terms
+
+
 def test_puzzle_rejects_crops_that_do_not_tile():
     from wsss_stages import WsssError
     from wsss_stages.lib.config import validate_config

@@ -36,7 +36,8 @@ class PuzzleCam:
         o = self.options
         terms = puzzle_losses(model, x, targets["labels"], level=o.get("level", "feature"), distance=o.get("re_loss", "l1"),
                               reduction=o.get("re_loss_option", "masking"))  # fmt: skip
-        alpha = puzzle_alpha(progress, o["alpha"], o.get("alpha_schedule", 0.5))
+        # without L_re its options are not in the stage's arguments (relevant() drops them)
+        alpha = puzzle_alpha(progress, o["alpha"], o.get("alpha_schedule", 0.5)) if "re" in self.terms else 0.0
         return sum((alpha if name == "re" else 1.0) * terms[name] for name in self.terms)
 
 
