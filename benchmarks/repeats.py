@@ -38,14 +38,12 @@ def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinem
     """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, or the
     pseudo-masks of ``refinement``. Precision, recall and threshold are kept for the seeds and for the
     experiment's own refinement; metrics.json holds only the mIoU of the refinements it compares."""
-    maps = metrics.get("classifier_map") or {}
     prov = metrics.get("provenance") or {}
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []
     cpu = f"{machine.get('cpu', '')} ({', '.join(flags)})" if flags else machine.get("cpu", "")
-    common = {"method": method, "seed": seed, "map_train": maps.get(metrics.get("seed_split")),
-              "map_val": maps.get(metrics.get("cam_val_split")), "cpu": cpu, "commit": (git.get("commit") or "")[:10],
-              "source": source}  # fmt: skip
+    common = {"method": method, "seed": seed, "map_train": mean_ap(metrics, True), "map_val": mean_ap(metrics, False),
+              "cpu": cpu, "commit": (git.get("commit") or "")[:10], "source": source}  # fmt: skip
     if refinement is None:
         return {**common, "miou_train": metrics["cam_miou"], "miou_val": metrics.get("cam_miou_val"),
                 "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
@@ -58,6 +56,14 @@ def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinem
             "threshold": metrics.get("pseudo_mask_bg_threshold") if own else None,
             "precision": metrics["pseudo_mask"]["precision"] if own else None,
             "recall": metrics["pseudo_mask"]["recall"] if own else None}  # fmt: skip
+
+
+def mean_ap(metrics: dict, on_seed_split: bool) -> float | None:
+    """The classifier's mAP in percent to one decimal, as the record's hand-written rows keep it."""
+    from wsss_stages.lib.reports import classifier_map
+
+    value = classifier_map(metrics, on_seed_split)
+    return None if value is None else round(value, 1)
 
 
 def read_record(path: Path) -> list[dict]:

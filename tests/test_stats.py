@@ -67,8 +67,8 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
     def metrics(miou, val):
         path = tmp_path / f"m{miou}.json"
         path.write_text(json.dumps({"cam_miou": miou, "cam_miou_val": val, "cam_bg_threshold_best": 0.3, "seed_split": "train",
-                                    "cam_val_split": "val", "cam": {"precision": 50.0, "recall": 60.0},
-                                    "classifier_map": {"train": 99.0, "val": 75.0},
+                                    "cam_val_split": None if val is None else "val", "cam": {"precision": 50.0, "recall": 60.0},
+                                    "classifier_map": {"train": 99.04, "val": 75.04},
                                     "provenance": {"machine": {"cpu": "CPU X", "cpu_flags": ["avx2"]}, "git": {"commit": "abc"}}}))
         return path
 
@@ -78,6 +78,8 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
     repeats.add(record, "puzzle", 2, metrics(41.5, None), "again")  # replaces seed 2, does not add a fourth
     rows = repeats.read_record(record)
     assert len(rows) == 6 and rows[-1]["source"] == "again" and rows[0]["cpu"] == "CPU X (avx2)"
+    # the classifier's val mAP is kept when the CAMs were not scored on val (eval_cams.score_val false)
+    assert all((row["map_train"], row["map_val"]) == ("99.0", "75.0") for row in rows)
     text = repeats.table(rows, "cam")
     puzzle = next(line for line in text.splitlines() if line.startswith("| puzzle"))
     # differences 2, 3, 3: mean 2.67, t-interval ± 4.303 · 0.577 / √3

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from wsss_stages.lib.artifacts import atomic_path, named_items, read_json, write_csv
-from wsss_stages.lib.reports import fmt, read_job_time
+from wsss_stages.lib.reports import classifier_map, fmt, read_job_time
 from wsss_stages.lib.stats import NOISE, describe_difference, mean_std, paired_t_interval
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,6 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
                     "cpu_seconds": per_repeat(cost["cpu_seconds"]), "jobs_unmeasured": cost["missing"]})  # fmt: skip
         rows.append(row)
     return rows
-
-
-def classifier_map(summary: dict, on_seed_split: bool) -> float | None:
-    """The classifier's mAP on the seed split, or on the other scored split (val); None before score_classifier."""
-    scores = summary.get("classifier_map") or {}
-    split = summary["seed_split"] if on_seed_split else next((k for k in scores if k != summary["seed_split"]), None)
-    return scores.get(split)
 
 
 def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -> list[dict]:

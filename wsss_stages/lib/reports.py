@@ -1,4 +1,4 @@
-"""Cost and formatting helpers of the reports: Snakemake benchmark files, table cells."""
+"""Cost and formatting helpers of the reports: Snakemake benchmark files, table cells, summary look-ups."""
 
 from __future__ import annotations
 
@@ -39,3 +39,13 @@ def read_job_times(paths: list[str], experiment: str) -> list[dict]:
 def fmt(value, digits: int = 2) -> str:
     """A table cell: "—" for a missing value, floats with ``digits`` decimals."""
     return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def classifier_map(summary: dict, on_seed_split: bool) -> float | None:
+    """The classifier's mAP, from an experiment's summary (metrics.json), on the seed split or on the
+    other split score_classifier scored (val). That split is scored whether or not the CAMs are also
+    scored on val (``eval_cams.score_val``). None before score_classifier."""
+    scores = summary.get("classifier_map") or {}
+    seed_split = summary.get("seed_split")
+    split = seed_split if on_seed_split else next((k for k in scores if k != seed_split), None)
+    return scores.get(split)
