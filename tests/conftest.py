@@ -62,6 +62,16 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(SAME_WORKER_AS.get(item.path.stem, item.path.stem)))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """Stop when --dist loadgroup does not group: xdist marks a grouped test by appending "@group" to its
+    node id, which pytest 9.2 no longer lets it change (pytest-dev/pytest-xdist#1386). The tests still
+    pass then, but every worker builds every module fixture (the tiny DAGs) again: minutes of CI."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and not any("@" in nodeid for nodeid in ids):
+        pytest.exit("--dist loadgroup does not group the tests on this pytest/pytest-xdist pair (pytest-xdist issue "
+                    "1386, pytest 9.2): install the Makefile's pinned pytest", returncode=4)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """The whole DAG of tests/tiny_config.yaml, finished (targets `all benchmarks`). Tests only dry-run it
