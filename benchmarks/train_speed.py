@@ -1,6 +1,6 @@
 """Training throughput on this machine: each training stage's loop on real images against its limit.
 
-    python benchmarks/train_speed.py --data-root ../shared/data/voc2012-subset [--images 96] [--threads 2]
+    python benchmarks/train_speed.py --data-root ../shared/data/voc2012-subset [--images 96] [--threads 2] [--rounds 3]
 
 For the CPU preset's two big networks (the lite0 CAM classifier and the lite0 DeepLab v3+, 128
 channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them), and
@@ -17,6 +17,10 @@ since session 9) next to it with every stage trained (the preset before):
 
 Prints a markdown table; the ratio columns are the best fp32 stage loop's images/s over the fp32
 limit's, and the bf16 loop's over the best fp32 loop's (the speed-up a stage gets from bf16).
+On a shared or virtualised machine one run moves by 10-25 %, as much as bf16 gains or loses, so
+``--rounds N`` measures every cell N times, interleaved (each round runs fp32 and bf16 of one network
+back to back, so a slow minute hits both), and prints the median with the range; a ratio is taken
+within each round, then its median and range over the rounds.
 """
 
 from __future__ import annotations
@@ -96,7 +100,41 @@ def stage_loop(make_net, loss_fn, load, count: int, workers: int, dtype=None) ->
     return loop.timing[-1]
 
 
-def training_table(data_root: str, images: int = 96, steps: int = 6) -> str:
+def spread(values: list[float], digits: int = 1) -> str:
+    """``median (min–max)`` over rounds, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{float(np.median(values)):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def measure_round(make_net, loss_fn, load, count: int, targets: dict, steps: int, bf16: bool) -> dict:
+    """One round of every cell of a network's row: limits, fp32 loops with 0 and 1 workers, bf16 loop."""
+    row = {"limit": limit(make_net, loss_fn, targets, None, steps)}
+    if bf16:
+        row["limit_bf16"] = limit(make_net, loss_fn, targets, torch.bfloat16, steps)
+    row["loops"] = [stage_loop(make_net, loss_fn, load, count, workers) for workers in (0, 1)]
+    row["best"] = max(t["images_per_s"] for t in row["loops"])
+    if bf16:
+        row["loop_bf16"] = stage_loop(make_net, loss_fn, load, count, 0, torch.bfloat16)
+    return row
+
+
+def table_row(name: str, rounds: list[dict], bf16: bool) -> str:
+    """A network's markdown row from its rounds (medians and ranges; ratios taken within a round)."""
+    of = lambda key: [r[key] for r in rounds]  # noqa: E731
+    loop_cells = [f"{spread([r['loops'][w]['images_per_s'] for r in rounds])} ({np.median([r['loops'][w]['data_share'] for r in rounds]):.0f} %)"
+                  for w in (0, 1)]  # fmt: skip
+    cells = [spread(of("limit")), spread(of("limit_bf16")) if bf16 else "not native", *loop_cells,
+             spread([r["best"] / r["limit"] for r in rounds], 2)]
+    if bf16:
+        cells += [f"{spread([r['loop_bf16']['images_per_s'] for r in rounds])} ({np.median([r['loop_bf16']['data_share'] for r in rounds]):.0f} %)",
+                  spread([r["loop_bf16"]["images_per_s"] / r["best"] for r in rounds], 2)]  # fmt: skip
+    else:
+        cells += ["not native", ""]
+    return f"| {name} | {' | '.join(cells)} |"
+
+
+def training_table(data_root: str, images: int = 96, steps: int = 6, rounds: int = 1) -> str:
     """The markdown table of the module docstring, measured now."""
     dataset = VOCDataset(data_root)
     masks = Path(data_root) / "SegmentationClass"
@@ -119,24 +157,19 @@ def training_table(data_root: str, images: int = 96, steps: int = 6) -> str:
                 ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked),
                  {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}))  # fmt: skip
     bf16 = native_bf16(torch.device("cpu"))
+    measured = {name: [] for name, *_ in networks}
+    for _ in range(rounds):  # rounds outermost: a slow spell of the machine spreads over every network
+        for name, make_net, loss_fn, load, count, targets in networks:
+            measured[name].append(measure_round(make_net, loss_fn, load, count, targets, steps, bf16))
+    how = f"median (range) of {rounds} interleaved rounds" if rounds > 1 else "one round"
     lines = [f"{torch.get_num_threads()} threads; native bf16 here: {bf16} (AMX tiles {torch.cpu._is_amx_tile_supported()}, "
              f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}); {CROP} px crops, batch {BATCH}, channels-last, BatchNorm frozen; "
-             f"stage loop over {images} real images", "",
+             f"stage loop over {images} real images; {how}", "",
              "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
              "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit | stage loop bf16, 0 workers "
              "| bf16 loop / best fp32 loop |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for name, make_net, loss_fn, load, count, targets in networks:
-        fp32 = limit(make_net, loss_fn, targets, None, steps)
-        half = f"{limit(make_net, loss_fn, targets, torch.bfloat16, steps):.1f}" if bf16 else "not native"
-        loops = [stage_loop(make_net, loss_fn, load, count, workers) for workers in (0, 1)]
-        cells = [f"{t['images_per_s']:.1f} ({t['data_share']:.0f} %)" for t in loops]
-        best = max(t["images_per_s"] for t in loops)
-        bf16_cells = ["not native", ""]
-        if bf16:
-            fast = stage_loop(make_net, loss_fn, load, count, 0, torch.bfloat16)
-            bf16_cells = [f"{fast['images_per_s']:.1f} ({fast['data_share']:.0f} %)", f"{fast['images_per_s'] / best:.2f}"]
-        lines.append(f"| {name} | {fp32:.1f} | {half} | {cells[0]} | {cells[1]} | {best / fp32:.2f} | {' | '.join(bf16_cells)} |")
+    lines += [table_row(name, measured[name], bf16) for name, *_ in networks]
     return "\n".join(lines)
 
 
@@ -146,9 +179,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=96, help="real images per stage loop (one epoch)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps of the limit")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times, interleaved; print median (range)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     set_threads(args.threads)
-    print(training_table(args.data_root, args.images, args.steps))
+    print(training_table(args.data_root, args.images, args.steps, args.rounds))
 
 
 if __name__ == "__main__":

@@ -48,14 +48,37 @@ def test_auc_from_histograms():
     assert auc_from_histograms(np.histogram(pos, edges)[0], np.histogram(neg[:1000], edges)[0]) == pytest.approx(exact, abs=0.01)
 
 
-def load_repeats_script():
+def load_benchmark_script(name: str):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("repeats", Path(__file__).resolve().parents[1] / "benchmarks" / "repeats.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_repeats_script():
+    return load_benchmark_script("repeats")
+
+
+def test_the_training_speed_table_takes_each_ratio_within_its_round():
+    speed = load_benchmark_script("train_speed")
+
+    def timing(images_per_s):
+        return {"images_per_s": images_per_s, "data_share": 5.0}
+
+    # The machine runs twice as fast in the second round: cells spread; bf16 / fp32 is 1.5, 1.0, 1.1 in the
+    # three rounds, so its median is 1.1, where the ratio of the medians would say 1.25.
+    rounds = [{"limit": lim, "limit_bf16": lim, "loops": [timing(lim * 0.9), timing(lim * 0.8)], "best": lim * 0.9,
+               "loop_bf16": timing(lim * 0.9 * gain)} for lim, gain in ((10.0, 1.5), (20.0, 1.0), (12.0, 1.1))]  # fmt: skip
+    cells = [c.strip() for c in speed.table_row("net", rounds, bf16=True).strip("|").split("|")]
+    assert cells[1] == "12.0 (10.0–20.0)"  # median and range of the fp32 limit
+    assert cells[3] == "10.8 (9.0–18.0) (5 %)"
+    assert cells[5] == "0.90 (0.90–0.90)"  # loop / limit within each round
+    assert cells[7] == "1.10 (1.00–1.50)"  # the bf16 speed-up within each round, not median over median
+    one = [c.strip() for c in speed.table_row("net", rounds[:1], bf16=False).strip("|").split("|")]
+    assert one[1:3] == ["10.0", "not native"] and one[6] == "not native"
 
 
 def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(tmp_path):

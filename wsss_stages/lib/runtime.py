@@ -76,8 +76,10 @@ def training_dtype(precision: str, device: "torch.device") -> "torch.dtype | Non
     every CPU. bf16 inference pays on CPUs with AMX or AVX512-BF16, but a lite0 training step
     (``benchmarks/precision.py``, ``benchmarks/train_speed.py``) ran slower in bf16 on each CPU kind
     measured: 0.71x on an AVX512-BF16 Xeon without AMX, 0.69x (classifier, stem + 2 stages fixed) to
-    0.97x (DeepLab v3+) on an AMX Xeon, 0.06x where bf16 is emulated (AVX2 only). ``bf16`` still
-    selects it, for CPUs where a measurement says it pays."""
+    0.97x (DeepLab v3+) on an AMX Xeon, 0.06x where bf16 is emulated (AVX2 only). On an AMD EPYC with
+    AVX512-BF16 (three interleaved rounds) the classifiers ran at 0.99-1.05x and DeepLab at 1.21x
+    (1.05-1.45x): one network on one CPU kind, so ``auto`` keeps a single rule and ``bf16`` selects
+    it where a measurement says it pays."""
     import torch
 
     if precision not in ("auto", "fp32", "bf16", "fp16"):
