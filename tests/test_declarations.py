@@ -96,7 +96,7 @@ def test_the_crf_after_a_refiner_gets_its_own_swept_background_score():
     assert node_params(cfg, crf, "cams")["crf"]["bilateral_compat"] == 10 and node_params(cfg, crf, "rw")["crf"]["bilateral_compat"] == 4
     tune = REGISTRY.stage("tune_crf")
     assert node_params(cfg, tune, "rw")["crf"] == node_params(cfg, crf, "rw")["crf"]
-    assert node_params(cfg, tune, "rw")["thresholds"] == [0.2, 0.25, 0.3, 0.35, 0.4] != node_params(cfg, tune, "cams")["thresholds"]
+    assert node_params(cfg, tune, "rw")["thresholds"] == [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5] != node_params(cfg, tune, "cams")["thresholds"]
 
     inherit = validate_config({"make_pseudo_masks": {"refinement": "rw+crf"}, "refine_crf": {"chained": {"bg_threshold": "inherit"}},
                                "random_walk": {"bg_threshold": "auto"}})

@@ -66,8 +66,11 @@ properties:
         type: array
         items: {$ref: "#/$defs/unit_interval"}
         minItems: 1
-        default: [0.2, 0.25, 0.3, 0.35, 0.4]
-        description: background scores tried by tune_crf next to a refiner's maps (when bg_threshold is auto)
+        default: [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+        description: >
+          background scores tried by tune_crf next to a refiner's maps (when bg_threshold is auto); up
+          to 0.5 because the irn walk's maps of the current CPU preset are best at 0.45 on their own, and
+          the sweep to 0.4 stopped at its edge there
 """)
 # the chained CRF's parameters: the same keys as the seeds' CRF, with DeepLab's values as defaults
 SECTION["properties"]["chained"]["properties"].update(
