@@ -113,22 +113,25 @@ def measure_round(make_net, loss_fn, load, count: int, targets: dict, steps: int
     if bf16:
         row["limit_bf16"] = limit(make_net, loss_fn, targets, torch.bfloat16, steps)
     row["loops"] = [stage_loop(make_net, loss_fn, load, count, workers) for workers in (0, 1)]
-    row["best"] = max(t["images_per_s"] for t in row["loops"])
     if bf16:
         row["loop_bf16"] = stage_loop(make_net, loss_fn, load, count, 0, torch.bfloat16)
     return row
 
 
+def timing_cell(timings: list[dict]) -> str:
+    """A stage loop's images/s over rounds, with its median share of time waiting for data."""
+    return f"{spread([t['images_per_s'] for t in timings])} ({np.median([t['data_share'] for t in timings]):.0f} %)"
+
+
 def table_row(name: str, rounds: list[dict], bf16: bool) -> str:
     """A network's markdown row from its rounds (medians and ranges; ratios taken within a round)."""
-    of = lambda key: [r[key] for r in rounds]  # noqa: E731
-    loop_cells = [f"{spread([r['loops'][w]['images_per_s'] for r in rounds])} ({np.median([r['loops'][w]['data_share'] for r in rounds]):.0f} %)"
-                  for w in (0, 1)]  # fmt: skip
-    cells = [spread(of("limit")), spread(of("limit_bf16")) if bf16 else "not native", *loop_cells,
-             spread([r["best"] / r["limit"] for r in rounds], 2)]
+    best = [max(t["images_per_s"] for t in r["loops"]) for r in rounds]  # the faster of 0 and 1 workers
+    cells = [spread([r["limit"] for r in rounds]), spread([r["limit_bf16"] for r in rounds]) if bf16 else "not native",
+             *(timing_cell([r["loops"][w] for r in rounds]) for w in (0, 1)),
+             spread([b / r["limit"] for b, r in zip(best, rounds)], 2)]  # fmt: skip
     if bf16:
-        cells += [f"{spread([r['loop_bf16']['images_per_s'] for r in rounds])} ({np.median([r['loop_bf16']['data_share'] for r in rounds]):.0f} %)",
-                  spread([r["loop_bf16"]["images_per_s"] / r["best"] for r in rounds], 2)]  # fmt: skip
+        cells += [timing_cell([r["loop_bf16"] for r in rounds]),
+                  spread([r["loop_bf16"]["images_per_s"] / b for b, r in zip(best, rounds)], 2)]  # fmt: skip
     else:
         cells += ["not native", ""]
     return f"| {name} | {' | '.join(cells)} |"
