@@ -132,3 +132,35 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
     assert "+1.33 [+0.62, +2.05] within noise (n = 3: +1.00 / +1.50 / +1.50)" in chain
     with pytest.raises(SystemExit, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"):
         repeats.add(record, "scg", 0, tmp_path / "m0.json", "", refinement="scg")
+
+
+def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_each_step_mined(tmp_path):
+    """Step 1 finds the left half of the cat, step 2 (on the erased image) its right half and a background patch."""
+    from conftest import write_voc_tree
+    from wsss_stages.lib.artifacts import save_cams, save_mask, write_manifest
+
+    steps = load_benchmark_script("erasing_steps")
+    tree = write_voc_tree(tmp_path / "VOC2012", {"train": ["a"]}, labels={"a": ["cat"]})  # cat at rows 4:12, columns 4:12
+    cat = 8
+    halves = np.zeros((2, 1, 24, 32), np.float32)
+    halves[0, 0, 4:12, 4:8] = 1.0
+    halves[1, 0, 4:12, 8:12] = 1.0
+    halves[1, 0, 16:20, 20:24] = 1.0  # background, 16 pixels
+    work, mined = tmp_path / ".checkpoints" / "train_erasing", np.zeros((24, 32), np.uint8)
+    for s, cams in enumerate(halves, start=1):
+        mined[cams[0] > 0.5] = cat
+        for kind, save in (("cams", lambda d: save_cams(d / "a.npz", cams, [cat])), ("mined", lambda d: save_mask(d / "a.png", mined))):
+            (work / f"step{s}" / kind).mkdir(parents=True)
+            save(work / f"step{s}" / kind)
+            write_manifest(work / f"step{s}" / kind, kind if kind == "cams" else "masks", ["a"])
+    (work / "step3").mkdir()  # a step that stopped below the mAP floor has no CAMs and is not a row
+    first, second = steps.score_steps(work, tree, "train", [0.5])
+    valid = 24 * 32
+    assert first["fused"]["miou"] == pytest.approx(100 * np.mean([(valid - 64) / (valid - 32), 32 / 64]), abs=0.01)
+    assert second["fused"]["miou"] == pytest.approx(100 * np.mean([(valid - 80) / (valid - 64), 64 / 80]), abs=0.01)
+    assert second["alone"]["miou"] == pytest.approx(100 * np.mean([(valid - 80) / (valid - 32), 32 / 80]), abs=0.01)
+    assert first["alone"] == first["fused"]
+    assert (first["mined_share"], first["mined_right"], first["mined_background"]) == pytest.approx((100 * 32 / valid, 100, 0))
+    mined = (second["mined_share"], second["mined_right"], second["mined_background"])
+    assert mined == pytest.approx((100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48))  # what step 2 added: 32 cat, 16 background
+    assert steps.table([first, second]).splitlines()[-1].startswith(f"| 2 | {second['fused']['miou']:.2f} (thr 0.50, ")
