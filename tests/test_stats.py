@@ -146,13 +146,21 @@ def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_eac
     halves[0, 0, 4:12, 4:8] = 1.0
     halves[1, 0, 4:12, 8:12] = 1.0
     halves[1, 0, 16:20, 20:24] = 1.0  # background, 16 pixels
-    work, mined = tmp_path / ".checkpoints" / "train_erasing", np.zeros((24, 32), np.uint8)
-    for s, cams in enumerate(halves, start=1):
-        mined[cams[0] > 0.5] = cat
-        for kind, save in (("cams", lambda d: save_cams(d / "a.npz", cams, [cat])), ("mined", lambda d: save_mask(d / "a.png", mined))):
-            (work / f"step{s}" / kind).mkdir(parents=True)
-            save(work / f"step{s}" / kind)
-            write_manifest(work / f"step{s}" / kind, kind if kind == "cams" else "masks", ["a"])
+    work = tmp_path / ".checkpoints" / "train_erasing"
+
+    def write_step(step: int, cams: np.ndarray, mined: np.ndarray) -> None:
+        cams_dir, mined_dir = work / f"step{step}" / "cams", work / f"step{step}" / "mined"
+        cams_dir.mkdir(parents=True)
+        mined_dir.mkdir(parents=True)
+        save_cams(cams_dir / "a.npz", cams, [cat])
+        save_mask(mined_dir / "a.png", mined)
+        write_manifest(cams_dir, "cams", ["a"])
+        write_manifest(mined_dir, "masks", ["a"])
+
+    mined_after_step1 = np.where(halves[0, 0] > 0.5, cat, 0).astype(np.uint8)
+    mined_after_step2 = np.where(halves[1, 0] > 0.5, cat, mined_after_step1).astype(np.uint8)
+    write_step(1, halves[0], mined_after_step1)
+    write_step(2, halves[1], mined_after_step2)
     (work / "step3").mkdir()  # a step that stopped below the mAP floor has no CAMs and is not a row
     first, second = steps.score_steps(work, tree, "train", [0.5])
     valid = 24 * 32
@@ -161,6 +169,6 @@ def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_eac
     assert second["alone"]["miou"] == pytest.approx(100 * np.mean([(valid - 80) / (valid - 32), 32 / 80]), abs=0.01)
     assert first["alone"] == first["fused"]
     assert (first["mined_share"], first["mined_right"], first["mined_background"]) == pytest.approx((100 * 32 / valid, 100, 0))
-    mined = (second["mined_share"], second["mined_right"], second["mined_background"])
-    assert mined == pytest.approx((100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48))  # what step 2 added: 32 cat, 16 background
+    step2_mined = (second["mined_share"], second["mined_right"], second["mined_background"])
+    assert step2_mined == pytest.approx((100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48))  # what step 2 added: 32 cat, 16 background
     assert steps.table([first, second]).splitlines()[-1].startswith(f"| 2 | {second['fused']['miou']:.2f} (thr 0.50, ")
