@@ -10,12 +10,17 @@ the train threshold) as mean ± sample std, and its difference to the baseline p
 A row is a seed method's CAM seeds (the default), or with ``--refinement`` the pseudo-masks of one
 refinement of that experiment's CAMs (its ``make_pseudo_masks.refinement`` or one of ``compare``), so
 that refiners of the same CAMs are paired by seed in a record of their own, against ``none`` (the
-seeds) or against a chain without its last link:
+seeds) or against a chain without its last link. With ``--segmentation`` a row is the experiment's final
+network instead: ``miou_train`` its pseudo-masks on train (what it trained on), ``miou_val`` the network
+on val, precision and recall the network's on val, so that two DeepLab recipes on the same pseudo-masks
+(fp32 against bf16) are paired by seed on val:
 
     python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_seeds.csv eps 2 results/voc12_cpu_eps_r2/metrics.json
     python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_seeds.csv --baseline cam
     python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_refinements.csv pamr+crf 2 results/voc12_cpu_cam_r2/metrics.json --refinement pamr+crf
     python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_refinements.csv --baseline pamr
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_segmentation.csv bf16 1 results/voc12_cpu_bf16_r1/metrics.json --segmentation
+    python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_segmentation.csv --baseline fp32
 
 ``add`` replaces the row of the same method and seed. Rows may also be written by hand for numbers
 measured before the record existed (say where from in ``source``); empty cells are numbers not kept.
@@ -34,16 +39,24 @@ FIELDS = ("method", "seed", "miou_train", "miou_val", "threshold", "precision", 
           "commit", "source")  # fmt: skip
 
 
-def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinement: str | None = None) -> dict:
-    """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, or the
-    pseudo-masks of ``refinement``. Precision, recall and threshold are kept for the seeds and for the
-    experiment's own refinement; metrics.json holds only the mIoU of the refinements it compares."""
+def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinement: str | None = None,
+                     segmentation: bool = False) -> dict:
+    """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, the
+    pseudo-masks of ``refinement``, or (``segmentation``) its final network. Precision, recall and
+    threshold are kept for the seeds and for the experiment's own refinement; metrics.json holds only
+    the mIoU of the refinements it compares."""
     prov = metrics.get("provenance") or {}
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []
     cpu = f"{machine.get('cpu', '')} ({', '.join(flags)})" if flags else machine.get("cpu", "")
     common = {"method": method, "seed": seed, "map_train": mean_ap(metrics, True), "map_val": mean_ap(metrics, False),
               "cpu": cpu, "commit": (git.get("commit") or "")[:10], "source": source}  # fmt: skip
+    if segmentation:
+        if metrics.get("segmentation_miou") is None:
+            raise SystemExit("this metrics.json has no final network (segmentation_miou); was train_segmentation.enabled false?")
+        return {**common, "miou_train": metrics["pseudo_mask_miou"], "miou_val": metrics["segmentation_miou"],
+                "threshold": metrics.get("pseudo_mask_bg_threshold"), "precision": metrics["segmentation"]["precision"],
+                "recall": metrics["segmentation"]["recall"]}  # fmt: skip
     if refinement is None:
         return {**common, "miou_train": metrics["cam_miou"], "miou_val": metrics.get("cam_miou_val"),
                 "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
@@ -87,8 +100,10 @@ def write_record(path: Path, rows: list[dict]) -> None:
         writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in FIELDS} for row in rows)
 
 
-def add(record: Path, method: str, seed: int, metrics_path: Path, source: str, refinement: str | None = None) -> dict:
-    row = row_from_metrics(method, seed, json.loads(metrics_path.read_text()), source or str(metrics_path), refinement)
+def add(record: Path, method: str, seed: int, metrics_path: Path, source: str, refinement: str | None = None,
+        segmentation: bool = False) -> dict:
+    metrics = json.loads(metrics_path.read_text())
+    row = row_from_metrics(method, seed, metrics, source or str(metrics_path), refinement, segmentation)
     rows = [r for r in read_record(record) if not (r["method"] == method and int(r["seed"]) == seed)]
     write_record(record, [*rows, row])
     return row
@@ -149,13 +164,16 @@ def main() -> None:
     adding.add_argument("seed", type=int, help="the repeat's training seed offset (0 for the experiment's own folder, r for _r<r>)")
     adding.add_argument("metrics", type=Path, help="results/<experiment>[_r<r>]/metrics.json")
     adding.add_argument("--source", default="", help="where the row came from (default: the metrics path)")
-    adding.add_argument("--refinement", help="record the pseudo-masks of this refinement (e.g. pamr, pamr+crf, none) instead of the seeds")
+    kind = adding.add_mutually_exclusive_group()
+    kind.add_argument("--refinement", help="record the pseudo-masks of this refinement (e.g. pamr, pamr+crf, none) instead of the seeds")
+    kind.add_argument("--segmentation", action="store_true",
+                      help="record the final network (val mIoU, and its pseudo-masks on train) instead of the seeds")
     tabling = sub.add_parser("table", help="print the record as a markdown table")
     tabling.add_argument("record", type=Path)
     tabling.add_argument("--baseline", default="cam")
     args = parser.parse_args()
     if args.command == "add":
-        print(add(args.record, args.method, args.seed, args.metrics, args.source, args.refinement))
+        print(add(args.record, args.method, args.seed, args.metrics, args.source, args.refinement, args.segmentation))
     else:
         print(table(read_record(args.record), args.baseline))
 

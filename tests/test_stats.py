@@ -134,6 +134,28 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
         repeats.add(record, "scg", 0, tmp_path / "m0.json", "", refinement="scg")
 
 
+def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
+    import json
+
+    repeats = load_benchmark_script("repeats")
+    record = tmp_path / "segmentation.csv"
+    for seed, (masks, fp32, bf16) in enumerate([(42.3, 37.5, 37.0), (42.9, 38.0, 38.2), (42.2, 36.9, 36.6)]):
+        for name, final in (("fp32", fp32), ("bf16", bf16)):
+            path = tmp_path / f"{name}{seed}.json"
+            path.write_text(json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": masks, "segmentation_miou": final,
+                                        "pseudo_mask_bg_threshold": 0.3, "segmentation": {"precision": 56.0, "recall": 57.0}}))
+            repeats.add(record, name, seed, path, "", segmentation=True)
+    rows = repeats.read_record(record)
+    first = next(r for r in rows if r["method"] == "bf16" and r["seed"] == "0")
+    assert (first["miou_train"], first["miou_val"], first["precision"]) == ("42.3", "37.0", "56.0")
+    bf16 = next(line for line in repeats.table(rows, "fp32").splitlines() if line.startswith("| bf16"))
+    # same pseudo-masks on train (difference 0 in every seed); on val −0.5, +0.2, −0.3
+    assert "+0.00 [+0.00, +0.00]" in bf16 and "(n = 3: -0.50 / +0.20 / -0.30)" in bf16
+    (tmp_path / "seeds_only.json").write_text(json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": 42.0, "segmentation_miou": None}))
+    with pytest.raises(SystemExit, match="no final network"):
+        repeats.add(record, "fp32", 3, tmp_path / "seeds_only.json", "", segmentation=True)
+
+
 def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_each_step_mined(tmp_path):
     """Step 1 finds the left half of the cat, step 2 (on the erased image) its right half and a background patch."""
     from conftest import write_voc_tree
