@@ -43,8 +43,9 @@ def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinem
                      segmentation: bool = False) -> dict:
     """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, the
     pseudo-masks of ``refinement``, or (``segmentation``) its final network. Precision, recall and
-    threshold are kept for the seeds and for the experiment's own refinement; metrics.json holds only
-    the mIoU of the refinements it compares."""
+    threshold are kept for the seeds, for the experiment's own refinement and for a final network (its
+    precision and recall on val, the threshold of its pseudo-masks); metrics.json holds only the mIoU of
+    the refinements it compares."""
     prov = metrics.get("provenance") or {}
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []
