@@ -5,7 +5,8 @@
 For the CPU preset's two big networks (the lite0 CAM classifier and the lite0 DeepLab v3+, 128
 channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them), and
 the classifier with its stem and first two stages fixed (``backbone.frozen_stages: 2``, the preset's
-since session 9) next to it with every stage trained (the preset before):
+since session 9) next to it with every stage trained (the preset before), and DeepLab likewise with and
+without its stem and first two stages fixed (``train_segmentation.backbone.frozen_stages: 2``):
 
 - **limit**: forward, backward and SGD step on random tensors of the same shape, no data loading;
   fp32, and bf16 autocast when this CPU or GPU has native bf16 (``runtime.native_bf16``);
@@ -50,8 +51,8 @@ def classifier_net(frozen_stages: int = 0):
     return CamClassifier(build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"], frozen_stages), 20)
 
 
-def deeplab_net():
-    return build_segmentation_net("deeplabv3plus", 128, BACKBONE, 21)
+def deeplab_net(frozen_stages: int = 0):
+    return build_segmentation_net("deeplabv3plus", 128, {**BACKBONE, "frozen_stages": frozen_stages}, 21)
 
 
 def classifier_loss(model, x, targets):
@@ -154,11 +155,13 @@ def training_table(data_root: str, images: int = 96, steps: int = 6, rounds: int
 
     rng = np.random.default_rng(0)
     labels = {"labels": torch.from_numpy((rng.random((BATCH, 20)) > 0.85).astype(np.float32))}
+    masks_target = {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}
     networks = (("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled), labels),
                 ("lite0 CAM classifier, stem + 2 stages fixed", functools.partial(classifier_net, 2), classifier_loss, load_labels,
                  len(labelled), labels),
-                ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked),
-                 {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}))  # fmt: skip
+                ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked), masks_target),
+                ("lite0 DeepLab v3+ (128), stem + 2 stages fixed", functools.partial(deeplab_net, 2), deeplab_loss, load_mask_sample,
+                 len(masked), masks_target))  # fmt: skip
     bf16 = native_bf16(torch.device("cpu"))
     measured = {name: [] for name, *_ in networks}
     for _ in range(rounds):  # rounds outermost: a slow spell of the machine spreads over every network
