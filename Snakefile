@@ -15,9 +15,9 @@ min_version("9.0")
 # sys.path.insert(0, workflow.basedir)
 try:
     from wsss_stages import WsssError
-    from wsss_stages.lib.config import validate_config
-    from wsss_stages.lib.experiments import expand_experiments
-    from wsss_stages.lib.preflight import check_job_python
+    from wsss_stages.lib.plan.config import validate_config
+    from wsss_stages.lib.plan.experiments import expand_experiments
+    from wsss_stages.lib.plan.preflight import check_job_python
 except ImportError as error:
     sys.exit(f"wsss: cannot import the wsss_stages package ({error}): run `make install` and activate .venv "
              "(source .venv/bin/activate), or `pip install -e .` in this environment")

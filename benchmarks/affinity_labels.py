@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wsss_stages.lib.affinity_labels import COUNTS, label_counts, label_scores
-from wsss_stages.lib.artifacts import load_cams, read_manifest
-from wsss_stages.lib.runtime import progress
-from wsss_stages.lib.thresholds import resolve_threshold
-from wsss_stages.lib.voc import VOCDataset
-from wsss_stages.make_affinity_labels import labels_for
+from wsss_stages.refiners.random_walk.affinity_labels import COUNTS, label_counts, label_scores
+from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+from wsss_stages.lib.nets.runtime import progress
+from wsss_stages.lib.evaluation.thresholds import resolve_threshold
+from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.random_walk.make_affinity_labels import labels_for
 
 IRN = {"crf": True, "conf_fg": 0.30, "conf_bg": 0.05, "relative_fg": 2.0, "relative_bg": 0.33, "quantile_fg": 0.8, "quantile_bg": 0.3}
 VARIANTS = {

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wsss_stages.lib.classification import classification_map
-from wsss_stages.lib.runtime import pick_device, set_threads
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.nets.classification import classification_map
+from wsss_stages.lib.nets.runtime import pick_device, set_threads
+from wsss_stages.lib.data.voc import VOCDataset
 
 
 def main() -> None:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.lib.artifacts import load_cams, load_mask, read_manifest
-from wsss_stages.lib.evaluation import ids_with_masks
-from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.lib.runtime import progress
-from wsss_stages.lib.thresholds import strongest
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.data.artifacts import load_cams, load_mask, read_manifest
+from wsss_stages.lib.evaluation.evaluation import ids_with_masks
+from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.nets.runtime import progress
+from wsss_stages.lib.evaluation.thresholds import strongest
+from wsss_stages.lib.data.voc import VOCDataset
 
 DEFAULT_THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 16)]
 

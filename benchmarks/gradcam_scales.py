@@ -26,14 +26,14 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-from wsss_stages.lib.thresholds import strongest as cam_labels
-from wsss_stages.lib.evaluation import ids_with_masks
-from wsss_stages.lib.cams import CPU_MAX_PIXELS, batches_by_size, class_maps_multiscale, gradcam_function, normalise_cams
-from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.lib.models import load_model
-from wsss_stages.lib.models import to_tensor
-from wsss_stages.lib.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
+from wsss_stages.lib.evaluation.evaluation import ids_with_masks
+from wsss_stages.lib.nets.cams import CPU_MAX_PIXELS, batches_by_size, class_maps_multiscale, gradcam_function, normalise_cams
+from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.nets.models import load_model
+from wsss_stages.lib.nets.models import to_tensor
+from wsss_stages.lib.nets.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
+from wsss_stages.lib.data.voc import VOCDataset
 
 VARIANTS = ("cam", "cam / n_s", "gradcam", "cam, scales normalised", "gradcam, scales normalised")
 

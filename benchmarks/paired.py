@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    from wsss_stages.lib.artifacts import load_confusions
-    from wsss_stages.lib.stats import describe_difference, miou_of, paired_difference
+    from wsss_stages.lib.data.artifacts import load_confusions
+    from wsss_stages.lib.evaluation.stats import describe_difference, miou_of, paired_difference
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("b", type=Path, help="per_image.npz of the method")

@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.lib.models import CamClassifier, build_backbone
-from wsss_stages.lib.runtime import native_bf16
+from wsss_stages.lib.nets.models import CamClassifier, build_backbone
+from wsss_stages.lib.nets.runtime import native_bf16
 
 
 def timed(step, repeats: int) -> float:

@@ -24,14 +24,14 @@ def sweep(model: Path, cams: Path, data_root: Path, split: str, powers: list[flo
     import torch
     import torch.nn.functional as F
 
-    from wsss_stages.lib.affinity import build_affinitynet, transition_matrix
-    from wsss_stages.lib.affinity import random_walk as propagate
-    from wsss_stages.lib.artifacts import load_cams, read_manifest
-    from wsss_stages.lib.evaluation import ids_with_masks
-    from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
-    from wsss_stages.lib.models import load_model, to_tensor
-    from wsss_stages.lib.runtime import progress
-    from wsss_stages.lib.voc import VOCDataset
+    from wsss_stages.refiners.random_walk.affinity import build_affinitynet, transition_matrix
+    from wsss_stages.refiners.random_walk.affinity import random_walk as propagate
+    from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+    from wsss_stages.lib.evaluation.evaluation import ids_with_masks
+    from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+    from wsss_stages.lib.nets.models import load_model, to_tensor
+    from wsss_stages.lib.nets.runtime import progress
+    from wsss_stages.lib.data.voc import VOCDataset
 
     net, meta = load_model(model, ("affinitynet",), build_affinitynet)
     net.eval()

@@ -20,9 +20,9 @@ import time
 def measure(backbone: str, method: str, height: int, width: int) -> dict:
     import torch
 
-    from wsss_stages.lib.affinity import AffinityNet, BoundaryNet
-    from wsss_stages.lib.models import build_backbone
-    from wsss_stages.random_walk import walk_with_background, walk_with_boundary
+    from wsss_stages.refiners.random_walk.affinity import AffinityNet, BoundaryNet
+    from wsss_stages.lib.nets.models import build_backbone
+    from wsss_stages.refiners.random_walk.random_walk import walk_with_background, walk_with_boundary
 
     torch.set_num_threads(2)
     features = build_backbone(backbone, "none", 16 if backbone != "tiny" else 8)

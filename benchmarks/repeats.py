@@ -74,7 +74,7 @@ def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinem
 
 def mean_ap(metrics: dict, on_seed_split: bool) -> float | None:
     """The classifier's mAP in percent to one decimal, as the record's hand-written rows keep it."""
-    from wsss_stages.lib.reports import classifier_map
+    from wsss_stages.lib.evaluation.reports import classifier_map
 
     value = classifier_map(metrics, on_seed_split)
     return None if value is None else round(value, 1)
@@ -92,7 +92,7 @@ def read_record(path: Path) -> list[dict]:
 
 
 def write_record(path: Path, rows: list[dict]) -> None:
-    from wsss_stages.lib.artifacts import atomic_path
+    from wsss_stages.lib.data.artifacts import atomic_path
 
     rows = sorted(rows, key=lambda r: (r["method"], int(r["seed"])))
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
@@ -121,7 +121,7 @@ def by_method(rows: list[dict], column: str) -> dict[str, dict[int, float]]:
 
 
 def spread(values: dict[int, float]) -> str:
-    from wsss_stages.lib.stats import mean_std
+    from wsss_stages.lib.evaluation.stats import mean_std
 
     if not values:
         return ""
@@ -131,7 +131,7 @@ def spread(values: dict[int, float]) -> str:
 
 
 def paired(values: dict[int, float], baseline: dict[int, float]) -> str:
-    from wsss_stages.lib.stats import describe_difference, paired_t_interval
+    from wsss_stages.lib.evaluation.stats import describe_difference, paired_t_interval
 
     seeds = sorted(set(values) & set(baseline))
     if not seeds:

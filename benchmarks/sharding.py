@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from wsss_stages.lib.artifacts import read_manifest
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.data.artifacts import read_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 
 CRF = {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 80, "bilateral_srgb": 13, "bilateral_compat": 10}
 

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_config(configfile: Path, data_root: str) -> dict:
-    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.plan.config import validate_config
 
     import yaml
 
@@ -45,7 +45,7 @@ def load_config(configfile: Path, data_root: str) -> dict:
 
 
 def images_for(dataset, split: str, count: int) -> list[str]:
-    from wsss_stages.lib.voc import split_labelled
+    from wsss_stages.lib.data.voc import split_labelled
 
     import logging
 
@@ -58,9 +58,9 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
     import numpy as np
     import torch
 
-    from wsss_stages.lib.cams import extract_cams, plain_loop_cams
-    from wsss_stages.lib.models import load_model
-    from wsss_stages.lib.runtime import for_inference, inference_dtype, pick_device
+    from wsss_stages.lib.nets.cams import extract_cams, plain_loop_cams
+    from wsss_stages.lib.nets.models import load_model
+    from wsss_stages.lib.nets.runtime import for_inference, inference_dtype, pick_device
 
     torch.set_num_threads(threads)
     device = pick_device("auto")
@@ -85,10 +85,10 @@ def cam_speed(model: Path, dataset, ids: list[str], scales, threads: int) -> dic
 
 
 def crf_speed(cams: Path, data_root: Path, ids: list[str], threshold: float, crf_config: dict, workers: int) -> dict:
-    from wsss_stages.lib.crf import CrfParams
-    from wsss_stages.lib.parallel import parallel_map
-    from wsss_stages.refine_crf import _refine_one
-    from wsss_stages.lib.voc import VOCDataset
+    from wsss_stages.refiners.crf.densecrf import CrfParams
+    from wsss_stages.lib.nets.parallel import parallel_map
+    from wsss_stages.refiners.crf.refine_crf import _refine_one
+    from wsss_stages.lib.data.voc import VOCDataset
 
     params = CrfParams(crf_config["iterations"], crf_config["gaussian_sxy"], crf_config["gaussian_compat"],
                        crf_config["bilateral_sxy"], crf_config["bilateral_srgb"], crf_config["bilateral_compat"])  # fmt: skip
@@ -114,7 +114,7 @@ def training_report(data_root: str, threads: int, record: Path) -> str:
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_speed.py"), "--data-root", data_root, "--threads", str(threads)],
                          capture_output=True, text=True, check=True)  # fmt: skip
     lines = [out.stdout.strip()]
-    from wsss_stages.lib.artifacts import read_json
+    from wsss_stages.lib.data.artifacts import read_json
 
     timing = read_json(record).get("timing") if record.is_file() else None
     if timing:
@@ -127,8 +127,8 @@ def training_report(data_root: str, threads: int, record: Path) -> str:
 
 def pipeline_job_seconds(bench_dir: Path, config: dict) -> float:
     """Summed wall time of the jobs of `snakemake all` (not those only the benchmark target adds)."""
-    from wsss_stages.lib.pipeline import Experiments, job_files
-    from wsss_stages.lib.reports import read_job_time
+    from wsss_stages.lib.plan.pipeline import Experiments, job_files
+    from wsss_stages.lib.evaluation.reports import read_job_time
 
     name = config["experiment"]
     jobs = [job for node in Experiments({name: config}).used_nodes(name) for job in job_files(config, node)]  # shards: each shard and the gather
@@ -160,8 +160,8 @@ def main() -> None:
     parser.add_argument("--skip-tweak", action="store_true", help="do not rerun Snakemake for the threshold tweak")
     args = parser.parse_args()
 
-    from wsss_stages.lib.artifacts import read_json
-    from wsss_stages.lib.voc import VOCDataset
+    from wsss_stages.lib.data.artifacts import read_json
+    from wsss_stages.lib.data.voc import VOCDataset
 
     config = load_config(args.configfile, args.data_root)
     results = REPO / "results" / config["experiment"]

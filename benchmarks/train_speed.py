@@ -37,12 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.lib.artifacts import IGNORE, load_mask
-from wsss_stages.lib.models import CamClassifier, build_backbone, freeze_batchnorm
-from wsss_stages.lib.runtime import native_bf16, set_threads
-from wsss_stages.lib.segmentation import build_segmentation_net
-from wsss_stages.lib.training import Augment, EpochDataset, TrainLoop, make_optimizer
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.data.artifacts import IGNORE, load_mask
+from wsss_stages.lib.nets.models import CamClassifier, build_backbone, freeze_batchnorm
+from wsss_stages.lib.nets.runtime import native_bf16, set_threads
+from wsss_stages.lib.nets.segmentation import build_segmentation_net
+from wsss_stages.lib.nets.training import Augment, EpochDataset, TrainLoop, make_optimizer
+from wsss_stages.lib.data.voc import VOCDataset
 
 BACKBONE = {"name": "tf_efficientnet_lite0", "weights": "imagenet", "output_stride": 16}
 CROP, BATCH = 256, 8

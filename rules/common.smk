@@ -8,12 +8,12 @@ import re
 import shlex
 from pathlib import Path
 
-from wsss_stages.lib.codedeps import code_files
-from wsss_stages.lib.declare import PLUGINS_ENV, REGISTRY
-from wsss_stages.lib.experiments import preset_folders
-from wsss_stages.lib.pipeline import (Experiments, data_check_key, data_fingerprint, linked_data_root, method_label, node_inputs, node_params,
+from wsss_stages.lib.plan.codedeps import code_fingerprint
+from wsss_stages.lib.plan.declare import PLUGINS_ENV, REGISTRY
+from wsss_stages.lib.plan.experiments import preset_folders
+from wsss_stages.lib.plan.pipeline import (Experiments, data_check_key, data_fingerprint, linked_data_root, method_label, node_inputs, node_params,
                                       converted_key, process_count, refinement_pattern, refs, shard_count)
-from wsss_stages.lib.shards import shard_from_folder
+from wsss_stages.lib.plan.shards import shard_from_folder
 
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
@@ -26,7 +26,7 @@ LEADERBOARD = f"results/{config['leaderboard']}"
 DEMO_ROOT = "results/make_demo_data/VOC2012"
 
 # Jobs run `python -m wsss_stages` with this checkout first on PYTHONPATH (the code that runs is the
-# code Snakemake tracks, see code_of) and import the config's plug-ins (WSSS_PLUGINS).
+# code whose fingerprint Snakemake tracks, see code_of) and import the config's plug-ins (WSSS_PLUGINS).
 shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     f"export {PLUGINS_ENV}={shlex.quote(','.join(config['plugins']))}; "
@@ -76,10 +76,10 @@ def cfg(wildcards):
 
 
 def code_of(stage, cfg, modules=()):
-    """The stage module, the plug-in implementations this config selects (and further ``modules``), and
-    what they import: edits to them rerun the stage."""
-    extra = [*(stage.code(cfg) if stage.code else []), *modules]
-    return [os.path.relpath(p) if Path(p).is_relative_to(Path.cwd()) else p for p in code_files(stage.module_name, *extra)]
+    """The fingerprint of what the stage module, the plug-in implementations this config selects (and
+    further ``modules``) and what they import do (lib/plan/codedeps.py): a change in behaviour reruns the
+    stage, a comment, a docstring or a touch does not."""
+    return code_fingerprint(stage.module_name, *(stage.code(cfg) if stage.code else []), *modules)
 
 
 CONVERTED = {converted_key(c): c for c in RUN.configs.values() if converted_key(c)}  # coco / folder trees (convert_dataset)
@@ -115,7 +115,7 @@ def rule_inputs(stage):
 
     def inputs(wildcards):
         c = cfg(wildcards)
-        found = {"code": code_of(stage, c)}
+        found = {}
         if stage.data:
             found["data"] = data_input(c)
             found["data_check"] = f"results/check_data/{data_check_key(c)}/report.json"
@@ -160,6 +160,7 @@ def rule_params(stage, context=None):
     if stage.data:
         params["data_root"] = lambda wildcards: data_root(cfg(wildcards))
     params.update({arg: config_value(arg) for arg in (*stage.params, *stage.threshold_args)})
+    params["code"] = lambda wildcards: code_of(stage, cfg(wildcards))
     params.update(context or {})
     return params
 

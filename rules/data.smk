@@ -4,13 +4,12 @@ DEMO_DATA = REGISTRY.stage("make_demo_data")
 
 
 rule make_demo_data:
-    input:
-        code=code_of(DEMO_DATA, config),
     output:
         manifest=f"{DEMO_ROOT}/manifest.json",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         **{arg: config["make_demo_data"][arg] for arg in DEMO_DATA.params},
+        code=code_of(DEMO_DATA, config),
     log:
         "results/make_demo_data/make_demo_data.log",
     benchmark:
@@ -33,13 +32,14 @@ CHECK = REGISTRY.stage("check_data")
 
 rule check_data:
     input:
-        unpack(lambda wc: {"code": code_of(CHECK, check_config(wc)), "data": data_input(check_config(wc))}),
+        unpack(lambda wc: {"data": data_input(check_config(wc))}),
     output:
         out_report="results/check_data/{check}/report.json",
     params:
         data_root=lambda wc: data_root(check_config(wc)),
         **{arg: (lambda wc, arg=arg: as_argument(node_params(check_config(wc), CHECK, "")[arg])) for arg in CHECK.params},
         fingerprint=lambda wc: data_fingerprint(check_config(wc)),
+        code=lambda wc: code_of(CHECK, check_config(wc)),
     log:
         "results/check_data/{check}/check_data.log",
     benchmark:
@@ -61,13 +61,13 @@ CONVERT = REGISTRY.stage("convert_dataset")
 
 rule convert_dataset:
     input:
-        code=code_of(CONVERT, config),
         sources=lambda wc: conversion_sources(CONVERTED[wc.convert]),
     output:
         manifest="results/convert_dataset/{convert}/VOC2012/manifest.json",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         **{arg: (lambda wc, arg=arg: as_argument(node_params(CONVERTED[wc.convert], CONVERT, "")[arg])) for arg in CONVERT.params},
+        code=code_of(CONVERT, config),
     log:
         "results/convert_dataset/{convert}/convert_dataset.log",
     benchmark:

@@ -24,7 +24,6 @@ LEADERBOARD_STAGE = REGISTRY.stage("write_leaderboard")
 rule write_leaderboard:
     input:
         summaries=[f"results/{name}/metrics.json" for name in EXPERIMENTS],
-        code=code_of(LEADERBOARD_STAGE, config),
     output:
         out_md=f"{LEADERBOARD}.md",
         out_csv=f"{LEADERBOARD}.csv",
@@ -33,6 +32,7 @@ rule write_leaderboard:
         summaries=[f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS],
         groups=[f"{name}={RUN.configs[name]['repeat']['of']}" for name in EXPERIMENTS],
         jobs=[f"{name}={path}" for name in EXPERIMENTS for path in RUN.job_benchmarks(name)],
+        code=code_of(LEADERBOARD_STAGE, config),
         labels=sorted({f"{RUN.configs[name]['repeat']['of']}={method_label(RUN.configs[name])}" for name in EXPERIMENTS}),
     log:
         f"{LEADERBOARD}.log",

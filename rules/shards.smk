@@ -44,11 +44,11 @@ for _stage in [s for s in GENERATED if SHARDED.get(s.name)]:
             exp=experiments_pattern(SHARDED[_stage.name]),
         input:
             unpack(shard_parts(_stage)),
-            code=gather_code(_stage),
         output:
             **rule_outputs(_stage),
         params:
             **gather_params(_stage),
+            code=gather_code(_stage),
         log:
             job_file(_stage, "logs", "log", "_gather"),
         benchmark:

@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss_stages.lib.artifacts import save_mask
-from wsss_stages.lib.voc import VOC_CLASSES
+from wsss_stages.lib.data.artifacts import save_mask
+from wsss_stages.lib.data.voc import VOC_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def stage_args(stage: str, overrides: dict | None = None, variant: str = "") -> dict:
     """The config arguments a stage's rule passes it, for the schema defaults with ``overrides``."""
-    from wsss_stages.lib.config import validate_config
-    from wsss_stages.lib.declare import REGISTRY
-    from wsss_stages.lib.pipeline import node_params
+    from wsss_stages.lib.plan.config import validate_config
+    from wsss_stages.lib.plan.declare import REGISTRY
+    from wsss_stages.lib.plan.pipeline import node_params
 
     return node_params(validate_config(overrides or {}), REGISTRY.stage(stage), variant)
 

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_stages.lib.affinity import AffinityNet, affinity_loss, random_walk, transition_matrix
-from wsss_stages.lib.pairs import pair_offsets, shifted_pair
-from wsss_stages.lib.artifacts import cams_to_scores
-from wsss_stages.lib.affinity_labels import irn_labels
-from wsss_stages.lib.models import TinyBackbone
+from wsss_stages.refiners.random_walk.affinity import AffinityNet, affinity_loss, random_walk, transition_matrix
+from wsss_stages.refiners.random_walk.pairs import pair_offsets, shifted_pair
+from wsss_stages.lib.data.artifacts import cams_to_scores
+from wsss_stages.refiners.random_walk.affinity_labels import irn_labels
+from wsss_stages.lib.nets.models import TinyBackbone
 
 
 def test_offsets_cover_each_neighbour_once():
@@ -90,7 +90,7 @@ def test_frozen_affinitynet_trains_only_its_head():
 
 
 def test_walked_cams_are_cam_format_and_stay_in_their_region():
-    from wsss_stages.random_walk import walk_with_boundary
+    from wsss_stages.refiners.random_walk.random_walk import walk_with_boundary
 
     boundary = torch.zeros(12, 16)
     boundary[:, 8] = 1.0  # a wall between the two halves (irn's walk at stride 4 of a 48x64 image)
@@ -125,8 +125,8 @@ def _stripes():
 
 
 def test_psa_labels_take_foreground_from_the_low_power_and_background_from_the_high_one():
-    from wsss_stages.lib.affinity_labels import psa_labels
-    from wsss_stages.lib.crf import CrfParams
+    from wsss_stages.refiners.random_walk.affinity_labels import psa_labels
+    from wsss_stages.refiners.crf.densecrf import CrfParams
 
     image, cams, classes = _stripes()
     labels = psa_labels(cams, classes, 4, 32, image, CrfParams())
@@ -136,7 +136,7 @@ def test_psa_labels_take_foreground_from_the_low_power_and_background_from_the_h
 
 
 def test_irn_labels_at_absolute_relative_and_quantile_thresholds():
-    from wsss_stages.make_affinity_labels import labels_for
+    from wsss_stages.refiners.random_walk.make_affinity_labels import labels_for
 
     image, cams, classes = _stripes()
     base = {"crf": False, "conf_fg": 0.3, "conf_bg": 0.05, "relative_fg": 2.0, "relative_bg": 0.33, "quantile_fg": 0.8, "quantile_bg": 0.3}
@@ -149,7 +149,7 @@ def test_irn_labels_at_absolute_relative_and_quantile_thresholds():
 
 
 def test_label_counts_against_hand_made_ground_truth():
-    from wsss_stages.lib.affinity_labels import label_counts, label_scores
+    from wsss_stages.refiners.random_walk.affinity_labels import label_counts, label_scores
 
     gt = np.array([[0, 0, 5, 5], [0, 0, 5, 255]], np.uint8)
     labels = np.array([[0, 5, 5, 255], [255, 0, 5, 5]], np.uint8)
@@ -168,7 +168,7 @@ def test_label_counts_against_hand_made_ground_truth():
 
 
 def test_psa_walk_spreads_the_background_channel_which_competes_in_the_argmax():
-    from wsss_stages.random_walk import walk_with_background
+    from wsss_stages.refiners.random_walk.random_walk import walk_with_background
 
     embedding = torch.zeros(4, 12, 24)
     embedding[:, :, 12:] = 3.0  # two regions split by a wall: affinity across it is exp(-3)^β ≈ 0
@@ -184,8 +184,8 @@ def test_psa_walk_spreads_the_background_channel_which_competes_in_the_argmax():
 
 
 def test_affinity_histograms_separate_regions_split_by_a_wall():
-    from wsss_stages.lib.affinity import pair_affinity_histograms
-    from wsss_stages.lib.stats import auc_from_histograms
+    from wsss_stages.refiners.random_walk.affinity import pair_affinity_histograms
+    from wsss_stages.lib.evaluation.stats import auc_from_histograms
 
     embedding = torch.zeros(4, 8, 16)
     embedding[:, :, 8:] = 3.0
@@ -198,7 +198,7 @@ def test_affinity_histograms_separate_regions_split_by_a_wall():
 
 
 def test_path_points_follow_irns_rule():
-    from wsss_stages.lib.affinity import path_points
+    from wsss_stages.refiners.random_walk.affinity import path_points
 
     assert path_points(0, 3) == [(0, 0), (0, 1), (0, 2), (0, 3)]
     assert sorted(path_points(1, 1)) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # distance to the diagonal < 1 for all four
@@ -206,8 +206,8 @@ def test_path_points_follow_irns_rule():
 
 
 def test_a_wall_in_the_boundary_map_cuts_every_pair_across_it():
-    from wsss_stages.lib.affinity import boundary_affinity, transition_from
-    from wsss_stages.random_walk import walk_with_boundary
+    from wsss_stages.refiners.random_walk.affinity import boundary_affinity, transition_from
+    from wsss_stages.refiners.random_walk.random_walk import walk_with_boundary
 
     boundary = torch.zeros(10, 20)
     boundary[:, 9] = 1.0  # a wall between the left and the right region
@@ -226,7 +226,7 @@ def test_a_wall_in_the_boundary_map_cuts_every_pair_across_it():
 
 @pytest.mark.parametrize("levels", ["all", "two"])
 def test_boundary_network_gives_a_map_at_stride_4_and_trains_on_pair_labels(levels):
-    from wsss_stages.lib.affinity import BoundaryNet, boundary_affinity, pair_loss
+    from wsss_stages.refiners.random_walk.affinity import BoundaryNet, boundary_affinity, pair_loss
 
     torch.manual_seed(0)
     net = BoundaryNet(TinyBackbone(output_stride=8), levels)
@@ -270,7 +270,7 @@ def test_sparse_walk_equals_a_dense_reference_walk():
 
 
 def test_label_counts_on_a_map_smaller_than_the_radius():
-    from wsss_stages.lib.affinity_labels import label_counts
+    from wsss_stages.refiners.random_walk.affinity_labels import label_counts
 
     gt = np.zeros((16, 16), np.uint8)
     counts = label_counts(gt, gt, stride=8, radius=10)  # a 2 x 2 grid: only the offsets that fit

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import (atomic_dir, atomic_path, cams_to_scores, load_cams, load_mask, load_scores, read_manifest,
+from wsss_stages.lib.data.artifacts import (atomic_dir, atomic_path, cams_to_scores, load_cams, load_mask, load_scores, read_manifest,
                                    save_cams, save_mask, save_scores, write_manifest)  # fmt: skip
 
 

@@ -1,11 +1,11 @@
 import numpy as np
 import torch
 
-from wsss_stages.eval_cams import sweep_confusions
-from wsss_stages.lib.thresholds import strongest as cam_labels
-from wsss_stages.lib.cams import class_maps_multiscale, normalise_cams, plain_loop_cams
-from wsss_stages.lib.models import CamClassifier, TinyBackbone
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.stages.eval_cams import sweep_confusions
+from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
+from wsss_stages.lib.nets.cams import class_maps_multiscale, normalise_cams, plain_loop_cams
+from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone
+from wsss_stages.lib.data.voc import VOCDataset
 
 
 def test_normalise_divides_each_map_by_its_max():
@@ -38,7 +38,7 @@ def test_batched_extraction_equals_reference_style_loop():
     image = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
     classes = np.array([1, 3])
     mean, std = net.backbone.mean, net.backbone.std
-    from wsss_stages.lib.models import to_tensor
+    from wsss_stages.lib.nets.models import to_tensor
 
     with torch.no_grad():
         batched = class_maps_multiscale(net, to_tensor(image, mean, std)[None], [1.0, 0.5, 1.5], True)[0]
@@ -54,7 +54,7 @@ def test_cam_labels_pick_strongest_class():
 
 
 def test_threshold_sweep_confusions(voc_tree):
-    from wsss_stages.lib.artifacts import save_cams
+    from wsss_stages.lib.data.artifacts import save_cams
 
     ds = VOCDataset(voc_tree)
     cams_dir = voc_tree.parent / "cams"
@@ -71,8 +71,8 @@ def test_threshold_sweep_confusions(voc_tree):
 
 
 def test_bf16_extraction_stays_close_to_fp32_in_channels_last():
-    from wsss_stages.lib.models import to_tensor
-    from wsss_stages.lib.runtime import autocast, for_inference
+    from wsss_stages.lib.nets.models import to_tensor
+    from wsss_stages.lib.nets.runtime import autocast, for_inference
 
     net = for_inference(_tiny_classifier(), torch.device("cpu"))
     image = (np.random.default_rng(2).random((40, 56, 3)) * 255).astype(np.uint8)
@@ -89,7 +89,7 @@ def test_inference_precision_choices():
     import pytest
 
     from wsss_stages import WsssError
-    from wsss_stages.lib.runtime import inference_dtype
+    from wsss_stages.lib.nets.runtime import inference_dtype
 
     cpu = torch.device("cpu")
     assert inference_dtype("fp32", cpu) is None

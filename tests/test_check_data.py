@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import write_voc_tree
 from wsss_stages import WsssError
-from wsss_stages.check_data import check_data
+from wsss_stages.stages.check_data import check_data
 
 
 def run_check(root, tmp_path, allow_missing=False, splits=("train", "val")):
@@ -70,7 +70,7 @@ def test_missing_masks_may_be_allowed_and_are_counted(tree, tmp_path):
 
 
 def test_data_fingerprint_follows_contents_not_modification_times(tree, tmp_path, monkeypatch):
-    from wsss_stages.lib import pipeline
+    from wsss_stages.lib.plan import pipeline
 
     def fingerprint(root):
         pipeline.tree_digest.cache_clear()  # one DAG build each
@@ -94,7 +94,7 @@ def test_data_fingerprint_follows_contents_not_modification_times(tree, tmp_path
 def test_the_stages_read_a_tree_through_a_link_named_by_its_contents(tree, tmp_path):
     import shutil
 
-    from wsss_stages.lib import pipeline
+    from wsss_stages.lib.plan import pipeline
 
     links = tmp_path / "links"
     moved = tmp_path / "scratch" / "VOC2012"

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import REPO
 from wsss_stages.cli import build_parser, main, stages
-from wsss_stages.lib.codedeps import code_files
+from wsss_stages.lib.plan.codedeps import behaviour, code_files, code_fingerprint
 
 
 def test_every_stage_builds_a_parser_from_its_signature():
@@ -43,16 +43,59 @@ def test_every_stage_prints_its_help(stage):
 
 
 def test_code_dependencies_follow_imports_and_stay_narrow():
-    names = {p.rsplit("/", 1)[-1] for p in code_files("wsss_stages.refine_crf")}
-    assert {"refine_crf.py", "crf.py", "artifacts.py", "voc.py", "parallel.py", "runtime.py"} <= names
+    names = {p.rsplit("/", 1)[-1] for p in code_files("wsss_stages.refiners.crf.refine_crf")}
+    assert {"refine_crf.py", "densecrf.py", "artifacts.py", "voc.py", "parallel.py", "runtime.py"} <= names
     # editing training code (TrainLoop) or another stage never reruns the CRF
-    assert not names & {"training.py", "models.py", "train_segmentation.py", "make_cams.py", "declare.py"}
+    assert not names & {"training.py", "models.py", "train_segmentation.py", "make_cams.py", "declare.py", "plugin.py"}
+
+
+def test_a_fingerprint_ignores_comments_docstrings_and_layout_but_not_expressions(tmp_path):
+    path = tmp_path / "module.py"
+
+    def fingerprint(text: str) -> str:
+        path.write_text(text)
+        behaviour.cache_clear()
+        return behaviour(path)
+
+    base = fingerprint('"""Doc."""\n\ndef f(x):\n    """Adds one."""\n    return x + 1\n')
+    assert fingerprint('"""Other doc."""\n# a comment\n\n\ndef f(x):  # why\n    """Adds 1."""\n    return (x +\n            1)\n') == base
+    assert fingerprint('def f(x):\n    return x + 1\n') == base  # no docstrings at all
+    assert fingerprint('"""Doc."""\n\ndef f(x):\n    return x + 2\n') != base
+    assert fingerprint('"""Doc."""\n\ndef f(y):\n    return y + 1\n') != base  # a renamed argument is an interface change
+
+
+def test_a_fingerprint_covers_every_imported_module():
+    crf = code_fingerprint("wsss_stages.refiners.crf.refine_crf")
+    assert len(crf) == 16 and crf == code_fingerprint("wsss_stages.refiners.crf.refine_crf")
+    assert crf != code_fingerprint("wsss_stages.refiners.pamr.refine_pamr")
+
+
+def test_the_planning_side_never_imports_torch():
+    # what the Snakefile imports to build the DAG, with every built-in plug-in registered
+    code = ("import sys; from wsss_stages.lib.plan import codedeps, config, experiments, pipeline, shards, preflight; "
+            "from wsss_stages.lib.plan.declare import load_plugins; load_plugins(); "
+            "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')); print(leaked); "
+            "sys.exit(1 if leaked else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_library_rooms_import_only_downwards():
+    # plan imports nothing of data/nets/evaluation at import time except the artifact formats (for shards)
+    import ast
+
+    for path in (REPO / "wsss_stages/lib/plan").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.col_offset == 0:
+                assert not node.module.startswith(("wsss_stages.lib.nets", "wsss_stages.lib.evaluation", "wsss_stages.stages",
+                                                   "wsss_stages.reports", "wsss_stages.refiners", "wsss_stages.methods")), \
+                    f"{path.name} imports {node.module}"
 
 
 def test_no_stage_module_imports_another_stage_module():
     import ast
 
-    from wsss_stages.lib.declare import REGISTRY
+    from wsss_stages.lib.plan.declare import REGISTRY
 
     modules = {stage.module_name for stage in stages().values()}
     for stage in REGISTRY.stages.values():
@@ -63,7 +106,7 @@ def test_no_stage_module_imports_another_stage_module():
 
 def test_bad_threshold_argument_is_rejected(tmp_path):
     from wsss_stages import WsssError
-    from wsss_stages.lib.thresholds import resolve_threshold
+    from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 
     with pytest.raises(WsssError, match=r"outside \[0, 1\]"):
         resolve_threshold("1.5")

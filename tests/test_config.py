@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from wsss_stages import WsssError
-from wsss_stages.lib.config import load_config_file, validate_config
+from wsss_stages.lib.plan.config import load_config_file, validate_config
 
 
 def test_defaults_are_filled_recursively():
@@ -79,7 +79,7 @@ def test_every_experiment_overlay_expands_on_every_preset(tmp_path, preset, over
     """A typo in an overlay would otherwise surface only once someone points it at real data."""
     from conftest import REPO
 
-    from wsss_stages.lib.experiments import deep_merge, expand_experiments
+    from wsss_stages.lib.plan.experiments import deep_merge, expand_experiments
 
     config = deep_merge(load_config_file(REPO / preset), load_config_file(OVERLAYS / overlay))
     if config.get("dataset") == "voc":

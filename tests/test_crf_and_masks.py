@@ -1,7 +1,7 @@
 import numpy as np
 
-from wsss_stages.lib.crf import CrfParams, crf_on_labels, crf_on_scores
-from wsss_stages.make_pseudo_masks import scores_to_mask
+from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_labels, crf_on_scores
+from wsss_stages.stages.make_pseudo_masks import scores_to_mask
 
 
 def _two_colour_image(h=40, w=40, edge=20):

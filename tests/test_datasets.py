@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.voc import VOCDataset
+from wsss_stages.lib.data.voc import VOCDataset
 
 pytest.importorskip("pycocotools")
 
@@ -48,7 +48,7 @@ def write_coco(root, split, images):
 
 
 def test_coco_becomes_a_voc_tree_with_contiguous_classes_crowds_ignored_and_small_instances_on_top(tmp_path):
-    from wsss_stages.convert_dataset import convert_dataset
+    from wsss_stages.stages.convert_dataset import convert_dataset
 
     splits = {"train": write_coco(tmp_path, "train", [("a", [(1, (0, 0, 40, 40), 0), (18, (10, 10, 20, 20), 0), (3, (50, 0, 60, 10), 1)]),
                                                         ("b", [])]),
@@ -82,7 +82,7 @@ def write_folder(tmp_path, rows, masks=False):
 
 
 def test_an_image_folder_with_a_label_csv_becomes_a_voc_tree(tmp_path):
-    from wsss_stages.convert_dataset import convert_dataset
+    from wsss_stages.stages.convert_dataset import convert_dataset
 
     source = write_folder(tmp_path, ["x,cat,train", "y,cat dog,train", "z,dog,val"], masks=True)
     convert_dataset(kind="folder", source=source, out_dir=tmp_path / "VOC2012")
@@ -93,7 +93,7 @@ def test_an_image_folder_with_a_label_csv_becomes_a_voc_tree(tmp_path):
 
 
 def test_folder_problems_are_reported_together_naming_the_lines(tmp_path):
-    from wsss_stages.convert_dataset import convert_dataset
+    from wsss_stages.stages.convert_dataset import convert_dataset
 
     source = write_folder(tmp_path, ["x,cat", "q,dog", "z,horse"])
     with pytest.raises(WsssError) as error:
@@ -103,7 +103,7 @@ def test_folder_problems_are_reported_together_naming_the_lines(tmp_path):
 
 
 def test_missing_sources_are_config_errors(tmp_path):
-    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.plan.config import validate_config
 
     with pytest.raises(WsssError, match="config key 'folder.labels' is required"):
         validate_config({"dataset": "folder", "folder": {"images": str(tmp_path), "classes": str(tmp_path)}})
@@ -139,7 +139,7 @@ def test_the_coco_preset_validates_once_its_files_are_named(tmp_path):
     import yaml
 
     from conftest import REPO
-    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.plan.config import validate_config
 
     preset = yaml.safe_load((REPO / "configs" / "coco14.yaml").read_text())
     (tmp_path / "a.json").write_text("{}")
@@ -152,7 +152,7 @@ def test_train_aug_from_sbd_takes_official_masks_first_and_leaves_val_out(tmp_pa
     from scipy.io import savemat
 
     from conftest import write_voc_tree
-    from wsss_stages.build_train_aug import build_train_aug
+    from wsss_stages.stages.build_train_aug import build_train_aug
 
     voc = write_voc_tree(tmp_path / "VOC2012", {"train": ["t1"], "val": ["v1"]}, size=(8, 10))
     sbd = tmp_path / "sbd"

@@ -5,9 +5,9 @@ import inspect
 
 import pytest
 
-from wsss_stages.lib.config import load_schema, validate_config
-from wsss_stages.lib.declare import REGISTRY, load_plugins
-from wsss_stages.lib.pipeline import closure, node_params
+from wsss_stages.lib.plan.config import load_schema, validate_config
+from wsss_stages.lib.plan.declare import REGISTRY, load_plugins
+from wsss_stages.lib.plan.pipeline import closure, node_params
 
 load_plugins()
 STAGES = sorted(REGISTRY.stages)
@@ -60,10 +60,10 @@ def test_every_node_of_the_default_configs_resolves():
 
 
 def test_crf_parameters_default_to_the_schema():
-    from wsss_stages.lib.crf import CrfParams
-    from wsss_stages.methods.crf import PARAMETERS
+    from wsss_stages.refiners.crf.densecrf import CrfParams
+    from wsss_stages.refiners.crf.plugin import PARAMETERS
 
-    from wsss_stages.lib.crf import DEEPLAB_CRF
+    from wsss_stages.refiners.crf.densecrf import DEEPLAB_CRF
 
     defaults = validate_config({})["refine_crf"]
     assert CrfParams().__dict__ == {k: defaults[k] for k in PARAMETERS}
@@ -82,8 +82,8 @@ def test_plugin_sections_carry_their_own_defaults():
 def test_the_crf_after_a_refiner_gets_its_own_swept_background_score():
     """rw+crf sweeps the CRF's background score on the walked maps (tune_crf/rw), not on the seeds;
     "inherit" takes the walk's own swept threshold; on score maps (psa) there is nothing to sweep."""
-    from wsss_stages.lib.declare import Ref
-    from wsss_stages.lib.pipeline import node_inputs
+    from wsss_stages.lib.plan.declare import Ref
+    from wsss_stages.lib.plan.pipeline import node_inputs
 
     crf = REGISTRY.stage("refine_crf")
     cfg = validate_config({"make_pseudo_masks": {"refinement": "rw+crf", "compare": ["crf"]}})

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages import WsssError
-from wsss_stages.lib import distributed
-from wsss_stages.lib.distributed import GlobalBatches, World, claim_gpu
-from wsss_stages.lib.models import CamClassifier, TinyBackbone
-from wsss_stages.lib.training import Augment, EpochDataset, TrainLoop, make_optimizer, save_model
+from wsss_stages.lib.nets import distributed
+from wsss_stages.lib.nets.distributed import GlobalBatches, World, claim_gpu
+from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone
+from wsss_stages.lib.nets.training import Augment, EpochDataset, TrainLoop, make_optimizer, save_model
 
 
 def test_one_process_takes_exactly_the_batches_of_a_shuffled_dataloader():
@@ -91,7 +91,7 @@ def test_step_checkpoints_are_written_every_n_steps(tmp_path):
 @pytest.mark.integration
 def test_two_gloo_processes_follow_the_loss_curve_of_one(tmp_path):
     """The tiny classifier (frozen BatchNorm, fp32) under torchrun with 2 processes and the same global batch."""
-    from wsss_stages.make_demo_data import make_demo_data
+    from wsss_stages.stages.make_demo_data import make_demo_data
 
     data = tmp_path / "VOC2012"
     make_demo_data(out_dir=data, num_train=32, num_seed_eval=8, num_val=8, image_size=48, seed=0)

@@ -9,9 +9,9 @@ import yaml
 
 from test_pipeline import CONFIG, planned_jobs, snakemake
 from wsss_stages import WsssError
-from wsss_stages.lib.config import validate_config
-from wsss_stages.lib.experiments import deep_merge, expand_experiments, preset_folders
-from wsss_stages.lib.pipeline import Experiments, method_label
+from wsss_stages.lib.plan.config import validate_config
+from wsss_stages.lib.plan.experiments import deep_merge, expand_experiments, preset_folders
+from wsss_stages.lib.plan.pipeline import Experiments, method_label
 
 
 def tiny(**experiments) -> dict:
@@ -192,7 +192,7 @@ def _job(tmp_path, owner, stage, seconds):
 
 
 def test_leaderboard_rows_costs_and_missing_values(tmp_path):
-    from wsss_stages.write_leaderboard import write_leaderboard
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     classifier = _job(tmp_path, "a", "train_classifier", 10.0)
     jobs = [f"a={classifier}", f"a={_job(tmp_path, 'a', 'make_cams', 5.0)}", f"b={classifier}", f"b={_job(tmp_path, 'b', 'make_cams', 7.0)}",
@@ -210,7 +210,7 @@ def test_leaderboard_rows_costs_and_missing_values(tmp_path):
 
 
 def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
-    from wsss_stages.write_leaderboard import write_leaderboard
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     base, method = [30.0, 33.0, 31.0], [33.0, 35.0, 34.5]  # the method is ahead in every repeat
     summaries = [_summary(tmp_path, f"cam_r{i}", v, 25.0) for i, v in enumerate(base)]
@@ -230,7 +230,7 @@ def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
 
 
 def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat_by_repeat(tmp_path):
-    from wsss_stages.write_leaderboard import write_leaderboard
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     by_refinement = [{"crf": 34.0, "none": 30.0, "pamr": 33.0}, {"crf": 37.0, "none": 35.0, "pamr": 38.5}, {"crf": 36.0, "none": 32.0}]
     summaries = []
@@ -252,7 +252,7 @@ def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat
 
 
 def test_the_refinement_table_gives_what_the_last_link_of_a_chain_adds(tmp_path):
-    from wsss_stages.write_leaderboard import write_leaderboard
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     by_refinement = [{"none": 30.0, "pamr": 33.0, "pamr+crf": 34.0, "scg": 32.0, "scg+pamr": 35.0},
                      {"none": 31.0, "pamr": 34.0, "pamr+crf": 34.5, "scg": 32.0, "scg+pamr": 34.0}]
@@ -274,7 +274,7 @@ def test_the_refinement_table_gives_what_the_last_link_of_a_chain_adds(tmp_path)
 
 
 def test_leaderboard_has_no_refinement_table_when_each_experiment_scored_one(tmp_path):
-    from wsss_stages.write_leaderboard import write_leaderboard
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     out = tmp_path / "board"
     write_leaderboard(summaries=[_summary(tmp_path, "a", 30.0, 28.0)], groups=["a=a"], jobs=[], labels=[], out_md=out.with_suffix(".md"),
@@ -283,7 +283,7 @@ def test_leaderboard_has_no_refinement_table_when_each_experiment_scored_one(tmp
 
 
 def test_benchmark_costs_name_jobs_built_in_another_experiment(tmp_path):
-    from wsss_stages.write_benchmark import read_job_times
+    from wsss_stages.reports.write_benchmark import read_job_times
 
     paths = []
     for owner, stage in [("a", "train_classifier"), ("b", "make_cams")]:

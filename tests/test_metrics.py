@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
 
 
 def test_confusion_matrix_ignores_void_and_counts_by_hand():
@@ -44,7 +44,7 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_a_sweep_whose_best_lies_at_its_edge_says_so(tmp_path, caplog):
-    from wsss_stages.lib.sweeps import write_sweep
+    from wsss_stages.lib.evaluation.sweeps import write_sweep
 
     perfect, poor = np.array([[50, 0], [0, 50]]), np.array([[50, 0], [40, 10]])
     paths = {k: tmp_path / f"{k}.x" for k in ("out_csv", "out_best", "out_per_class", "out_plot")}

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.lib.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
-from wsss_stages.lib.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
+from wsss_stages.lib.nets.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
+from wsss_stages.lib.nets.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
 
 
 @pytest.mark.parametrize("os_", [8, 16])
@@ -131,7 +131,7 @@ def test_files_fingerprint_changes_with_content(tmp_path):
 
 
 def test_saved_model_loads_with_weights_only(tmp_path):
-    from wsss_stages.lib.models import model_meta
+    from wsss_stages.lib.nets.models import model_meta
 
     net = CamClassifier(TinyBackbone(8), 3)
     meta = model_meta("classifier", "tiny", 8, 3, ["bg", "a", "b", "c"], mean=[0.5] * 3, std=[0.25] * 3)
@@ -159,7 +159,7 @@ def test_bf16_training_agrees_with_fp32_on_a_tiny_net(tmp_path):
 
 def test_training_precision_choices():
     from wsss_stages import WsssError
-    from wsss_stages.lib.runtime import training_dtype
+    from wsss_stages.lib.nets.runtime import training_dtype
 
     cpu = torch.device("cpu")
     assert training_dtype("fp32", cpu) is None and training_dtype("bf16", cpu) is torch.bfloat16

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import write_voc_tree
-from wsss_stages.lib.artifacts import load_cams, read_manifest, save_cams, save_scores, write_manifest, load_scores
-from wsss_stages.lib.pamr import pamr, pamr_affinity
+from wsss_stages.lib.data.artifacts import load_cams, read_manifest, save_cams, save_scores, write_manifest, load_scores
+from wsss_stages.refiners.pamr.pamr import pamr, pamr_affinity
 
 
 def two_halves(h=24, w=32):
@@ -36,7 +36,7 @@ def test_mass_does_not_cross_a_strong_colour_edge():
 
 
 def test_the_refiner_keeps_cams_as_cams_and_scores_as_scores(tmp_path):
-    from wsss_stages.refine_pamr import refine_pamr
+    from wsss_stages.refiners.pamr.refine_pamr import refine_pamr
 
     root = write_voc_tree(tmp_path / "voc", {"train": ["a", "b"]}, size=(24, 32))
     cams, scores = tmp_path / "cams", tmp_path / "scores"
@@ -55,8 +55,8 @@ def test_the_refiner_keeps_cams_as_cams_and_scores_as_scores(tmp_path):
 
 
 def test_pamr_chains_with_the_other_refiners():
-    from wsss_stages.lib.config import validate_config
-    from wsss_stages.lib.pipeline import chain_kind, chain_threshold
+    from wsss_stages.lib.plan.config import validate_config
+    from wsss_stages.lib.plan.pipeline import chain_kind, chain_threshold
 
     cfg = validate_config({"make_pseudo_masks": {"refinement": "pamr+crf", "compare": ["pamr", "crf+pamr", "rw+pamr"]}})
     assert chain_kind(cfg, "pamr") == "cams" and chain_kind(cfg, "crf+pamr") == "scores"

@@ -37,8 +37,8 @@ def all_background_miou(root: Path, split: str) -> float:
     """mIoU of predicting background everywhere: the chance level a trained pipeline must beat."""
     import numpy as np
 
-    from wsss_stages.lib.metrics import confusion_matrix, scores_from_confusion
-    from wsss_stages.lib.voc import VOCDataset
+    from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+    from wsss_stages.lib.data.voc import VOCDataset
 
     ds = VOCDataset(root)
     conf = sum(confusion_matrix(m, np.zeros_like(m), ds.num_classes) for m in map(ds.load_mask, ds.split_ids(split)))
@@ -174,32 +174,60 @@ def test_forcerun_of_one_stage(finished_run):
     assert "eval_cams" in jobs and "train_classifier" not in jobs and "make_cams" not in jobs
 
 
-def test_editing_a_stage_module_reruns_it(tmp_path):
-    # An edit (not a mere touch: Snakemake compares checksums) of one stage's module reruns that stage
-    # only, and an edit of a library module reruns every stage that imports it. On a copy of the checkout
-    # (first on PYTHONPATH, and run from elsewhere, so the copy is the code Snakemake imports and tracks):
-    # editing this one would change the code under the DAGs that other test workers run at the same time.
+def copy_checkout(target: Path) -> Path:
+    """A copy of the code Snakemake runs (first on PYTHONPATH, and run from elsewhere, so the copy is the code
+    it imports and fingerprints): editing this checkout would change the code under other workers' DAGs."""
     import shutil
 
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
+    target.mkdir()
     for name in ("Snakefile", "config.yaml", "rules", "envs", "profiles", "wsss_stages"):
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, checkout / name)
-    env, workdir = {"PYTHONPATH": str(checkout)}, tmp_path / "run"
-    snakemake(workdir, "--until", "check_data", env=env, snakefile=checkout / "Snakefile", cwd=tmp_path)
+            shutil.copy2(source, target / name)
+    return target
 
-    def plan_after_editing(module: str) -> set[str]:
-        path = checkout / "wsss_stages" / module
-        path.write_text(path.read_text() + "\n# edited\n")
-        return planned_jobs(snakemake(workdir, "-n", "--until", "check_data", env=env, snakefile=checkout / "Snakefile", cwd=tmp_path).stdout)
 
-    assert planned_jobs(snakemake(workdir, "-n", "--until", "check_data", env=env, snakefile=checkout / "Snakefile", cwd=tmp_path).stdout) == set()
-    assert plan_after_editing("check_data.py") == {"check_data"}
-    assert plan_after_editing("lib/artifacts.py") == {"make_demo_data", "check_data"}  # make_demo_data imports it
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_reruns_follow_what_the_code_does_not_its_text(finished_run, tmp_path):
+    # A stage's code is a fingerprint of the syntax trees of its modules (lib/plan/codedeps.py): comments,
+    # docstrings and touches rerun nothing; a changed expression reruns the stage and what depends on it.
+    import shutil
+
+    checkout = copy_checkout(tmp_path / "checkout")
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    pamr_target = ("results/tiny/eval_pseudo_masks/pamr/metrics.json", "--config", "make_pseudo_masks={compare: [none, rw, pamr]}")
+
+    def plan(*args: str) -> set[str]:
+        out = snakemake(workdir, "-n", *args, env={"PYTHONPATH": str(checkout)}, snakefile=checkout / "Snakefile", cwd=tmp_path).stdout
+        return set() if "Nothing to be done" in out else planned_jobs(out)
+
+    assert plan() == set()  # the same code at another path has the same fingerprint
+    snakemake(workdir, *pamr_target, env={"PYTHONPATH": str(checkout)}, snakefile=checkout / "Snakefile", cwd=tmp_path)
+
+    artifacts = checkout / "wsss_stages/lib/data/artifacts.py"
+    edit(artifacts, '"""', '"""Reworded. ')  # the module docstring
+    artifacts.write_text(artifacts.read_text() + "\n# a comment at the end\n")
+    assert plan() == set() and plan(*pamr_target) == set()
+
+    for path in checkout.rglob("*.py"):
+        path.touch()
+    assert plan() == set() and plan(*pamr_target) == set()
+
+    edit(checkout / "wsss_stages/refiners/pamr/pamr.py", "1e-", "2e-")
+    assert plan(*pamr_target) == {"refine_pamr", "eval_pseudo_masks"}  # not the classifier, not the CAMs
+    assert plan() == set()  # nothing of the default DAG runs PAMR
+
+    edit(checkout / "wsss_stages/stages/check_data.py", "def check_data(", "def check_data_renamed(")
+    edit(checkout / "wsss_stages/stages/check_data.py", "def check_data_renamed(", "def check_data(")
+    assert plan() == set()  # an edit undone is no change
 
 
 def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):

@@ -16,9 +16,9 @@ TOY_PLUGIN = textwrap.dedent('''
 
     import numpy as np
 
-    from wsss_stages.lib.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
-    from wsss_stages.lib.declare import ClassifierMethod, Output, Refiner, Stage, register_method, register_refiner
-    from wsss_stages.lib.pipeline import chain_ref
+    from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
+    from wsss_stages.lib.plan.declare import ClassifierMethod, Output, Refiner, Stage, register_method, register_refiner
+    from wsss_stages.lib.plan.pipeline import chain_ref
 
 
     class WeightedLoss:

@@ -5,10 +5,10 @@ import pytest
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import load_mask, read_manifest
-from wsss_stages.lib.models import DeepLabV3Plus, TinyBackbone, model_meta
-from wsss_stages.lib.training import save_model
-from wsss_stages.predict import predict
+from wsss_stages.lib.data.artifacts import load_mask, read_manifest
+from wsss_stages.lib.nets.models import DeepLabV3Plus, TinyBackbone, model_meta
+from wsss_stages.lib.nets.training import save_model
+from wsss_stages.stages.predict import predict
 
 
 @pytest.fixture

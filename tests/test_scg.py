@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from wsss_stages.lib.scg import correlation_of_level, high_order_correlation, scg_maps
+from wsss_stages.refiners.scg.scg import correlation_of_level, high_order_correlation, scg_maps
 
 
 def two_regions(h=6, w=8):
@@ -42,10 +42,10 @@ def test_a_class_without_confident_pixels_gets_an_empty_map():
 def test_the_refiner_writes_cam_format_maps(tmp_path):
     from conftest import write_voc_tree
 
-    from wsss_stages.lib.artifacts import load_cams, read_manifest, save_cams, write_manifest
-    from wsss_stages.lib.models import CamClassifier, TinyBackbone, model_meta
-    from wsss_stages.lib.training import save_model
-    from wsss_stages.refine_scg import refine_scg
+    from wsss_stages.lib.data.artifacts import load_cams, read_manifest, save_cams, write_manifest
+    from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone, model_meta
+    from wsss_stages.lib.nets.training import save_model
+    from wsss_stages.refiners.scg.refine_scg import refine_scg
 
     root = write_voc_tree(tmp_path / "voc", {"train": ["a"]}, size=(32, 48))
     torch.manual_seed(0)

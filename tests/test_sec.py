@@ -8,8 +8,8 @@ from PIL import Image
 
 from conftest import stage_args, write_voc_tree
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import IGNORE, load_mask, load_scores, read_json, read_manifest, save_cams, write_manifest
-from wsss_stages.lib.sec import (constrain_loss, expansion_loss, gwrp, localization_cues, rank_weights, sec_losses,
+from wsss_stages.lib.data.artifacts import IGNORE, load_mask, load_scores, read_json, read_manifest, save_cams, write_manifest
+from wsss_stages.refiners.sec.sec import (constrain_loss, expansion_loss, gwrp, localization_cues, rank_weights, sec_losses,
                                  sec_probabilities, seeding_loss)  # fmt: skip
 
 
@@ -120,9 +120,9 @@ def write_saliency(root, ids, size):
 
 
 def test_the_sec_stages_on_a_tiny_tree(tmp_path):
-    from wsss_stages.make_sec_cues import make_sec_cues
-    from wsss_stages.predict_sec import predict_sec
-    from wsss_stages.train_sec import train_sec
+    from wsss_stages.refiners.sec.make_sec_cues import make_sec_cues
+    from wsss_stages.refiners.sec.predict_sec import predict_sec
+    from wsss_stages.refiners.sec.train_sec import train_sec
 
     ids = ["a", "b", "c", "d"]
     root = write_voc_tree(tmp_path / "voc", {"train": ids[:3], "train_aug": ids[:3], "val": ["d"]}, size=(24, 32))
@@ -155,7 +155,7 @@ def test_the_sec_stages_on_a_tiny_tree(tmp_path):
 
 
 def test_a_missing_saliency_map_is_named(tmp_path):
-    from wsss_stages.make_sec_cues import make_sec_cues
+    from wsss_stages.refiners.sec.make_sec_cues import make_sec_cues
 
     root = write_voc_tree(tmp_path / "voc", {"train": ["a"]})
     (root / "SaliencyMaps").mkdir()
@@ -169,8 +169,8 @@ def test_a_missing_saliency_map_is_named(tmp_path):
 
 
 def test_sec_chains_as_a_score_refiner():
-    from wsss_stages.lib.config import validate_config
-    from wsss_stages.lib.pipeline import chain_kind, closure
+    from wsss_stages.lib.plan.config import validate_config
+    from wsss_stages.lib.plan.pipeline import chain_kind, closure
 
     cfg = validate_config({"make_pseudo_masks": {"refinement": "sec+crf", "compare": ["sec", "scg+sec"]}})
     assert chain_kind(cfg, "sec") == "scores" and chain_kind(cfg, "sec+crf") == "scores"

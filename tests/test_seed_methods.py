@@ -4,9 +4,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from wsss_stages.lib.cams import normalise_cams
-from wsss_stages.lib.models import Backbone, CamClassifier, TinyBackbone
-from wsss_stages.lib.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
+from wsss_stages.lib.nets.cams import normalise_cams
+from wsss_stages.lib.nets.models import Backbone, CamClassifier, TinyBackbone
+from wsss_stages.lib.nets.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
                                       puzzle_losses, tile_image)  # fmt: skip
 
 
@@ -106,7 +106,7 @@ def test_hiding_touches_only_chosen_patches_and_uses_the_mean():
 
 
 def test_grid_size_zero_shows_the_image_whole_as_the_authors_do():
-    from wsss_stages.lib.seed_methods import HideAndSeek
+    from wsss_stages.lib.nets.seed_methods import HideAndSeek
 
     x = torch.randn(3, 64, 64)
     augment = lambda image, maps, epoch, index: (x.clone(), maps)  # noqa: E731
@@ -154,7 +154,7 @@ def test_multiscale_gradcam_is_cam_with_scales_weighted_by_their_inverse_feature
     import importlib.util
     from pathlib import Path
 
-    from wsss_stages.lib.cams import gradcam_function
+    from wsss_stages.lib.nets.cams import gradcam_function
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "gradcam_scales.py"
     spec = importlib.util.spec_from_file_location("gradcam_scales", path)
@@ -200,7 +200,7 @@ TINY = {"splits": {"classifier": "train", "seeds": "train", "segmentation": "tra
 
 
 def tiny_config(**sections) -> dict:
-    from wsss_stages.lib.experiments import deep_merge
+    from wsss_stages.lib.plan.experiments import deep_merge
 
     return deep_merge(TINY, sections)
 
@@ -215,7 +215,7 @@ def tiny_tree(tmp_path):
 
 def train_tiny_classifier(tree, model, **method):
     from conftest import stage_args
-    from wsss_stages.train_classifier import train_classifier
+    from wsss_stages.stages.train_classifier import train_classifier
 
     args = stage_args("train_classifier", tiny_config(train_classifier=method))
     train_classifier(data_root=tree, out_model=model, out_info=model.with_suffix(".json"), threads=1, **args)
@@ -223,9 +223,9 @@ def train_tiny_classifier(tree, model, **method):
 
 def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
     from conftest import stage_args
-    from wsss_stages.lib.artifacts import load_cams, read_json, read_manifest
-    from wsss_stages.lib.models import load_model
-    from wsss_stages.make_cams import make_cams
+    from wsss_stages.lib.data.artifacts import load_cams, read_json, read_manifest
+    from wsss_stages.lib.nets.models import load_model
+    from wsss_stages.stages.make_cams import make_cams
 
     model = tmp_path / "cls" / "model.pt"
     train_tiny_classifier(tiny_tree, model, method="puzzle", puzzle={"terms": ["cls", "re"]})
@@ -242,7 +242,7 @@ def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
 
 
 def test_hide_and_seek_trains_on_hidden_images(tiny_tree, tmp_path, caplog):
-    from wsss_stages.lib.artifacts import read_json
+    from wsss_stages.lib.data.artifacts import read_json
 
     caplog.set_level("INFO")
     model = tmp_path / "has" / "model.pt"
@@ -267,7 +267,7 @@ def test_hide_and_seek_with_nothing_hidden_trains_exactly_the_cam_classifier(tin
 def test_hide_and_seek_default_shows_a_fifth_of_the_images_whole_as_the_authors_do():
     """Hiding every image (the first default, 16/32/44/56 px) kept lite0 at the label prior on VOC."""
     from conftest import stage_args
-    from wsss_stages.lib.seed_methods import HideAndSeek
+    from wsss_stages.lib.nets.seed_methods import HideAndSeek
 
     options = stage_args("train_classifier", tiny_config(train_classifier={"method": "hide_and_seek"}))["method_options"]
     assert options == {"patch_sizes": [0, 16, 32, 44, 56], "prob": 0.5}
@@ -291,7 +291,7 @@ def test_puzzle_trains_on_the_options_its_stage_receives():
     """The stage gets method_options reduced by relevant(): L_cls + L_p-cls has no alpha to read."""
     from conftest import stage_args
 
-    from wsss_stages.methods.puzzle import PuzzleCam
+    from wsss_stages.methods.puzzle.plugin import PuzzleCam
 
     torch.manual_seed(0)
     net, x = CamClassifier(PointwiseBackbone(), 4), torch.randn(2, 3, 8, 8)
@@ -306,7 +306,7 @@ def test_puzzle_trains_on_the_options_its_stage_receives():
 
 def test_puzzle_rejects_crops_that_do_not_tile():
     from wsss_stages import WsssError
-    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.plan.config import validate_config
 
     with pytest.raises(WsssError, match=r"train_classifier\.training\.crop_size"):
         validate_config(tiny_config(train_classifier={"method": "puzzle", "training": {"crop_size": 36}}))
@@ -314,7 +314,7 @@ def test_puzzle_rejects_crops_that_do_not_tile():
 
 def run_erasing(tree, tmp_path, floor=None, **erasing):
     from conftest import stage_args
-    from wsss_stages.train_erasing import train_erasing
+    from wsss_stages.methods.aepsl.train_erasing import train_erasing
 
     model = tmp_path / "train_classifier" / "model.pt"
     train_tiny_classifier(tree, model)
@@ -327,7 +327,7 @@ def run_erasing(tree, tmp_path, floor=None, **erasing):
 
 
 def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp_path):
-    from wsss_stages.lib.artifacts import load_cams, load_mask, read_json
+    from wsss_stages.lib.data.artifacts import load_cams, load_mask, read_json
 
     folder = run_erasing(tiny_tree, tmp_path, steps=2, delta=0.5)
     report = read_json(folder / "steps.json")
@@ -344,7 +344,7 @@ def test_adversarial_erasing_mines_more_each_step_and_fuses_seeds(tiny_tree, tmp
 
 
 def test_adversarial_erasing_stops_below_the_map_floor(tiny_tree, tmp_path):
-    from wsss_stages.lib.artifacts import read_json
+    from wsss_stages.lib.data.artifacts import read_json
 
     folder = run_erasing(tiny_tree, tmp_path, floor=100.1, steps=3)
     steps = read_json(folder / "steps.json")["steps"]
@@ -352,7 +352,7 @@ def test_adversarial_erasing_stops_below_the_map_floor(tiny_tree, tmp_path):
 
 
 def test_gradcam_function_computes_only_the_requested_classes():
-    from wsss_stages.lib.cams import gradcam_function
+    from wsss_stages.lib.nets.cams import gradcam_function
 
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(output_stride=8), 4).eval()
@@ -365,7 +365,7 @@ def test_gradcam_function_computes_only_the_requested_classes():
 
 # ---------------------------------------------------------------------------- EPS
 def test_eps_assigns_classes_by_their_overlap_with_the_saliency():
-    from wsss_stages.methods.eps import eps_loss
+    from wsss_stages.methods.eps.plugin import eps_loss
 
     maps = torch.zeros(1, 3, 4, 4)  # class 0 on the left, class 1 on the right, background channel last
     maps[0, 0, :, :2], maps[0, 1, :, 2:] = 12.0, 12.0
@@ -385,9 +385,9 @@ def test_eps_assigns_classes_by_their_overlap_with_the_saliency():
 def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tmp_path):
     from conftest import stage_args
     from wsss_stages import WsssError
-    from wsss_stages.lib.artifacts import load_cams
-    from wsss_stages.lib.models import load_model
-    from wsss_stages.make_cams import make_cams
+    from wsss_stages.lib.data.artifacts import load_cams
+    from wsss_stages.lib.nets.models import load_model
+    from wsss_stages.stages.make_cams import make_cams
 
     (tiny_tree / "SaliencyMaps").mkdir()
     for image in (tiny_tree / "JPEGImages").glob("*.jpg"):
@@ -411,10 +411,10 @@ def test_score_classifier_measures_how_the_classifier_ranks_each_class(tmp_path)
     from PIL import Image
 
     from conftest import write_voc_tree
-    from wsss_stages.lib.artifacts import read_json
-    from wsss_stages.lib.models import CamClassifier, TinyBackbone, model_meta, to_tensor
-    from wsss_stages.lib.training import save_model
-    from wsss_stages.score_classifier import score_classifier
+    from wsss_stages.lib.data.artifacts import read_json
+    from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone, model_meta, to_tensor
+    from wsss_stages.lib.nets.training import save_model
+    from wsss_stages.stages.score_classifier import score_classifier
 
     labels = {"a": ["cat"], "b": ["cat"], "c": ["dog"], "d": ["dog"], "e": ["cat"], "f": ["dog"]}
     root = write_voc_tree(tmp_path / "voc", {"train": list("abcd"), "val": list("ef")}, labels=labels)

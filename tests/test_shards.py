@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import read_manifest, save_cams, write_manifest
-from wsss_stages.lib.shards import WHOLE, Shard, gather_folder, merged_manifest, shard_from_folder
-from wsss_stages.lib.stats import affinity_report, merge_affinity_reports
+from wsss_stages.lib.data.artifacts import read_manifest, save_cams, write_manifest
+from wsss_stages.lib.plan.shards import WHOLE, Shard, gather_folder, merged_manifest, shard_from_folder
+from wsss_stages.lib.evaluation.stats import affinity_report, merge_affinity_reports
 
 IDS = [f"im{i:02d}" for i in range(10)]
 
@@ -144,16 +144,16 @@ def test_a_threshold_change_plans_the_same_stages_with_and_without_shards(sharde
 
 
 def test_experiments_that_differ_only_in_shards_share_their_artifacts():
-    from wsss_stages.lib.config import validate_config
-    from wsss_stages.lib.experiments import expand_experiments
-    from wsss_stages.lib.pipeline import Experiments
+    from wsss_stages.lib.plan.config import validate_config
+    from wsss_stages.lib.plan.experiments import expand_experiments
+    from wsss_stages.lib.plan.pipeline import Experiments
 
     run = Experiments(expand_experiments(validate_config({"experiments": {"a": {}, "b": {"shards": 4}}})))
     assert run.owner("demo_b", ("make_cams", "")) == "demo_a"
 
 
 def test_unknown_stages_in_shards_are_config_errors():
-    from wsss_stages.lib.config import validate_config
+    from wsss_stages.lib.plan.config import validate_config
 
     with pytest.raises(WsssError, match="config key 'shards.train_classifier'"):
         validate_config({"shards": {"train_classifier": 2}})

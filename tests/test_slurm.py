@@ -77,7 +77,7 @@ def test_the_dag_completes_on_the_cluster(cluster_run):
 
 
 def test_every_job_asks_for_what_its_rule_declares(cluster_run):
-    from wsss_stages.lib.declare import load_plugins
+    from wsss_stages.lib.plan.declare import load_plugins
 
     tmp_path, workdir, result = cluster_run
     stages = load_plugins().stages

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from wsss_stages.lib.stats import describe_difference, mean_std, miou_of, paired_bootstrap, paired_t_interval
+from wsss_stages.lib.evaluation.stats import describe_difference, mean_std, miou_of, paired_bootstrap, paired_t_interval
 
 
 def test_mean_std_and_the_paired_t_interval():
@@ -35,7 +35,7 @@ def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
 
 
 def test_auc_from_histograms():
-    from wsss_stages.lib.stats import auc_from_histograms
+    from wsss_stages.lib.evaluation.stats import auc_from_histograms
 
     assert auc_from_histograms([0, 0, 5], [3, 0, 0]) == 1.0  # every positive above every negative
     assert auc_from_histograms([3, 0, 0], [0, 0, 5]) == 0.0
@@ -159,7 +159,7 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
 def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_each_step_mined(tmp_path):
     """Step 1 finds the left half of the cat, step 2 (on the erased image) its right half and a background patch."""
     from conftest import write_voc_tree
-    from wsss_stages.lib.artifacts import save_cams, save_mask, write_manifest
+    from wsss_stages.lib.data.artifacts import save_cams, save_mask, write_manifest
 
     steps = load_benchmark_script("erasing_steps")
     tree = write_voc_tree(tmp_path / "VOC2012", {"train": ["a"]}, labels={"a": ["cat"]})  # cat at rows 4:12, columns 4:12

@@ -4,8 +4,8 @@ from PIL import Image
 
 from conftest import write_voc_tree
 from wsss_stages import WsssError
-from wsss_stages.lib.artifacts import save_mask
-from wsss_stages.lib.voc import VOC_CLASSES, VOCDataset
+from wsss_stages.lib.data.artifacts import save_mask
+from wsss_stages.lib.data.voc import VOC_CLASSES, VOCDataset
 
 
 def test_reads_splits_labels_and_masks(voc_tree):
@@ -55,7 +55,7 @@ def test_labels_fall_back_to_mask_without_xml(voc_tree):
 
 
 def test_image_without_labels_is_left_out_and_logged(voc_tree, caplog):
-    from wsss_stages.lib.voc import split_labelled
+    from wsss_stages.lib.data.voc import split_labelled
     import logging
 
     (voc_tree / "Annotations" / "b.xml").write_text("<annotation></annotation>")

@@ -20,7 +20,7 @@ import types
 import typing
 
 from wsss_stages import WsssError, __version__
-from wsss_stages.lib.declare import load_plugins
+from wsss_stages.lib.plan.declare import load_plugins
 
 def stages() -> dict:
     """The registered stages (core, built-in plug-ins, and the modules named in WSSS_PLUGINS)."""

@@ -1,7 +1,5 @@
-"""The built-in plug-ins: classifier methods, CAM sources and refiners, one module each.
+"""The built-in classifier methods and CAM sources, one folder each (declaration in ``<name>/plugin.py``).
 
-Importing this package registers them (see :mod:`wsss_stages.lib.declare`); a plug-in outside
-the package registers itself the same way and is named in the config key ``plugins``.
+:func:`wsss_stages.lib.plan.declare.load_plugins` imports every ``plugin`` module found here and in
+:mod:`wsss_stages.refiners`; a plug-in outside the package is a module named in the config key ``plugins``.
 """
-
-from wsss_stages.methods import cam, crf, eps, gradcam, hide_and_seek, pamr, puzzle, random_walk, scg, sec  # noqa: F401

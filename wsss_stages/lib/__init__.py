@@ -1,0 +1,1 @@
+"""The library the stages share, in four rooms: plan (torch-free: declarations, the stage graph, config, experiments, shards, code fingerprints), data (datasets and artifact formats), nets (networks, training, inference, devices) and evaluation (metrics, sweeps, statistics, reports)."""

@@ -1,0 +1,1 @@
+"""Datasets (VOC layout, COCO and folder conversions) and every artifact file format."""

@@ -1,0 +1,1 @@
+"""Metrics, threshold sweeps, paired statistics, reports and figures."""

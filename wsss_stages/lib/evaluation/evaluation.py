@@ -1,0 +1,78 @@
+"""Scoring helpers shared by the eval_* stages: mask folders against ground truth, report files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from wsss_stages import WsssError
+from wsss_stages.lib.data.artifacts import load_mask, read_manifest, save_confusions, write_csv, write_json
+from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.nets.runtime import progress
+from wsss_stages.lib.data.voc import VOCDataset
+
+log = logging.getLogger(__name__)
+
+
+def ids_without_masks(dataset: VOCDataset, split: str) -> list[str]:
+    """Ids of ``split`` with no ground-truth mask (check_data lets them through only when allowed)."""
+    return [i for i in dataset.split_ids(split) if not dataset.has_mask(i)]
+
+
+def ids_with_masks(dataset: VOCDataset, split: str, available: set[str] | None = None) -> list[str]:
+    """Ids of ``split`` that have a ground-truth mask (and, if given, an artifact); those without one are logged."""
+    missing = ids_without_masks(dataset, split)
+    if missing:
+        log.warning("%d image(s) of '%s' have no mask and are not scored, first: %s", len(missing), split, missing[:5])
+    ids = [i for i in dataset.split_ids(split) if dataset.has_mask(i)]
+    if available is not None:
+        ids = [i for i in ids if i in available]
+    if not ids:
+        raise WsssError(f"split '{split}' of {dataset.root} has no image with both a mask and a prediction to score")
+    return ids
+
+
+def per_class_rows(scores: dict) -> list[dict]:
+    return [
+        {"class": name, "iou": iou, "precision": scores["per_class_precision"][name],
+         "recall": scores["per_class_recall"][name]}
+        for name, iou in scores["per_class_iou"].items()
+    ]  # fmt: skip
+
+
+def summary(scores: dict) -> dict:
+    """The scalar entries of a score dict, rounded for reports."""
+    return {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)}
+
+
+def score_predictions(*, dataset: VOCDataset, ids: list[str], predict, split: str, out_json: Path, out_csv: Path,
+                      out_per_image: Path, what: str) -> dict:
+    """Score ``predict(image_id) -> label map`` on ``ids`` against the ground truth; write the metrics JSON,
+    the per-class CSV and the per-image confusion matrices (for paired bootstrap intervals)."""
+    per_image = np.zeros((len(ids), dataset.num_classes, dataset.num_classes), np.int64)
+    for n, image_id in enumerate(progress(ids, desc=f"score {split}")):
+        gt, pred = dataset.load_mask(image_id), predict(image_id)
+        if pred.shape != gt.shape:
+            raise WsssError(f"{what}: the prediction for {image_id} is {pred.shape}, its ground truth {gt.shape}")
+        per_image[n] = confusion_matrix(gt, pred, dataset.num_classes)
+    conf = per_image.sum(0)
+    scores = scores_from_confusion(conf, dataset.class_names)
+    missing = ids_without_masks(dataset, split)
+    write_json(out_json, {"split": split, "images": len(ids), "images_without_masks": {"count": len(missing), "first": missing[:10]},
+                          **summary(scores),
+                          "per_class_iou": scores["per_class_iou"], "confusion_matrix": conf.tolist()})  # fmt: skip
+    write_csv(out_csv, per_class_rows(scores))
+    save_confusions(out_per_image, ids, per_image)
+    log.info("%s: mIoU %.2f on %d images of '%s'", what, scores["miou"], len(ids), split)
+    return scores
+
+
+def evaluate_mask_folder(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path, out_per_image: Path,
+                         mask_folder: str | None = None) -> dict:
+    """Score ``<id>.png`` masks of ``split`` against the ground truth."""
+    dataset = VOCDataset(data_root, mask_folder)
+    ids = ids_with_masks(dataset, split, set(read_manifest(masks, "masks")["ids"]))
+    return score_predictions(dataset=dataset, ids=ids, predict=lambda i: load_mask(Path(masks) / f"{i}.png"), split=split,
+                             out_json=out_json, out_csv=out_csv, out_per_image=out_per_image, what=str(masks))  # fmt: skip

@@ -1,0 +1,1 @@
+"""Networks, training loops, CAM computation, inference, devices and precision."""

@@ -1,0 +1,1 @@
+"""The aepsl plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,1 @@
+"""The cam plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,1 @@
+"""The eps plug-in: its declaration (plugin.py), stages and algorithm."""

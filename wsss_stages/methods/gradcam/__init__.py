@@ -1,0 +1,1 @@
+"""The gradcam plug-in: its declaration (plugin.py), stages and algorithm."""

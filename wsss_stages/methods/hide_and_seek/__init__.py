@@ -1,0 +1,1 @@
+"""The hide_and_seek plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,1 @@
+"""The puzzle plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,1 @@
+"""The built-in refiners, one folder each: its declaration (``plugin.py``), its stages and its algorithm."""

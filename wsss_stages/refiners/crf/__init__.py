@@ -1,0 +1,1 @@
+"""The crf plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,1 @@
+"""The pamr plug-in: its declaration (plugin.py), stages and algorithm."""

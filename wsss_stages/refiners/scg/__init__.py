@@ -1,0 +1,1 @@
+"""The scg plug-in: its declaration (plugin.py), stages and algorithm."""

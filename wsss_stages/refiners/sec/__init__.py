@@ -1,0 +1,1 @@
+"""The sec plug-in: its declaration (plugin.py), stages and algorithm."""

@@ -1,0 +1,104 @@
+"""Collect the headline numbers of an experiment into metrics.json and a markdown table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from wsss_stages.lib.data.artifacts import atomic_path, read_json, read_manifest, write_json
+from wsss_stages.lib.data.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+def metrics_table(metrics: dict) -> str:
+    rows = [
+        ("CAM seeds", metrics["seed_split"], metrics["cam_miou"], f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}"),
+    ]  # fmt: skip
+    if metrics.get("cam_miou_val") is not None:
+        rows.append(("CAM seeds", metrics["cam_val_split"], metrics["cam_miou_val"], "at the threshold tuned on "
+                     f"{metrics['seed_split']}"))  # fmt: skip
+    rows += [
+        (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
+         "background of its own" if metrics["pseudo_mask_bg_threshold"] is None else f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
+    ]  # fmt: skip
+    rows += [(f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
+             for name, miou in metrics["pseudo_mask_miou_by_refinement"].items() if name != metrics["refinement"]]  # fmt: skip
+    if metrics["segmentation_miou"] is not None:
+        rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
+    lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
+    lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
+    if metrics.get("classifier_map"):
+        lines += ["", "| classifier | split | mAP (%) |", "| --- | --- | ---: |"]
+        lines += [f"| image labels | {split} | {value:.2f} |" for split, value in metrics["classifier_map"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def pseudo_mask_threshold(mask_dir: Path) -> float | None:
+    """The background score behind a pseudo-mask folder: its own, or that of the score maps it came from;
+    None for score maps with a background of their own (e.g. psa's walked background channel)."""
+    manifest = read_manifest(mask_dir, "masks")
+    if manifest.get("bg_threshold") is not None:
+        return float(manifest["bg_threshold"])
+    value = read_manifest(manifest["source"]).get("bg_threshold")
+    return None if value is None else float(value)
+
+
+def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,
+                      compare: list[str], classifier_info: Path, classifier_map: Path, seeds: Path, out_json: Path, out_md: Path,
+                      experiment: str, refinement: str, threads: int = 1) -> None:
+    """Write results/<experiment>/metrics.json and metrics.md and print the table.
+
+    Args:
+        experiment: experiment name
+        cam_best: best.json of eval_cams
+        pseudo_masks: metrics JSON of eval_pseudo_masks
+        pseudo_mask_dir: the pseudo-mask folder (its manifest names the thresholds used)
+        segmentation: metrics JSON of eval_segmentation (None when DeepLab is disabled: reported as null)
+        cam_val: metrics JSON of score_cams, the seeds on val at the train threshold (None: not scored)
+        refinement: refinement used for the pseudo-masks
+        out_json: metrics.json
+        out_md: metrics.md
+        compare: further pseudo-mask scores as refinement=metrics.json (e.g. none=…/metrics.json)
+        classifier_info: train_classifier's settings record (its pretrained weights, precision and device)
+        classifier_map: score_classifier's metrics JSON (the classifier's mAP per split)
+        seeds: the seed CAM folder (its manifest says the inference precision)
+        threads: unused
+    """
+    cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
+    seg = read_json(segmentation) if segmentation else {}
+    cam_val_metrics = read_json(cam_val) if cam_val else {}
+    metrics = {
+        "experiment": experiment,
+        "cam_miou": cam["miou"],
+        "cam_miou_val": cam_val_metrics.get("miou"),
+        "cam_val_split": cam_val_metrics.get("split"),
+        "pseudo_mask_miou": pseudo["miou"],
+        "segmentation_miou": seg.get("miou"),
+        "refinement": refinement,
+        "cam_bg_threshold_best": cam["best_threshold"],
+        "pseudo_mask_bg_threshold": pseudo_mask_threshold(Path(pseudo_mask_dir)),
+        "seed_split": cam["split"],
+        "seed_images": cam["images"],
+        "val_split": seg.get("split"),
+        "val_images": seg.get("images"),
+        "cam": {k: cam[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
+        "pseudo_mask": {k: pseudo[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
+        "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")} if seg else None,
+        "segmentation_per_class_iou": seg.get("per_class_iou"),
+        "classifier_map": {split: score["map"] for split, score in read_json(classifier_map)["splits"].items()},
+    }
+    by_refinement = {refinement: pseudo["miou"]}
+    for item in compare or []:
+        name, path = item.split("=", 1)
+        by_refinement[name] = read_json(Path(path))["miou"]
+    metrics["pseudo_mask_miou_by_refinement"] = by_refinement
+    info = read_json(classifier_info)
+    metrics["provenance"] = {**provenance(), "classifier": {k: info.get(k) for k in ("weights_source", "precision_used", "device_used")},
+                             "cam_precision": read_manifest(seeds).get("dtype")}  # fmt: skip
+    write_json(out_json, metrics)
+    table = metrics_table(metrics)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(table)
+    print(table, flush=True)
+    log.info("wrote %s and %s", out_json, out_md)
