@@ -16,7 +16,8 @@ mask                   ``<id>.png``, 8-bit palette PNG (VOC palette), value = cl
 cue map (make_sec_     a mask (same file format) in a folder of kind ``cues``: the class of a
 cues)                  localisation cue, 0 = background cue, 255 = no cue.
 folder manifest        ``manifest.json`` in every per-image folder, written last: the folder
-                       is complete only when it exists (``ids``, ``kind``, counts, params).
+                       is complete only when it exists (``ids``, ``kind``, counts, params, and
+                       ``sizes``: each file's size in bytes, checked when the file is read).
 shard of a folder       the same files for a slice of the images (``results/<exp>/<stage>/shards/
 (shards: N)            <k>of<N>/…``, temporary), with ``shard`` {index, count} and ``all_ids``
                        (the whole, ordered list) added to the manifest; ``gather_shards``
@@ -32,7 +33,9 @@ model weights          ``torch.save`` of ``{"state_dict": …, "meta": {…}}`` 
 
 All writers go through :func:`atomic_path` / :func:`atomic_dir`: the data are written under a
 temporary name next to the target and renamed into place, so a crash never leaves a half
-artifact under the final name.
+artifact under the final name. A file that does not decode, or whose size is not the one its
+folder's manifest recorded, stops the reader with :func:`damaged`: the file, the stage that
+wrote it and the command that rebuilds it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ import io
 import json
 import os
 import shutil
+import zipfile
+import zlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -92,6 +98,49 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+# ----------------------------------------------------------------------------- damaged artifacts
+def writer_of(path: Path | str) -> str | None:
+    """The stage whose artifact ``path`` is: the first folder under ``results/`` named like a registered stage
+    (``results/<experiment>/<stage>/…``, ``results/make_demo_data/…``); None outside ``results/``."""
+    parts = Path(path).parts
+    if "results" not in parts:
+        return None
+    from wsss_stages.lib.plan.declare import load_plugins  # torch-free; only needed to word an error
+
+    names = load_plugins().stages
+    below = parts[len(parts) - parts[::-1].index("results"):]
+    return next((part for part in below if part in names), None)
+
+
+def damaged(path: Path | str, problem: str) -> WsssError:
+    """The error for an artifact that cannot be used: which file, what is wrong, who wrote it, how to rebuild it."""
+    stage = writer_of(path)
+    if stage is None:
+        return WsssError(f"{path} is damaged ({problem}); it is not an artifact of the pipeline: replace it in the data tree")
+    return WsssError(f"{path} is damaged ({problem}); stage {stage} wrote it: rebuild it with "
+                     f"`snakemake --cores all --forcerun {stage}` (and the --configfile/--config of the run)")
+
+
+@lru_cache(maxsize=64)
+def _recorded_sizes(folder: str, stamp: float) -> dict:
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text()).get("sizes", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def check_size(path: Path) -> None:
+    """Stop on a file whose size differs from what its folder's manifest recorded (a truncated copy, a partial sync)."""
+    manifest = path.parent / MANIFEST
+    try:
+        stamp = manifest.stat().st_mtime
+    except OSError:
+        return
+    recorded = _recorded_sizes(str(path.parent), stamp).get(path.name)
+    if recorded is not None and path.stat().st_size != recorded:
+        raise damaged(path, f"{path.stat().st_size} bytes, its manifest recorded {recorded}")
+
+
 # ----------------------------------------------------------------------------- command-line items
 def named_items(items: list[str], what: str) -> list[tuple[str, str]]:
     """``name=value`` command-line items (e.g. ``--parts out_dir=…``) as pairs, in order."""
@@ -105,15 +154,22 @@ def named_items(items: list[str], what: str) -> list[tuple[str, str]]:
 
 
 # ----------------------------------------------------------------------------- manifests
+def file_sizes(folder: Path) -> dict[str, int]:
+    """Size in bytes of every file directly in ``folder`` (links followed), the manifest and hidden files aside."""
+    return {p.name: p.stat().st_size for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
+
+
 def write_manifest(folder: Path, kind: str, ids: Sequence[str], **extra) -> None:
-    write_json(Path(folder) / MANIFEST, {"kind": kind, "count": len(ids), "ids": list(ids), **extra})
+    """The folder's manifest, written last: its kind, ids, the stage's parameters and every file's size."""
+    sizes = file_sizes(folder)
+    write_json(Path(folder) / MANIFEST, {"kind": kind, "count": len(ids), "ids": list(ids), **extra, "sizes": sizes})
 
 
 def read_manifest(folder: Path | str, kind: str | None = None) -> dict:
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise WsssError(f"{folder} is not a complete artifact folder (no {MANIFEST})")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     if kind is not None and manifest.get("kind") != kind:
         raise WsssError(f"{folder} holds '{manifest.get('kind')}' artifacts, expected '{kind}'")
     return manifest
@@ -180,13 +236,17 @@ def _save_npz(path: Path, **arrays) -> None:
 
 
 def _load_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError(f"missing artifact {path}")
+    check_size(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in keys}
-    except FileNotFoundError:
-        raise WsssError(f"missing artifact {path}") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise WsssError(f"{path} is not a valid artifact ({exc})") from None
+    except KeyError as exc:
+        raise damaged(path, f"no array {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
+        raise damaged(path, f"not a readable .npz: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- masks
@@ -219,13 +279,17 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
 
 
 def load_mask(path: Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise WsssError(f"missing mask {path}")
+    check_size(path)
     try:
         with Image.open(path) as image:
             if image.mode not in ("P", "L"):
                 raise WsssError(f"{path}: masks must be palette or greyscale PNGs, got mode {image.mode}")
             return np.array(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise WsssError(f"missing mask {path}") from None
+    except (OSError, SyntaxError, ValueError, zlib.error) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise damaged(path, f"not a readable PNG: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- per-image confusions
@@ -249,6 +313,8 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise WsssError(f"missing file {path}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise damaged(path, f"not valid JSON: {exc}") from None
 
 
 def write_csv(path: Path, rows: Sequence[Mapping]) -> None:

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wsss_stages import WsssError
+from wsss_stages.lib.data.artifacts import damaged
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,7 @@ def load_model(path: Path | str, expected_kind: tuple[str, ...], build=build_fro
         saved = torch.load(path, map_location="cpu", weights_only=True)
         meta, state = saved["meta"], saved["state_dict"]
     except Exception as exc:  # torch raises many types for a bad pickle
-        raise WsssError(f"{path} is not a wsss model file: {exc}") from None
+        raise damaged(path, f"not a wsss model file: {exc}") from None
     if meta["kind"] not in expected_kind:
         raise WsssError(f"{path} holds a {meta['kind']} model, expected one of {expected_kind}")
     model = build(meta)

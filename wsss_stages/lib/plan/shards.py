@@ -114,7 +114,7 @@ def merged_manifest(manifests: Sequence[dict], where: str) -> dict:
     seen: list[str] = [i for m in manifests for i in m["ids"]]
     if sorted(seen) != sorted(all_ids):
         raise WsssError(f"{where}: the shards hold {len(seen)} images, not the {len(all_ids)} of the whole set exactly once")
-    skip = {"ids", "count", *SHARD_FIELDS, *AVERAGED_FIELDS}
+    skip = {"ids", "count", "sizes", *SHARD_FIELDS, *AVERAGED_FIELDS}
     for manifest in manifests[1:]:
         for key in set(manifest) | set(first):
             if key not in skip and manifest.get(key) != first.get(key):
@@ -127,6 +127,8 @@ def merged_manifest(manifests: Sequence[dict], where: str) -> dict:
             value = list(all_ids)
         elif key == "count":
             value = len(all_ids)
+        elif key == "sizes":
+            value = dict(sorted((name, size) for m in manifests for name, size in m.get("sizes", {}).items()))
         elif key in AVERAGED_FIELDS:
             weighted = [(m[key], len(m["ids"])) for m in manifests if m.get(key) is not None]
             value = sum(v * n for v, n in weighted) / sum(n for _, n in weighted) if weighted else None
