@@ -44,7 +44,7 @@ def main() -> None:
     dataset = VOCDataset(args.data_root)
     available = set(read_manifest(args.cams, "cams")["ids"])
     ids = [i for i in dataset.split_ids(args.split) if i in available and dataset.has_mask(i)][: args.limit or None]
-    threshold = resolve_threshold(args.seed_threshold)
+    threshold = resolve_threshold(None, args.seed_threshold) if args.seed_threshold.endswith(".json") else resolve_threshold(float(args.seed_threshold))
     print(f"{len(ids)} images of '{args.split}', seed threshold {threshold:.2f}, pairs at stride {args.stride}, radius {args.radius}\n")
     print("| labels | labelled (%) | fg right (%) | bg right (%) | same-pair precision | same-pair recall | "
           "diff-pair precision | diff-pair recall |")

@@ -148,7 +148,7 @@ def rule_params(stage, context=None):
             c, variant = cfg(wildcards), variant_of(stage, wildcards)
             found = node_params(c, stage, variant)[arg]
             if arg in stage.threshold_args and found == "auto":
-                return RUN.path(wildcards.exp, node_inputs(c, stage, variant)[f"{arg}_sweep"])
+                return None  # the stage reads it from the sweep (<arg>_sweep)
             return as_argument(found)
 
         return value
@@ -160,6 +160,7 @@ def rule_params(stage, context=None):
     if stage.data:
         params["data_root"] = lambda wildcards: data_root(cfg(wildcards))
     params.update({arg: config_value(arg) for arg in (*stage.params, *stage.threshold_args)})
+    params.update({f"{arg}_sweep": input_value(f"{arg}_sweep") for arg in stage.threshold_args})
     params["code"] = lambda wildcards: code_of(stage, cfg(wildcards))
     params.update(context or {})
     return params

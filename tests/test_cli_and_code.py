@@ -109,5 +109,17 @@ def test_bad_threshold_argument_is_rejected(tmp_path):
     from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 
     with pytest.raises(WsssError, match=r"outside \[0, 1\]"):
-        resolve_threshold("1.5")
-    assert resolve_threshold("0.25") == 0.25 and resolve_threshold("None") is None
+        resolve_threshold(1.5)
+    assert resolve_threshold(0.25) == 0.25 and resolve_threshold(None) is None
+    sweep = tmp_path / "best.json"
+    sweep.write_text('{"best_threshold": 0.35}')
+    assert resolve_threshold(None, sweep) == 0.35  # "auto": the sweep's best, a flag of its own
+
+
+def test_a_threshold_and_its_sweep_are_two_flags():
+    args = build_parser("make_pseudo_masks").parse_args(
+        ["--scores", "s", "--out-dir", "o", "--ignore-band", "None", "--bg-threshold", "None", "--bg-threshold-sweep", "b.json"])
+    assert args.bg_threshold is None and str(args.bg_threshold_sweep) == "b.json"
+    args = build_parser("make_pseudo_masks").parse_args(
+        ["--scores", "s", "--out-dir", "o", "--ignore-band", "None", "--bg-threshold", "0.3", "--bg-threshold-sweep", "None"])
+    assert args.bg_threshold == 0.3 and args.bg_threshold_sweep is None

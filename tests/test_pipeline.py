@@ -241,6 +241,7 @@ def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):
     result = snakemake(workdir, "--config", "dataset=voc", f"data_root={root}", "mask_folder=SegmentationClass", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "2 problem(s)" in output and "i3.jpg" in output and "i7.png" in output
+    assert f"{root.resolve()}/JPEGImages/i3.jpg" in output and ".snakemake/wsss/data" not in output  # the user's own path
     assert not (workdir / "results" / "tiny" / "train_classifier").exists()
 
 

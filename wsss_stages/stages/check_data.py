@@ -114,7 +114,8 @@ def check_data(*, data_root: Path, out_report: Path, splits: list[str], scored_s
         threads: worker processes
     """
     start = time.perf_counter()
-    dataset = VOCDataset(data_root, mask_folder)
+    # the run reads a VOC tree through a content-named link under .snakemake/; problems name the user's own files
+    dataset = VOCDataset(Path(data_root).resolve(), mask_folder)
     problems, members = [], {}
     try:
         dataset.class_names

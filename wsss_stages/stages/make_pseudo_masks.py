@@ -44,7 +44,7 @@ def _write_one(image_id: str, *, source: Path, kind: str, threshold: float | Non
     save_mask(out_dir / f"{image_id}.png", scores_to_mask(scores, classes, band))
 
 
-def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: str | None, shard: str = "0/1",
+def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: float | None, bg_threshold_sweep: Path | None, shard: str = "0/1",
                       threads: int = 1) -> None:
     """Write one palette PNG per image (255 = ignore) from a make_cams or refiner folder.
 
@@ -52,12 +52,13 @@ def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] |
         scores: folder of score maps (refine_*) or CAMs (make_cams)
         out_dir: output folder of <id>.png masks and manifest.json
         ignore_band: two numbers [bg_below, fg_above]: pixels in between become 255
-        bg_threshold: background threshold for a CAM folder: a number, or a sweep's best.json
+        bg_threshold: background threshold for a CAM folder (None: taken from bg_threshold_sweep)
+        bg_threshold_sweep: the best.json of the threshold's sweep on the seed split, when the config says "auto"
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
     manifest, kind = read_maps_manifest(scores, "pseudo-masks need")
-    threshold = resolve_threshold(bg_threshold) if kind == "cams" else None
+    threshold = resolve_threshold(bg_threshold, bg_threshold_sweep) if kind == "cams" else None
     if kind == "cams" and threshold is None:
         raise WsssError(f"{scores} holds CAMs: pseudo-masks need a background threshold")
     band = None

@@ -17,7 +17,7 @@ from wsss_stages.lib.data.voc import VOCDataset
 
 
 def score_cams(*, cams: Path, data_root: Path, out_json: Path, out_csv: Path, out_per_image: Path, split: str, mask_folder: str | None,
-               bg_threshold: str | None, threads: int = 1) -> None:
+               bg_threshold: float | None, bg_threshold_sweep: Path | None, threads: int = 1) -> None:
     """Score CAMs thresholded at a fixed background threshold on a split with masks.
 
     Args:
@@ -28,10 +28,11 @@ def score_cams(*, cams: Path, data_root: Path, out_json: Path, out_csv: Path, ou
         out_per_image: per-image confusion matrices (npz)
         split: split with ground-truth masks (val)
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
-        bg_threshold: the background threshold: a number, or the best.json of the sweep on the seed split
+        bg_threshold: the background threshold (None: taken from bg_threshold_sweep)
+        bg_threshold_sweep: the best.json of the sweep on the seed split, when the config says "auto"
         threads: unused (one process)
     """
-    threshold = resolve_threshold(bg_threshold, "cam_bg_threshold")
+    threshold = resolve_threshold(bg_threshold, bg_threshold_sweep, "cam_bg_threshold")
     if threshold is None:
         raise WsssError("score_cams needs a background threshold (config key: cam_bg_threshold)")
     dataset = VOCDataset(data_root, mask_folder)

@@ -99,17 +99,18 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
 
 
 # ----------------------------------------------------------------------------- damaged artifacts
+RUN_LEVEL_STAGES = ("make_demo_data", "check_data", "convert_dataset")  # results/<stage>/…; the rest results/<experiment>/<stage>/…
+
+
 def writer_of(path: Path | str) -> str | None:
-    """The stage whose artifact ``path`` is: the first folder under ``results/`` named like a registered stage
-    (``results/<experiment>/<stage>/…``, ``results/make_demo_data/…``); None outside ``results/``."""
+    """The stage whose artifact ``path`` is, read from the results layout; None outside ``results/``."""
     parts = Path(path).parts
     if "results" not in parts:
         return None
-    from wsss_stages.lib.plan.declare import load_plugins  # torch-free; only needed to word an error
-
-    names = load_plugins().stages
     below = parts[len(parts) - parts[::-1].index("results"):]
-    return next((part for part in below if part in names), None)
+    if below and below[0] in RUN_LEVEL_STAGES:
+        return below[0]
+    return below[1] if len(below) > 2 else None
 
 
 def damaged(path: Path | str, problem: str) -> WsssError:

@@ -18,16 +18,16 @@ from wsss_stages.lib.data.artifacts import read_json
 log = logging.getLogger(__name__)
 
 
-def resolve_threshold(value: str | float | None, key: str = "bg_threshold") -> float | None:
-    """A number in [0, 1], or the path of a sweep's best.json (its ``best_threshold``); None stays None."""
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float(read_json(Path(value))["best_threshold"])
-        log.info("background threshold %.3f from %s", number, value)
+def resolve_threshold(value: float | None, sweep: Path | None = None, key: str = "bg_threshold") -> float | None:
+    """The threshold a stage uses: the best of a sweep (its best.json's ``best_threshold``) when ``sweep`` is
+    given ("auto" in the config), else ``value``, a number in [0, 1]; None when neither is."""
+    if sweep is not None:
+        number = float(read_json(Path(sweep))["best_threshold"])
+        log.info("background threshold %.3f from %s", number, sweep)
         return number
+    if value is None:
+        return None
+    number = float(value)
     if not 0.0 <= number <= 1.0:
         raise WsssError(f"background threshold {number} is outside [0, 1] (config key: {key})")
     return number

@@ -139,7 +139,8 @@ class Stage:
         """Every argument of the stage function except ``threads``, in command-line order."""
         data = ("data_root",) if self.data else ()
         shard = ("shard",) if self.shardable else ()
-        return (*self.input_args, *data, *self.outputs, *self.params, *self.threshold_args, *self.context, *shard)
+        thresholds = [name for arg in self.threshold_args for name in (arg, f"{arg}_sweep")]  # a number, or a sweep's result
+        return (*self.input_args, *data, *self.outputs, *self.params, *thresholds, *self.context, *shard)
 
     def output_path(self, name: str, variant: str = "") -> str:
         """Path of output ``name`` relative to ``results/<experiment>/``, for wildcard value ``variant``

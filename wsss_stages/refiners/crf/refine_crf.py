@@ -24,7 +24,8 @@ def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, 
     save_scores(out_dir / f"{image_id}.npz", probs, classes.tolist())
 
 
-def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_threshold: str | None, shard: str = "0/1", threads: int = 1) -> None:
+def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_threshold: float | None, bg_threshold_sweep: Path | None,
+               shard: str = "0/1", threads: int = 1) -> None:
     """Dense CRF on [threshold, CAMs] (a make_cams folder) or on score maps (e.g. random_walk); writes score maps.
 
     Args:
@@ -32,13 +33,14 @@ def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_th
         data_root: VOC2012-layout root (for the RGB images)
         out_dir: output folder of <id>.npz score maps
         crf: CRF parameters (iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
-        bg_threshold: constant background score given to CAMs: a number, or a sweep's best.json (CAM input only)
+        bg_threshold: constant background score given to CAMs (CAM input only; None: taken from bg_threshold_sweep)
+        bg_threshold_sweep: the best.json of tune_crf's sweep, when the config says "auto"
         shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
         threads: worker processes
     """
     manifest, kind = read_maps_manifest(scores, "the CRF refines")
     if kind == "cams":
-        threshold = resolve_threshold(bg_threshold, "refine_crf.bg_threshold")
+        threshold = resolve_threshold(bg_threshold, bg_threshold_sweep, "refine_crf.bg_threshold")
         if threshold is None:
             raise WsssError(f"{scores} holds CAMs: the CRF needs a background threshold")
     else:  # score maps carry their own background channel

@@ -50,7 +50,8 @@ def _one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, out_dir: Path, m
 
 
 def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, method: str, options: dict, split: str,
-                         mask_folder: str | None, pair_stride: int, pair_radius: int, seed_threshold: str | None, threads: int = 1) -> None:
+                         mask_folder: str | None, pair_stride: int, pair_radius: int, seed_threshold: float | None,
+                         seed_threshold_sweep: Path | None, threads: int = 1) -> None:
     """Write affinity labels (palette PNG, 255 = unsure) for every image of a CAM folder, and their
     precision and recall against the ground truth of ``split``.
 
@@ -65,12 +66,13 @@ def make_affinity_labels(*, cams: Path, data_root: Path, out_dir: Path, out_diag
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         pair_stride: stride at which AffinityNet sees the labels (pairs are scored there)
         pair_radius: radius of AffinityNet's training pairs
-        seed_threshold: the seeds' background threshold (a number, or eval_cams' best.json), for relative thresholds
+        seed_threshold: the seeds' background threshold, for relative thresholds (None: from seed_threshold_sweep)
+        seed_threshold_sweep: eval_cams' best.json on the seeds, when the config says "auto"
         threads: worker processes
     """
     if method not in ("irn", "psa"):
         raise WsssError(f"make_affinity_labels.method must be irn or psa, not {method!r}")
-    threshold = resolve_threshold(seed_threshold, "cam_bg_threshold")
+    threshold = resolve_threshold(seed_threshold, seed_threshold_sweep, "cam_bg_threshold")
     if method == "irn" and options["thresholds"] == "relative" and threshold is None:
         raise WsssError("relative affinity thresholds need the seed threshold (config key: make_affinity_labels.thresholds)")
     if method == "irn" and options["thresholds"] == "absolute" and not 0 <= options["conf_bg"] <= options["conf_fg"] <= 1:
