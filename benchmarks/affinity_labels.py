@@ -15,14 +15,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wsss_stages.refiners.random_walk.affinity_labels import COUNTS, label_counts, label_scores
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
-from wsss_stages.lib.nets.runtime import progress
-from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.thresholds import resolve_threshold
+from wsss_stages.lib.nets.runtime import progress
+from wsss_stages.refiners.random_walk.affinity_labels import COUNTS, label_counts, label_scores
 from wsss_stages.refiners.random_walk.make_affinity_labels import labels_for
 
-IRN = {"crf": True, "conf_fg": 0.30, "conf_bg": 0.05, "relative_fg": 2.0, "relative_bg": 0.33, "quantile_fg": 0.8, "quantile_bg": 0.3}
+IRN = {
+    "crf": True,
+    "conf_fg": 0.30,
+    "conf_bg": 0.05,
+    "relative_fg": 2.0,
+    "relative_bg": 0.33,
+    "quantile_fg": 0.8,
+    "quantile_bg": 0.3,
+}
 VARIANTS = {
     "irn, absolute 0.30 / 0.05": ("irn", {**IRN, "thresholds": "absolute"}),
     "irn, relative 2.0 / 0.33 x seed threshold": ("irn", {**IRN, "thresholds": "relative"}),
@@ -44,10 +52,19 @@ def main() -> None:
     dataset = VOCDataset(args.data_root)
     available = set(read_manifest(args.cams, "cams")["ids"])
     ids = [i for i in dataset.split_ids(args.split) if i in available and dataset.has_mask(i)][: args.limit or None]
-    threshold = resolve_threshold(None, args.seed_threshold) if args.seed_threshold.endswith(".json") else resolve_threshold(float(args.seed_threshold))
-    print(f"{len(ids)} images of '{args.split}', seed threshold {threshold:.2f}, pairs at stride {args.stride}, radius {args.radius}\n")
-    print("| labels | labelled (%) | fg right (%) | bg right (%) | same-pair precision | same-pair recall | "
-          "diff-pair precision | diff-pair recall |")
+    threshold = (
+        resolve_threshold(None, args.seed_threshold)
+        if args.seed_threshold.endswith(".json")
+        else resolve_threshold(float(args.seed_threshold))
+    )
+    print(
+        f"{len(ids)} images of '{args.split}', seed threshold {threshold:.2f}, pairs at stride {args.stride}, radius "
+        f"{args.radius}\n"
+    )
+    print(
+        "| labels | labelled (%) | fg right (%) | bg right (%) | same-pair precision | same-pair recall | "
+        "diff-pair precision | diff-pair recall |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, (method, options) in VARIANTS.items():
         totals = dict.fromkeys(COUNTS, 0)
@@ -57,8 +74,12 @@ def main() -> None:
             for key, value in label_counts(labels, dataset.load_mask(image_id), args.stride, args.radius).items():
                 totals[key] += value
         s = label_scores(totals)
-        print(f"| {name} | {s['coverage']:.1f} | {s['fg_precision']} | {s['bg_precision']} | {s['same_pair_precision']} | "
-              f"{s['same_pair_recall']} | {s['diff_pair_precision']} | {s['diff_pair_recall']} |", flush=True)
+        print(
+            f"| {name} | {s['coverage']:.1f} | {s['fg_precision']} | {s['bg_precision']} | {s['same_pair_precision']} "
+            f"| "
+            f"{s['same_pair_recall']} | {s['diff_pair_precision']} | {s['diff_pair_recall']} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

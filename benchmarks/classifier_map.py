@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.classification import classification_map
 from wsss_stages.lib.nets.runtime import pick_device, set_threads
-from wsss_stages.lib.data.voc import VOCDataset
 
 
 def main() -> None:
@@ -37,7 +37,9 @@ def main() -> None:
         row = []
         for split in args.splits:
             ids = [i for i in dataset.split_ids(split) if dataset.labels(i).size]
-            row.append(classification_map(model, dataset, ids[: args.images or None], device, precision="auto", size=args.size))
+            row.append(
+                classification_map(model, dataset, ids[: args.images or None], device, precision="auto", size=args.size)
+            )
         print(f"| {model} | " + " | ".join(f"{v:.1f}" for v in row) + " |", flush=True)
 
 

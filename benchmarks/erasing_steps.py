@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages.lib.data.artifacts import load_cams, load_mask, read_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.lib.nets.runtime import progress
 from wsss_stages.lib.evaluation.thresholds import strongest
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.runtime import progress
 
 DEFAULT_THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 16)]
 
@@ -49,14 +49,17 @@ def thresholded(cams: np.ndarray, classes: np.ndarray, thresholds: list[float]) 
 
 
 def newly_mined(gt: np.ndarray, before: np.ndarray | None, after: np.ndarray) -> np.ndarray:
-    """Counts [mined pixels, of them with the ground truth's class, of them on ground-truth background, valid pixels]."""
+    """Counts [mined pixels, of them with the ground truth's class, of them on ground-truth background,
+    valid pixels]."""
     new = after > 0 if before is None else (after > 0) & (before == 0)
     valid = gt != 255
     new &= valid
     return np.array([new.sum(), (new & (gt == after)).sum(), (new & (gt == 0)).sum(), valid.sum()], np.int64)
 
 
-def score_steps(work: Path, data_root: Path, split: str, thresholds: list[float], limit: int | None = None) -> list[dict]:
+def score_steps(
+    work: Path, data_root: Path, split: str, thresholds: list[float], limit: int | None = None
+) -> list[dict]:
     folders = step_folders(work)
     dataset = VOCDataset(data_root)
     n, c = len(folders), dataset.num_classes
@@ -70,7 +73,9 @@ def score_steps(work: Path, data_root: Path, split: str, thresholds: list[float]
         for s, folder in enumerate(folders):
             cams, classes = load_cams(folder / "cams" / f"{image_id}.npz")
             fused = cams if fused is None else np.maximum(fused, cams)
-            for t, (a, f) in enumerate(zip(thresholded(cams, classes, thresholds), thresholded(fused, classes, thresholds))):
+            for t, (a, f) in enumerate(
+                zip(thresholded(cams, classes, thresholds), thresholded(fused, classes, thresholds))
+            ):
                 alone_conf[s, t] += confusion_matrix(gt, a, c)
                 fused_conf[s, t] += confusion_matrix(gt, f, c)
             if (folder / "mined" / f"{image_id}.png").exists():
@@ -79,11 +84,21 @@ def score_steps(work: Path, data_root: Path, split: str, thresholds: list[float]
                 before = after
     rows = []
     for s, folder in enumerate(folders):
-        fused_best, alone_best = (best_of(conf[s], thresholds, dataset.class_names) for conf in (fused_conf, alone_conf))
+        fused_best, alone_best = (
+            best_of(conf[s], thresholds, dataset.class_names) for conf in (fused_conf, alone_conf)
+        )
         pixels, right, background, valid = mined[s]
-        rows.append({"step": int(folder.name[4:]), "images": len(ids), "fused": fused_best, "alone": alone_best,
-                     "mined_share": 100.0 * pixels / max(valid, 1), "mined_right": 100.0 * right / pixels if pixels else None,
-                     "mined_background": 100.0 * background / pixels if pixels else None})  # fmt: skip
+        rows.append(
+            {
+                "step": int(folder.name[4:]),
+                "images": len(ids),
+                "fused": fused_best,
+                "alone": alone_best,
+                "mined_share": 100.0 * pixels / max(valid, 1),
+                "mined_right": 100.0 * right / pixels if pixels else None,
+                "mined_background": 100.0 * background / pixels if pixels else None,
+            }
+        )
     return rows
 
 
@@ -102,12 +117,21 @@ def table(rows: list[dict]) -> str:
     def share(value) -> str:
         return "" if value is None else f"{value:.1f}"
 
-    header = ["step t", "seeds fused over steps 1..t", "step t's CAMs alone", "newly mined, % of pixels", "of them right class, %",
-              "of them background, %"]  # fmt: skip
+    header = [
+        "step t",
+        "seeds fused over steps 1..t",
+        "step t's CAMs alone",
+        "newly mined, % of pixels",
+        "of them right class, %",
+        "of them background, %",
+    ]
     lines = ["| " + " | ".join(header) + " |", "| ---: | --- | --- | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['step']} | {cell(r['fused'])} | {cell(r['alone'])} | {r['mined_share']:.1f} | {share(r['mined_right'])} | "
-                     f"{share(r['mined_background'])} |")  # fmt: skip
+        lines.append(
+            f"| {r['step']} | {cell(r['fused'])} | {cell(r['alone'])} | {r['mined_share']:.1f} | "
+            f"{share(r['mined_right'])} | "
+            f"{share(r['mined_background'])} |"
+        )
     return "\n".join(lines)
 
 

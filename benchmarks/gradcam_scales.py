@@ -24,16 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
-from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
-from wsss_stages.lib.evaluation.evaluation import ids_with_masks
-from wsss_stages.lib.nets.cams import CPU_MAX_PIXELS, batches_by_size, class_maps_multiscale, gradcam_function, normalise_cams
-from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.lib.nets.models import load_model
-from wsss_stages.lib.nets.models import to_tensor
-from wsss_stages.lib.nets.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.evaluation import ids_with_masks
+from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
+from wsss_stages.lib.nets.cams import (
+    CPU_MAX_PIXELS,
+    batches_by_size,
+    class_maps_multiscale,
+    gradcam_function,
+    normalise_cams,
+)
+from wsss_stages.lib.nets.models import load_model, to_tensor
+from wsss_stages.lib.nets.runtime import autocast, for_inference, inference_dtype, pick_device, progress, set_threads
 
 VARIANTS = ("cam", "cam / n_s", "gradcam", "cam, scales normalised", "gradcam, scales normalised")
 
@@ -48,7 +51,9 @@ def sizes_per_scale(net, images: torch.Tensor, scales) -> list[int]:
     sizes = []
     with torch.no_grad():
         for scale in scales:
-            x = torch.nn.functional.interpolate(images[:1], scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+            x = torch.nn.functional.interpolate(
+                images[:1], scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
+            )
             h, w = net.class_maps(x).shape[-2:]
             sizes.append(h * w)
     return sizes
@@ -84,22 +89,33 @@ def main() -> None:
     conf = {v: np.zeros((len(args.thresholds), dataset.num_classes, dataset.num_classes), np.int64) for v in VARIANTS}
     with torch.no_grad(), autocast(device, inference_dtype("auto", device)):
         for batch_ids in progress(list(batches_by_size(dataset, ids, 4)), desc="gradcam_scales", unit="batch"):
-            images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(device)
+            images = torch.stack([to_tensor(dataset.load_image(i), meta["mean"], meta["std"]) for i in batch_ids]).to(
+                device
+            )
             wanted = [c - 1 for i in batch_ids for c in dataset.labels(i)]
             cams = per_scale_maps(net, images, args.scales, net.class_maps, max_pixels)
             grads = per_scale_maps(net, images, args.scales, gradcam_function(net, "high", wanted), max_pixels)
-            inverse = 1.0 / torch.tensor(sizes_per_scale(net, images, args.scales), dtype=torch.float32, device=cams.device)
+            inverse = 1.0 / torch.tensor(
+                sizes_per_scale(net, images, args.scales), dtype=torch.float32, device=cams.device
+            )
             for b, image_id in enumerate(batch_ids):
                 classes = dataset.labels(image_id)
                 pick = torch.as_tensor(classes - 1, device=cams.device)
                 c, g = cams[:, b][:, pick], grads[:, b][:, pick]
-                maps = {"cam": combine(c, None, False), "cam / n_s": combine(c, inverse, False), "gradcam": combine(g, None, False),
-                        "cam, scales normalised": combine(c, None, True), "gradcam, scales normalised": combine(g, None, True)}  # fmt: skip
+                maps = {
+                    "cam": combine(c, None, False),
+                    "cam / n_s": combine(c, inverse, False),
+                    "gradcam": combine(g, None, False),
+                    "cam, scales normalised": combine(c, None, True),
+                    "gradcam, scales normalised": combine(g, None, True),
+                }
                 gt = dataset.load_mask(image_id)
                 for name, m in maps.items():
                     label, value = cam_labels(m.cpu().numpy(), classes)
                     for t, threshold in enumerate(args.thresholds):
-                        conf[name][t] += confusion_matrix(gt, np.where(value > threshold, label, 0), dataset.num_classes)
+                        conf[name][t] += confusion_matrix(
+                            gt, np.where(value > threshold, label, 0), dataset.num_classes
+                        )
 
     print(f"\nSeed mIoU on {len(ids)} images of '{args.split}', best background threshold ({args.model}):\n")
     print("| maps | best mIoU | threshold |\n| --- | ---: | ---: |")

@@ -63,13 +63,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cpu = torch.cpu
-    print(f"CPU: AMX tiles {cpu._is_amx_tile_supported()}, AVX512-BF16 {cpu._is_avx512_bf16_supported()}, "
-          f"AVX512 {cpu._is_avx512_supported()}; precision auto picks bf16 here: {native_bf16(torch.device('cpu'))}")
+    print(
+        f"CPU: AMX tiles {cpu._is_amx_tile_supported()}, AVX512-BF16 {cpu._is_avx512_bf16_supported()}, "
+        f"AVX512 {cpu._is_avx512_supported()}; precision auto picks bf16 here: {native_bf16(torch.device('cpu'))}"
+    )
     print(f"{args.backbone}, {args.threads} threads, channels-last\n")
     print("| step | fp32 images/s | bf16 images/s | speed-up |")
     print("| --- | ---: | ---: | ---: |")
-    for name, make in (("CAM forward, 512 px, image + flip", lambda net, d: inference_step(net.eval(), 512, d)),
-                       ("training step, 256 px, batch 8", lambda net, d: training_step(net.train(), 256, 8, d))):
+    for name, make in (
+        ("CAM forward, 512 px, image + flip", lambda net, d: inference_step(net.eval(), 512, d)),
+        ("training step, 256 px, batch 8", lambda net, d: training_step(net.train(), 256, 8, d)),
+    ):
         rates = []
         for dtype in (None, torch.bfloat16):
             torch.manual_seed(0)

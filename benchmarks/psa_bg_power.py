@@ -19,19 +19,28 @@ from pathlib import Path
 import numpy as np
 
 
-def sweep(model: Path, cams: Path, data_root: Path, split: str, powers: list[float], beta: float, exp_times: int, radius: int,
-          limit: int | None) -> list[dict]:
+def sweep(
+    model: Path,
+    cams: Path,
+    data_root: Path,
+    split: str,
+    powers: list[float],
+    beta: float,
+    exp_times: int,
+    radius: int,
+    limit: int | None,
+) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from wsss_stages.refiners.random_walk.affinity import build_affinitynet, transition_matrix
-    from wsss_stages.refiners.random_walk.affinity import random_walk as propagate
     from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+    from wsss_stages.lib.data.voc import VOCDataset
     from wsss_stages.lib.evaluation.evaluation import ids_with_masks
     from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
     from wsss_stages.lib.nets.models import load_model, to_tensor
     from wsss_stages.lib.nets.runtime import progress
-    from wsss_stages.lib.data.voc import VOCDataset
+    from wsss_stages.refiners.random_walk.affinity import build_affinitynet, transition_matrix
+    from wsss_stages.refiners.random_walk.affinity import random_walk as propagate
 
     net, meta = load_model(model, ("affinitynet",), build_affinitynet)
     net.eval()
@@ -57,14 +66,26 @@ def sweep(model: Path, cams: Path, data_root: Path, split: str, powers: list[flo
     rows = []
     for power, c in zip(powers, conf):
         s = scores_from_confusion(c, dataset.class_names)
-        rows.append({"bg_power": power, "miou": round(s["miou"], 2), "precision": round(s["precision"], 2), "recall": round(s["recall"], 2),
-                     "images": len(ids)})
+        rows.append(
+            {
+                "bg_power": power,
+                "miou": round(s["miou"], 2),
+                "precision": round(s["precision"], 2),
+                "recall": round(s["recall"], 2),
+                "images": len(ids),
+            }
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="psa AffinityNet weights (train_affinitynet with random_walk.method psa)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="psa AffinityNet weights (train_affinitynet with random_walk.method psa)",
+    )
     parser.add_argument("--cams", type=Path, required=True, help="CAM folder (make_cams)")
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--split", default="train")
@@ -79,7 +100,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    rows = sweep(args.model, args.cams, args.data_root, args.split, args.powers, args.beta, args.exp_times, args.radius, args.limit)
+    rows = sweep(
+        args.model,
+        args.cams,
+        args.data_root,
+        args.split,
+        args.powers,
+        args.beta,
+        args.exp_times,
+        args.radius,
+        args.limit,
+    )
     print("| bg_power α | mIoU | precision | recall |\n| ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['bg_power']:g} | {r['miou']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} |")

@@ -20,8 +20,8 @@ import time
 def measure(backbone: str, method: str, height: int, width: int) -> dict:
     import torch
 
-    from wsss_stages.refiners.random_walk.affinity import AffinityNet, BoundaryNet
     from wsss_stages.lib.nets.models import build_backbone
+    from wsss_stages.refiners.random_walk.affinity import AffinityNet, BoundaryNet
     from wsss_stages.refiners.random_walk.random_walk import walk_with_background, walk_with_boundary
 
     torch.set_num_threads(2)
@@ -40,9 +40,16 @@ def measure(backbone: str, method: str, height: int, width: int) -> dict:
             walked = walk_with_background(grid, cams, (height, width), beta=8, exp_times=8, radius=5, bg_power=16)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"backbone": backbone, "method": method, "size": f"{width}x{height}", "pixels_walked": int(grid.shape[-1] * grid.shape[-2]),
-            "seconds": round(seconds, 3), "peak_rss_mib": round(peak / 1024, 1),
-            "walk_increment_mib": round((peak - base) / 1024, 1), "shape": list(walked.shape)}  # fmt: skip
+    return {
+        "backbone": backbone,
+        "method": method,
+        "size": f"{width}x{height}",
+        "pixels_walked": int(grid.shape[-1] * grid.shape[-2]),
+        "seconds": round(seconds, 3),
+        "peak_rss_mib": round(peak / 1024, 1),
+        "walk_increment_mib": round((peak - base) / 1024, 1),
+        "shape": list(walked.shape),
+    }
 
 
 def main() -> None:
@@ -58,11 +65,27 @@ def main() -> None:
     print("| backbone | walk | image | pixels walked | s / image | peak RSS (MiB) | added by network + walk (MiB) |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for method in args.methods:
-        out = subprocess.run([sys.executable, __file__, "--child", "--backbone", args.backbone, "--methods", method,
-                              "--size", *map(str, args.size)], capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--backbone",
+                args.backbone,
+                "--methods",
+                method,
+                "--size",
+                *map(str, args.size),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {r['backbone']} | {r['method']} | {r['size']} | {r['pixels_walked']} | {r['seconds']} | "
-              f"{r['peak_rss_mib']} | {r['walk_increment_mib']} |")
+        print(
+            f"| {r['backbone']} | {r['method']} | {r['size']} | {r['pixels_walked']} | {r['seconds']} | "
+            f"{r['peak_rss_mib']} | {r['walk_increment_mib']} |"
+        )
 
 
 if __name__ == "__main__":

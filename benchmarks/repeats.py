@@ -15,11 +15,14 @@ network instead: ``miou_train`` its pseudo-masks on train (what it trained on), 
 on val, precision and recall the network's on val, so that two DeepLab recipes on the same pseudo-masks
 (fp32 against bf16) are paired by seed on val:
 
-    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_seeds.csv eps 2 results/voc12_cpu_eps_r2/metrics.json
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_seeds.csv eps 2
+    results/voc12_cpu_eps_r2/metrics.json
     python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_seeds.csv --baseline cam
-    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_refinements.csv pamr+crf 2 results/voc12_cpu_cam_r2/metrics.json --refinement pamr+crf
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_refinements.csv pamr+crf 2
+    results/voc12_cpu_cam_r2/metrics.json --refinement pamr+crf
     python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_refinements.csv --baseline pamr
-    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_segmentation.csv bf16 1 results/voc12_cpu_bf16_r1/metrics.json --segmentation
+    python benchmarks/repeats.py add benchmarks/records/voc12_cpu_subset_segmentation.csv bf16 1
+    results/voc12_cpu_bf16_r1/metrics.json --segmentation
     python benchmarks/repeats.py table benchmarks/records/voc12_cpu_subset_segmentation.csv --baseline fp32
 
 ``add`` replaces the row of the same method and seed. Rows may also be written by hand for numbers
@@ -35,12 +38,25 @@ import csv
 import json
 from pathlib import Path
 
-FIELDS = ("method", "seed", "miou_train", "miou_val", "threshold", "precision", "recall", "map_train", "map_val", "cpu",
-          "commit", "source")  # fmt: skip
+FIELDS = (
+    "method",
+    "seed",
+    "miou_train",
+    "miou_val",
+    "threshold",
+    "precision",
+    "recall",
+    "map_train",
+    "map_val",
+    "cpu",
+    "commit",
+    "source",
+)
 
 
-def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinement: str | None = None,
-                     segmentation: bool = False) -> dict:
+def row_from_metrics(
+    method: str, seed: int, metrics: dict, source: str, refinement: str | None = None, segmentation: bool = False
+) -> dict:
     """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, the
     pseudo-masks of ``refinement``, or (``segmentation``) its final network. Precision, recall and
     threshold are kept for the seeds, for the experiment's own refinement and for a final network (its
@@ -50,26 +66,51 @@ def row_from_metrics(method: str, seed: int, metrics: dict, source: str, refinem
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []
     cpu = f"{machine.get('cpu', '')} ({', '.join(flags)})" if flags else machine.get("cpu", "")
-    common = {"method": method, "seed": seed, "map_train": mean_ap(metrics, True), "map_val": mean_ap(metrics, False),
-              "cpu": cpu, "commit": (git.get("commit") or "")[:10], "source": source}  # fmt: skip
+    common = {
+        "method": method,
+        "seed": seed,
+        "map_train": mean_ap(metrics, True),
+        "map_val": mean_ap(metrics, False),
+        "cpu": cpu,
+        "commit": (git.get("commit") or "")[:10],
+        "source": source,
+    }
     if segmentation:
         if metrics.get("segmentation_miou") is None:
-            raise SystemExit("this metrics.json has no final network (segmentation_miou); was train_segmentation.enabled false?")
-        return {**common, "miou_train": metrics["pseudo_mask_miou"], "miou_val": metrics["segmentation_miou"],
-                "threshold": metrics.get("pseudo_mask_bg_threshold"), "precision": metrics["segmentation"]["precision"],
-                "recall": metrics["segmentation"]["recall"]}  # fmt: skip
+            raise SystemExit(
+                "this metrics.json has no final network (segmentation_miou); was train_segmentation.enabled false?"
+            )
+        return {
+            **common,
+            "miou_train": metrics["pseudo_mask_miou"],
+            "miou_val": metrics["segmentation_miou"],
+            "threshold": metrics.get("pseudo_mask_bg_threshold"),
+            "precision": metrics["segmentation"]["precision"],
+            "recall": metrics["segmentation"]["recall"],
+        }
     if refinement is None:
-        return {**common, "miou_train": metrics["cam_miou"], "miou_val": metrics.get("cam_miou_val"),
-                "threshold": metrics.get("cam_bg_threshold_best"), "precision": metrics["cam"]["precision"],
-                "recall": metrics["cam"]["recall"]}  # fmt: skip
+        return {
+            **common,
+            "miou_train": metrics["cam_miou"],
+            "miou_val": metrics.get("cam_miou_val"),
+            "threshold": metrics.get("cam_bg_threshold_best"),
+            "precision": metrics["cam"]["precision"],
+            "recall": metrics["cam"]["recall"],
+        }
     scored = metrics.get("pseudo_mask_miou_by_refinement") or {}
     if refinement not in scored:
-        raise SystemExit(f"refinement '{refinement}' is not in this metrics.json (it scored: {', '.join(scored) or 'none'})")
+        raise SystemExit(
+            f"refinement '{refinement}' is not in this metrics.json (it scored: {', '.join(scored) or 'none'})"
+        )
     own = refinement == metrics.get("refinement")
-    return {**common, "miou_train": scored[refinement], "miou_val": None,
-            "threshold": metrics.get("pseudo_mask_bg_threshold") if own else None,
-            "precision": metrics["pseudo_mask"]["precision"] if own else None,
-            "recall": metrics["pseudo_mask"]["recall"] if own else None}  # fmt: skip
+    return {
+        **common,
+        "miou_train": scored[refinement],
+        "miou_val": None,
+        "threshold": metrics.get("pseudo_mask_bg_threshold") if own else None,
+        "precision": metrics["pseudo_mask"]["precision"] if own else None,
+        "recall": metrics["pseudo_mask"]["recall"] if own else None,
+    }
 
 
 def mean_ap(metrics: dict, on_seed_split: bool) -> float | None:
@@ -101,8 +142,15 @@ def write_record(path: Path, rows: list[dict]) -> None:
         writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in FIELDS} for row in rows)
 
 
-def add(record: Path, method: str, seed: int, metrics_path: Path, source: str, refinement: str | None = None,
-        segmentation: bool = False) -> dict:
+def add(
+    record: Path,
+    method: str,
+    seed: int,
+    metrics_path: Path,
+    source: str,
+    refinement: str | None = None,
+    segmentation: bool = False,
+) -> dict:
     metrics = json.loads(metrics_path.read_text())
     row = row_from_metrics(method, seed, metrics, source or str(metrics_path), refinement, segmentation)
     rows = [r for r in read_record(record) if not (r["method"] == method and int(r["seed"]) == seed)]
@@ -137,7 +185,8 @@ def paired(values: dict[int, float], baseline: dict[int, float]) -> str:
     if not seeds:
         return ""
     by_seed = " / ".join(f"{values[s] - baseline[s]:+.2f}" for s in seeds)
-    return f"{describe_difference(*paired_t_interval([values[s] for s in seeds], [baseline[s] for s in seeds]))} (n = {len(seeds)}: {by_seed})"
+    interval = paired_t_interval([values[s] for s in seeds], [baseline[s] for s in seeds])
+    return f"{describe_difference(*interval)} (n = {len(seeds)}: {by_seed})"
 
 
 def table(rows: list[dict], baseline: str) -> str:
@@ -147,12 +196,19 @@ def table(rows: list[dict], baseline: str) -> str:
     machines = {}
     for row in rows:
         machines.setdefault(row["method"], set()).add(row["cpu"] or "?")
-    lines = ["| method | mIoU on train, mean ± std (per seed) | Δ vs " + baseline + ", paired by seed, 95 % t-interval | "
-             "mIoU on val | Δ on val | machines |", "| --- | ---: | --- | ---: | --- | ---: |"]
+    lines = [
+        "| method | mIoU on train, mean ± std (per seed) | Δ vs " + baseline + ", paired by seed, 95 % t-interval | "
+        "mIoU on val | Δ on val | machines |",
+        "| --- | ---: | --- | ---: | --- | ---: |",
+    ]
     for method in train:
         is_base = method == baseline
-        lines.append(f"| {method} | {spread(train[method])} | {'baseline' if is_base else paired(train[method], train[baseline])} | "
-                     f"{spread(val[method])} | {'' if is_base else paired(val[method], val[baseline])} | {len(machines[method])} |")
+        lines.append(
+            f"| {method} | {spread(train[method])} | "
+            f"{'baseline' if is_base else paired(train[method], train[baseline])} | "
+            f"{spread(val[method])} | {'' if is_base else paired(val[method], val[baseline])} | "
+            f"{len(machines[method])} |"
+        )
     return "\n".join(lines)
 
 
@@ -162,13 +218,21 @@ def main() -> None:
     adding = sub.add_parser("add", help="add (or replace) the row of a method and seed from a metrics.json")
     adding.add_argument("record", type=Path)
     adding.add_argument("method")
-    adding.add_argument("seed", type=int, help="the repeat's training seed offset (0 for the experiment's own folder, r for _r<r>)")
+    adding.add_argument(
+        "seed", type=int, help="the repeat's training seed offset (0 for the experiment's own folder, r for _r<r>)"
+    )
     adding.add_argument("metrics", type=Path, help="results/<experiment>[_r<r>]/metrics.json")
     adding.add_argument("--source", default="", help="where the row came from (default: the metrics path)")
     kind = adding.add_mutually_exclusive_group()
-    kind.add_argument("--refinement", help="record the pseudo-masks of this refinement (e.g. pamr, pamr+crf, none) instead of the seeds")
-    kind.add_argument("--segmentation", action="store_true",
-                      help="record the final network (val mIoU, and its pseudo-masks on train) instead of the seeds")
+    kind.add_argument(
+        "--refinement",
+        help="record the pseudo-masks of this refinement (e.g. pamr, pamr+crf, none) instead of the seeds",
+    )
+    kind.add_argument(
+        "--segmentation",
+        action="store_true",
+        help="record the final network (val mIoU, and its pseudo-masks on train) instead of the seeds",
+    )
     tabling = sub.add_parser("table", help="print the record as a markdown table")
     tabling.add_argument("record", type=Path)
     tabling.add_argument("--baseline", default="cam")

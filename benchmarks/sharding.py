@@ -25,7 +25,14 @@ from pathlib import Path
 from wsss_stages.lib.data.artifacts import read_manifest
 from wsss_stages.lib.data.voc import VOCDataset
 
-CRF = {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3, "bilateral_sxy": 80, "bilateral_srgb": 13, "bilateral_compat": 10}
+CRF = {
+    "iterations": 10,
+    "gaussian_sxy": 3,
+    "gaussian_compat": 3,
+    "bilateral_sxy": 80,
+    "bilateral_srgb": 13,
+    "bilateral_compat": 10,
+}
 
 
 def subset_tree(root: Path, split: str, images: int, work: Path) -> Path:
@@ -51,15 +58,35 @@ def run(args: list[str]) -> float:
 def sharded(stage: str, flags: list[str], outputs: dict[str, Path], shards: int, threads: int, work: Path) -> float:
     """Wall seconds of the stage in ``shards`` processes one after another, plus the gather."""
     if shards == 1:
-        return run([stage, *flags, *[f for n, p in outputs.items() for f in (f"--{n.replace('_', '-')}", str(p))], "--shard", "0/1",
-                    "--threads", str(threads)])  # fmt: skip
+        return run(
+            [
+                stage,
+                *flags,
+                *[f for n, p in outputs.items() for f in (f"--{n.replace('_', '-')}", str(p))],
+                "--shard",
+                "0/1",
+                "--threads",
+                str(threads),
+            ]
+        )
     seconds, parts = 0.0, []
     for k in range(shards):
         mine = {n: work / f"{stage}-{k + 1}of{shards}" / p.name for n, p in outputs.items()}
-        seconds += run([stage, *flags, *[f for n, p in mine.items() for f in (f"--{n.replace('_', '-')}", str(p))],
-                        "--shard", f"{k}/{shards}", "--threads", str(threads)])  # fmt: skip
+        seconds += run(
+            [
+                stage,
+                *flags,
+                *[f for n, p in mine.items() for f in (f"--{n.replace('_', '-')}", str(p))],
+                "--shard",
+                f"{k}/{shards}",
+                "--threads",
+                str(threads),
+            ]
+        )
         parts += [f"{n}={p}" for n, p in mine.items()]
-    return seconds + run(["gather_shards", "--stage", stage, "--parts", *parts, "--outputs", *[f"{n}={p}" for n, p in outputs.items()]])
+    return seconds + run(
+        ["gather_shards", "--stage", stage, "--parts", *parts, "--outputs", *[f"{n}={p}" for n, p in outputs.items()]]
+    )
 
 
 def main() -> None:
@@ -77,22 +104,69 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tree = subset_tree(args.data_root, args.split, args.images, work)
-        cam_flags = ["--model", str(args.model), "--data-root", str(tree), "--splits", "bench", "--val-split", "None", "--scales", "1.0", "0.5",
-                     "1.5", "2.0", "--flip", "true", "--precision", args.precision, "--cam-type", "cam", "--cam-options", "{}", "--device", "auto"]  # fmt: skip
+        cam_flags = [
+            "--model",
+            str(args.model),
+            "--data-root",
+            str(tree),
+            "--splits",
+            "bench",
+            "--val-split",
+            "None",
+            "--scales",
+            "1.0",
+            "0.5",
+            "1.5",
+            "2.0",
+            "--flip",
+            "true",
+            "--precision",
+            args.precision,
+            "--cam-type",
+            "cam",
+            "--cam-options",
+            "{}",
+            "--device",
+            "auto",
+        ]
         for shards in args.shards:
             cams = work / f"cams-{shards}"
-            cam_seconds = sharded("make_cams", cam_flags, {"out_dir": cams / "cams", "out_val_dir": cams / "val_cams"}, shards, args.threads, work)
-            crf_flags = ["--scores", str(cams / "cams"), "--data-root", str(tree), "--crf", json.dumps(CRF), "--bg-threshold", "0.2"]
-            crf_seconds = sharded("refine_crf", crf_flags, {"out_dir": work / f"crf-{shards}" / "scores"}, shards, args.threads, work)
+            cam_seconds = sharded(
+                "make_cams",
+                cam_flags,
+                {"out_dir": cams / "cams", "out_val_dir": cams / "val_cams"},
+                shards,
+                args.threads,
+                work,
+            )
+            crf_flags = [
+                "--scores",
+                str(cams / "cams"),
+                "--data-root",
+                str(tree),
+                "--crf",
+                json.dumps(CRF),
+                "--bg-threshold",
+                "0.2",
+            ]
+            crf_seconds = sharded(
+                "refine_crf", crf_flags, {"out_dir": work / f"crf-{shards}" / "scores"}, shards, args.threads, work
+            )
             images = read_manifest(cams / "cams")["count"]
             rows.append({"shards": shards, "images": images, "make_cams_s": cam_seconds, "refine_crf_s": crf_seconds})
     base = rows[0]
-    print(f"{'shards':>6} {'make_cams s':>12} {'overhead':>9} {'refine_crf s':>13} {'overhead':>9}   ({base['images']} images, {args.threads} threads)")
+    print(
+        f"{'shards':>6} {'make_cams s':>12} {'overhead':>9} {'refine_crf s':>13} {'overhead':>9}   ({base['images']} "
+        f"images, {args.threads} threads)"
+    )
     for row in rows:
         row["make_cams_overhead"] = row["make_cams_s"] / base["make_cams_s"] - 1
         row["refine_crf_overhead"] = row["refine_crf_s"] / base["refine_crf_s"] - 1
-        print(f"{row['shards']:>6} {row['make_cams_s']:>12.1f} {row['make_cams_overhead']:>+9.1%} {row['refine_crf_s']:>13.1f} "
-              f"{row['refine_crf_overhead']:>+9.1%}")
+        print(
+            f"{row['shards']:>6} {row['make_cams_s']:>12.1f} {row['make_cams_overhead']:>+9.1%} "
+            f"{row['refine_crf_s']:>13.1f} "
+            f"{row['refine_crf_overhead']:>+9.1%}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"threads": args.threads, "cpu": os.uname().machine, "rows": rows}, indent=2) + "\n")
 

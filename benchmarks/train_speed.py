@@ -38,18 +38,20 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages.lib.data.artifacts import IGNORE, load_mask
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.models import CamClassifier, build_backbone, freeze_batchnorm
 from wsss_stages.lib.nets.runtime import native_bf16, set_threads
 from wsss_stages.lib.nets.segmentation import build_segmentation_net
 from wsss_stages.lib.nets.training import Augment, EpochDataset, TrainLoop, make_optimizer
-from wsss_stages.lib.data.voc import VOCDataset
 
 BACKBONE = {"name": "tf_efficientnet_lite0", "weights": "imagenet", "output_stride": 16}
 CROP, BATCH = 256, 8
 
 
 def classifier_net(frozen_stages: int = 0):
-    return CamClassifier(build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"], frozen_stages), 20)
+    return CamClassifier(
+        build_backbone(BACKBONE["name"], BACKBONE["weights"], BACKBONE["output_stride"], frozen_stages), 20
+    )
 
 
 def deeplab_net(frozen_stages: int = 0):
@@ -96,8 +98,19 @@ def stage_loop(make_net, loss_fn, load, count: int, workers: int, dtype=None) ->
     optimizer = make_optimizer(net, net.head_parameters(), 1e-3, 10, 1e-4, 0.9)
     augment = Augment(CROP, (0.5, 1.0), net.backbone.mean, net.backbone.std, 0)
     with tempfile.TemporaryDirectory() as checkpoints:
-        loop = TrainLoop(net, optimizer, EpochDataset(count, load, augment), BATCH, 1, torch.device("cpu"), Path(checkpoints), {},
-                         freeze_bn=True, workers=workers, dtype=dtype)  # fmt: skip
+        loop = TrainLoop(
+            net,
+            optimizer,
+            EpochDataset(count, load, augment),
+            BATCH,
+            1,
+            torch.device("cpu"),
+            Path(checkpoints),
+            {},
+            freeze_bn=True,
+            workers=workers,
+            dtype=dtype,
+        )
         loop.run(loss_fn)
     return loop.timing[-1]
 
@@ -128,12 +141,17 @@ def timing_cell(timings: list[dict]) -> str:
 def table_row(name: str, rounds: list[dict], bf16: bool) -> str:
     """A network's markdown row from its rounds (medians and ranges; ratios taken within a round)."""
     best = [max(t["images_per_s"] for t in r["loops"]) for r in rounds]  # the faster of 0 and 1 workers
-    cells = [spread([r["limit"] for r in rounds]), spread([r["limit_bf16"] for r in rounds]) if bf16 else "not native",
-             *(timing_cell([r["loops"][w] for r in rounds]) for w in (0, 1)),
-             spread([b / r["limit"] for b, r in zip(best, rounds)], 2)]  # fmt: skip
+    cells = [
+        spread([r["limit"] for r in rounds]),
+        spread([r["limit_bf16"] for r in rounds]) if bf16 else "not native",
+        *(timing_cell([r["loops"][w] for r in rounds]) for w in (0, 1)),
+        spread([b / r["limit"] for b, r in zip(best, rounds)], 2),
+    ]
     if bf16:
-        cells += [timing_cell([r["loop_bf16"] for r in rounds]),
-                  spread([r["loop_bf16"]["images_per_s"] / b for b, r in zip(best, rounds)], 2)]  # fmt: skip
+        cells += [
+            timing_cell([r["loop_bf16"] for r in rounds]),
+            spread([r["loop_bf16"]["images_per_s"] / b for b, r in zip(best, rounds)], 2),
+        ]
     else:
         cells += ["not native", ""]
     return f"| {name} | {' | '.join(cells)} |"
@@ -157,36 +175,58 @@ def training_table(data_root: str, images: int = 96, steps: int = 6, rounds: int
     rng = np.random.default_rng(0)
     labels = {"labels": torch.from_numpy((rng.random((BATCH, 20)) > 0.85).astype(np.float32))}
     masks_target = {"mask": torch.from_numpy(rng.integers(0, 21, (BATCH, CROP, CROP)))}
-    networks = (("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled), labels),
-                ("lite0 CAM classifier, stem + 2 stages fixed", functools.partial(classifier_net, 2), classifier_loss, load_labels,
-                 len(labelled), labels),
-                ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked), masks_target),
-                ("lite0 DeepLab v3+ (128), stem + 2 stages fixed", functools.partial(deeplab_net, 2), deeplab_loss, load_mask_sample,
-                 len(masked), masks_target))  # fmt: skip
+    networks = (
+        ("lite0 CAM classifier", classifier_net, classifier_loss, load_labels, len(labelled), labels),
+        (
+            "lite0 CAM classifier, stem + 2 stages fixed",
+            functools.partial(classifier_net, 2),
+            classifier_loss,
+            load_labels,
+            len(labelled),
+            labels,
+        ),
+        ("lite0 DeepLab v3+ (128)", deeplab_net, deeplab_loss, load_mask_sample, len(masked), masks_target),
+        (
+            "lite0 DeepLab v3+ (128), stem + 2 stages fixed",
+            functools.partial(deeplab_net, 2),
+            deeplab_loss,
+            load_mask_sample,
+            len(masked),
+            masks_target,
+        ),
+    )
     bf16 = native_bf16(torch.device("cpu"))
     measured = {name: [] for name, *_ in networks}
     for _ in range(rounds):  # rounds outermost: a slow spell of the machine spreads over every network
         for name, make_net, loss_fn, load, count, targets in networks:
             measured[name].append(measure_round(make_net, loss_fn, load, count, targets, steps, bf16))
     how = f"median (range) of {rounds} interleaved rounds" if rounds > 1 else "one round"
-    lines = [f"{torch.get_num_threads()} threads; native bf16 here: {bf16} (AMX tiles {torch.cpu._is_amx_tile_supported()}, "
-             f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}); {CROP} px crops, batch {BATCH}, channels-last, BatchNorm frozen; "
-             f"stage loop over {images} real images; {how}", "",
-             "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
-             "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit | stage loop bf16, 0 workers "
-             "| bf16 loop / best fp32 loop |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        f"{torch.get_num_threads()} threads; native bf16 here: {bf16} (AMX tiles {torch.cpu._is_amx_tile_supported()}, "
+        f"AVX512-BF16 {torch.cpu._is_avx512_bf16_supported()}); {CROP} px crops, batch {BATCH}, channels-last, "
+        f"BatchNorm frozen; "
+        f"stage loop over {images} real images; {how}",
+        "",
+        "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
+        "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit | stage loop bf16, 0 workers "
+        "| bf16 loop / best fp32 loop |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     lines += [table_row(name, measured[name], bf16) for name, *_ in networks]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", required=True, help="VOC2012-layout root (train_aug images, SegmentationClass masks)")
+    parser.add_argument(
+        "--data-root", required=True, help="VOC2012-layout root (train_aug images, SegmentationClass masks)"
+    )
     parser.add_argument("--images", type=int, default=96, help="real images per stage loop (one epoch)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps of the limit")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times, interleaved; print median (range)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every cell this many times, interleaved; print median (range)"
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

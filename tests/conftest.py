@@ -68,8 +68,11 @@ def pytest_xdist_node_collection_finished(node, ids):
     node id, which pytest 9.2 no longer lets it change (pytest-dev/pytest-xdist#1386). The tests still
     pass then, but every worker builds every module fixture (the tiny DAGs) again: minutes of CI."""
     if node.config.getvalue("dist") == "loadgroup" and ids and not any("@" in nodeid for nodeid in ids):
-        pytest.exit("--dist loadgroup does not group the tests on this pytest/pytest-xdist pair (pytest-xdist issue "
-                    "1386, pytest 9.2): install the Makefile's pinned pytest", returncode=4)  # fmt: skip
+        pytest.exit(
+            "--dist loadgroup does not group the tests on this pytest/pytest-xdist pair (pytest-xdist issue "
+            "1386, pytest 9.2): install the Makefile's pinned pytest",
+            returncode=4,
+        )
 
 
 @pytest.fixture(scope="session")

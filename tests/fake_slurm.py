@@ -27,9 +27,33 @@ from pathlib import Path
 
 ACCOUNT = "fakeproj"
 PARTITIONS = ("cpu*", "gpu")
-VALUE_OPTIONS = {"--job-name", "--output", "--comment", "-A", "--account", "-p", "--partition", "-t", "--time", "--mem",
-                 "--mem-per-cpu", "-D", "--chdir", "-C", "--qos", "--clusters", "--gres", "--gpus", "--ntasks",
-                 "--cpus-per-task", "--cpus-per-gpu", "--nodes", "--ntasks-per-gpu", "--exclude", "--reservation"}  # fmt: skip
+VALUE_OPTIONS = {
+    "--job-name",
+    "--output",
+    "--comment",
+    "-A",
+    "--account",
+    "-p",
+    "--partition",
+    "-t",
+    "--time",
+    "--mem",
+    "--mem-per-cpu",
+    "-D",
+    "--chdir",
+    "-C",
+    "--qos",
+    "--clusters",
+    "--gres",
+    "--gpus",
+    "--ntasks",
+    "--cpus-per-task",
+    "--cpus-per-gpu",
+    "--nodes",
+    "--ntasks-per-gpu",
+    "--exclude",
+    "--reservation",
+}
 
 
 def state_dir() -> Path:
@@ -69,7 +93,11 @@ def next_job_id(root: Path) -> int:
 def sbatch(argv: list[str]) -> int:
     root = state_dir()
     options, script = parse_sbatch(argv)
-    text = sys.stdin.read() if script in ("/dev/stdin", "-") else (Path(script).read_text() if script else f"#!/bin/sh\n{options['--wrap']}\n")
+    text = (
+        sys.stdin.read()
+        if script in ("/dev/stdin", "-")
+        else (Path(script).read_text() if script else f"#!/bin/sh\n{options['--wrap']}\n")
+    )
     job_id = next_job_id(root)
     job = root / "jobs" / str(job_id)
     job.with_suffix(".sh").write_text(text)
@@ -81,13 +109,27 @@ def sbatch(argv: list[str]) -> int:
     else:
         job.with_suffix(".state").write_text("PENDING")
         output = options.get("--output", str(job.with_suffix(".out"))).replace("%j", str(job_id))
-        env = dict(os.environ, SLURM_JOB_ID=str(job_id), SLURM_JOBID=str(job_id),
-                   SLURM_CPUS_PER_TASK=options.get("--cpus-per-task", "1"), SLURM_JOB_NAME=options.get("--job-name", ""))
-        runner = (f'echo RUNNING > "{job}.state"; sh "{job}.sh" > "{output}" 2>&1; rc=$?; '
-                  f'if [ "$(cat "{job}.state")" != CANCELLED ]; then '
-                  f'if [ $rc -eq 0 ]; then echo COMPLETED > "{job}.state"; else echo FAILED > "{job}.state"; fi; fi')
-        process = subprocess.Popen(["sh", "-c", runner], cwd=options.get("-D", os.getcwd()), env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env = dict(
+            os.environ,
+            SLURM_JOB_ID=str(job_id),
+            SLURM_JOBID=str(job_id),
+            SLURM_CPUS_PER_TASK=options.get("--cpus-per-task", "1"),
+            SLURM_JOB_NAME=options.get("--job-name", ""),
+        )
+        runner = (
+            f'echo RUNNING > "{job}.state"; sh "{job}.sh" > "{output}" 2>&1; rc=$?; '
+            f'if [ "$(cat "{job}.state")" != CANCELLED ]; then '
+            f'if [ $rc -eq 0 ]; then echo COMPLETED > "{job}.state"; else echo FAILED > "{job}.state"; fi; fi'
+        )
+        process = subprocess.Popen(
+            ["sh", "-c", runner],
+            cwd=options.get("-D", os.getcwd()),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         job.with_suffix(".pid").write_text(str(process.pid))
     print(job_id)
     return 0
@@ -153,7 +195,10 @@ def scontrol(argv: list[str]) -> int:
         return 0
     if argv[:2] == ["show", "partition"]:
         for name in PARTITIONS:
-            print(f"PartitionName={name.rstrip('*')}\n   MaxTime=UNLIMITED MaxNodes=UNLIMITED\n   TotalCPUs=2 TotalNodes=1\n")
+            print(
+                f"PartitionName={name.rstrip('*')}\n   MaxTime=UNLIMITED MaxNodes=UNLIMITED\n   TotalCPUs=2 "
+                f"TotalNodes=1\n"
+            )
         return 0
     print(f"scontrol: fake cluster does not know {' '.join(argv)}", file=sys.stderr)
     return 1
@@ -175,8 +220,17 @@ def accounts(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"sbatch": sbatch, "squeue": squeue, "sacct": sacct, "scancel": scancel, "sinfo": sinfo, "scontrol": scontrol,
-            "srun": srun, "sacctmgr": accounts, "sshare": accounts}
+COMMANDS = {
+    "sbatch": sbatch,
+    "squeue": squeue,
+    "sacct": sacct,
+    "scancel": scancel,
+    "sinfo": sinfo,
+    "scontrol": scontrol,
+    "srun": srun,
+    "sacctmgr": accounts,
+    "sshare": accounts,
+}
 
 
 def install(bin_dir: Path) -> list[str]:

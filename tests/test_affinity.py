@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_stages.refiners.random_walk.affinity import AffinityNet, affinity_loss, random_walk, transition_matrix
-from wsss_stages.refiners.random_walk.pairs import pair_offsets, shifted_pair
 from wsss_stages.lib.data.artifacts import cams_to_scores
-from wsss_stages.refiners.random_walk.affinity_labels import irn_labels
 from wsss_stages.lib.nets.models import TinyBackbone
+from wsss_stages.refiners.random_walk.affinity import AffinityNet, affinity_loss, random_walk, transition_matrix
+from wsss_stages.refiners.random_walk.affinity_labels import irn_labels
+from wsss_stages.refiners.random_walk.pairs import pair_offsets, shifted_pair
 
 
 def test_offsets_cover_each_neighbour_once():
@@ -125,8 +125,8 @@ def _stripes():
 
 
 def test_psa_labels_take_foreground_from_the_low_power_and_background_from_the_high_one():
-    from wsss_stages.refiners.random_walk.affinity_labels import psa_labels
     from wsss_stages.refiners.crf.densecrf import CrfParams
+    from wsss_stages.refiners.random_walk.affinity_labels import psa_labels
 
     image, cams, classes = _stripes()
     labels = psa_labels(cams, classes, 4, 32, image, CrfParams())
@@ -139,13 +139,28 @@ def test_irn_labels_at_absolute_relative_and_quantile_thresholds():
     from wsss_stages.refiners.random_walk.make_affinity_labels import labels_for
 
     image, cams, classes = _stripes()
-    base = {"crf": False, "conf_fg": 0.3, "conf_bg": 0.05, "relative_fg": 2.0, "relative_bg": 0.33, "quantile_fg": 0.8, "quantile_bg": 0.3}
+    base = {
+        "crf": False,
+        "conf_fg": 0.3,
+        "conf_bg": 0.05,
+        "relative_fg": 2.0,
+        "relative_bg": 0.33,
+        "quantile_fg": 0.8,
+        "quantile_bg": 0.3,
+    }
     absolute, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "absolute"}, None)
-    assert used == (0.3, 0.05) and (absolute[:, :40] == 7).all() and (absolute[:, 40:80] == 255).all() and (absolute[:, 80:] == 0).all()
+    assert (
+        used == (0.3, 0.05)
+        and (absolute[:, :40] == 7).all()
+        and (absolute[:, 40:80] == 255).all()
+        and (absolute[:, 80:] == 0).all()
+    )
     relative, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "relative"}, 0.09)
     assert used == pytest.approx((0.18, 0.0297)) and (relative[:, 40:80] == 7).all()  # 0.2 > 2 x 0.09
     quantile, used = labels_for(cams, classes, image, "irn", {**base, "thresholds": "quantile"}, None)
-    assert used == pytest.approx((0.9, 0.01)) and (quantile[:, :40] == 255).all()  # nothing exceeds its own top quantile
+    assert (
+        used == pytest.approx((0.9, 0.01)) and (quantile[:, :40] == 255).all()
+    )  # nothing exceeds its own top quantile
 
 
 def test_label_counts_against_hand_made_ground_truth():
@@ -154,7 +169,9 @@ def test_label_counts_against_hand_made_ground_truth():
     gt = np.array([[0, 0, 5, 5], [0, 0, 5, 255]], np.uint8)
     labels = np.array([[0, 5, 5, 255], [255, 0, 5, 5]], np.uint8)
     counts = label_counts(labels, gt, stride=1, radius=2)
-    assert counts["valid"] == 7 and counts["fg_labelled"] == 3 and counts["fg_right"] == 2  # (0,1) is background in truth
+    assert (
+        counts["valid"] == 7 and counts["fg_labelled"] == 3 and counts["fg_right"] == 2
+    )  # (0,1) is background in truth
     assert counts["bg_labelled"] == 2 and counts["bg_right"] == 2
     # pairs at distance 1: the confident ones are (0,0)-(0,1) labelled different (truly same) and (0,1)-(0,2),
     # (0,2)-(1,2), (1,1)-(1,2) ...; every count stays within its ground-truth total
@@ -184,8 +201,8 @@ def test_psa_walk_spreads_the_background_channel_which_competes_in_the_argmax():
 
 
 def test_affinity_histograms_separate_regions_split_by_a_wall():
-    from wsss_stages.refiners.random_walk.affinity import pair_affinity_histograms
     from wsss_stages.lib.evaluation.stats import auc_from_histograms
+    from wsss_stages.refiners.random_walk.affinity import pair_affinity_histograms
 
     embedding = torch.zeros(4, 8, 16)
     embedding[:, :, 8:] = 3.0
@@ -193,7 +210,9 @@ def test_affinity_histograms_separate_regions_split_by_a_wall():
     truth[:, 8:] = 5
     truth[0, 0] = 255  # void pixels take part in no pair
     same, diff = pair_affinity_histograms(embedding, truth, radius=3)
-    assert same[-1] == same.sum() > 0 and diff.sum() > 0 and diff[-1] == 0  # same-class pairs at affinity 1, across the wall exp(-3)
+    assert (
+        same[-1] == same.sum() > 0 and diff.sum() > 0 and diff[-1] == 0
+    )  # same-class pairs at affinity 1, across the wall exp(-3)
     assert auc_from_histograms(same.numpy(), diff.numpy()) == 1.0
 
 
@@ -230,7 +249,9 @@ def test_boundary_network_gives_a_map_at_stride_4_and_trains_on_pair_labels(leve
 
     torch.manual_seed(0)
     net = BoundaryNet(TinyBackbone(output_stride=8), levels)
-    assert len(net.head_parameters()) == (14 if levels == "all" else 8)  # 4 or 2 levels × (conv, GN weight, GN bias) + out (weight, bias)
+    assert len(net.head_parameters()) == (
+        14 if levels == "all" else 8
+    )  # 4 or 2 levels × (conv, GN weight, GN bias) + out (weight, bias)
     assert not any(p.requires_grad for p in net.backbone.parameters())
     x = torch.randn(2, 3, 32, 32)
     logits = net(x)

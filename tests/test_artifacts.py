@@ -3,8 +3,19 @@ import pytest
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import (atomic_dir, atomic_path, cams_to_scores, load_cams, load_mask, load_scores, read_manifest,
-                                   save_cams, save_mask, save_scores, write_manifest)  # fmt: skip
+from wsss_stages.lib.data.artifacts import (
+    atomic_dir,
+    atomic_path,
+    cams_to_scores,
+    load_cams,
+    load_mask,
+    load_scores,
+    read_manifest,
+    save_cams,
+    save_mask,
+    save_scores,
+    write_manifest,
+)
 
 
 def test_cam_roundtrip_is_float16_and_keeps_classes(tmp_path):
@@ -118,7 +129,11 @@ def test_a_damaged_artifact_of_each_format_is_named_with_its_stage_and_rebuild_c
         save_confusions(path, ["a", "b"], np.ones((2, 21, 21)))
     else:
         folder = results / "eval_cams"
-        path, stage = (folder / "best.json", "eval_cams") if fmt == "json" else (_cam_folder(tmp_path) / "manifest.json", "make_cams")
+        path, stage = (
+            (folder / "best.json", "eval_cams")
+            if fmt == "json"
+            else (_cam_folder(tmp_path) / "manifest.json", "make_cams")
+        )
         if fmt == "json":
             write_json(path, {"threshold": 0.3, "miou": 40.0, "note": "x" * 200})
         load = read_json if fmt == "json" else (lambda p: read_manifest(p.parent))
@@ -164,7 +179,6 @@ def test_a_damaged_file_of_the_users_data_tree_says_so(tmp_path):
 
 def test_a_damaged_artifact_read_in_a_worker_pool_stops_the_stage_with_its_name(tmp_path, capsys):
     from wsss_stages.cli import main
-
     from wsss_stages.stages.make_demo_data import make_demo_data
 
     folder = _cam_folder(tmp_path)
@@ -174,8 +188,29 @@ def test_a_damaged_artifact_read_in_a_worker_pool_stops_the_stage_with_its_name(
         (folder / f"{old}.npz").rename(folder / f"{new}.npz")
     write_manifest(folder, "cams", ids)
     _damage(folder / f"{ids[1]}.npz")
-    code = main(["refine_pamr", "--scores", str(folder), "--data-root", str(tmp_path / "VOC2012"), "--out-dir", str(tmp_path / "out"),
-                 "--iterations", "2", "--dilations", "1", "--stride", "4", "--threads", "2"])
+    code = main(
+        [
+            "refine_pamr",
+            "--scores",
+            str(folder),
+            "--data-root",
+            str(tmp_path / "VOC2012"),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--iterations",
+            "2",
+            "--dilations",
+            "1",
+            "--stride",
+            "4",
+            "--threads",
+            "2",
+        ]
+    )
     last = capsys.readouterr().err.strip().splitlines()[-1]  # the CLI's one-line error, no worker traceback
-    assert code == 1 and last.startswith(f"wsss refine_pamr: error: {folder / ids[1]}.npz is damaged") and "--forcerun make_cams" in last
+    assert (
+        code == 1
+        and last.startswith(f"wsss refine_pamr: error: {folder / ids[1]}.npz is damaged")
+        and "--forcerun make_cams" in last
+    )
     assert not (tmp_path / "out").exists()  # nothing half-written under the final name

@@ -1,11 +1,11 @@
 import numpy as np
 import torch
 
-from wsss_stages.stages.eval_cams import sweep_confusions
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
 from wsss_stages.lib.nets.cams import class_maps_multiscale, normalise_cams, plain_loop_cams
 from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.stages.eval_cams import sweep_confusions
 
 
 def test_normalise_divides_each_map_by_its_max():

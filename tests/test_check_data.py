@@ -6,17 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_voc_tree
 from PIL import Image
 
-from conftest import write_voc_tree
 from wsss_stages import WsssError
 from wsss_stages.stages.check_data import check_data
 
 
 def run_check(root, tmp_path, allow_missing=False, splits=("train", "val")):
     out = tmp_path / "report.json"
-    check_data(data_root=root, out_report=out, splits=list(splits), scored_splits=["train", "val"], mask_folder=None,
-               allow_missing_masks=allow_missing, fingerprint="test")  # fmt: skip
+    check_data(
+        data_root=root,
+        out_report=out,
+        splits=list(splits),
+        scored_splits=["train", "val"],
+        mask_folder=None,
+        allow_missing_masks=allow_missing,
+        fingerprint="test",
+    )
     return json.loads(out.read_text())
 
 
@@ -27,25 +34,47 @@ def tree(tmp_path):
 
 def test_a_clean_tree_passes_with_a_report(tree, tmp_path):
     report = run_check(tree, tmp_path)
-    assert report["images"] == 6 and report["splits"] == {"train": 4, "val": 2} and report["missing_masks"]["count"] == 0
+    assert (
+        report["images"] == 6 and report["splits"] == {"train": 4, "val": 2} and report["missing_masks"]["count"] == 0
+    )
     assert report["seconds_per_1000_images"] >= 0
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda r: (r / "JPEGImages/a.jpg").write_bytes((r / "JPEGImages/a.jpg").read_bytes()[:200]), "JPEGImages/a.jpg"),
-    (lambda r: (r / "JPEGImages/a.jpg").write_text("not an image"), "JPEGImages/a.jpg"),
-    (lambda r: (r / "JPEGImages/a.jpg").write_bytes(b""), "a.jpg: empty file"),
-    (lambda r: (r / "SegmentationClass/b.png").unlink(), "have no mask"),
-    (lambda r: Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(r / "SegmentationClass/b.png"), "SegmentationClass/b.png"),
-    (lambda r: Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(r / "SegmentationClass/b.png"), "not mode RGB"),
-    (lambda r: Image.fromarray(np.full((24, 32), 77, np.uint8), mode="L").save(r / "SegmentationClass/b.png"), "mask values [77]"),
-    (lambda r: (r / "SegmentationClass/b.png").write_bytes(b""), "empty mask file"),
-    (lambda r: (r / "Annotations/c.xml").write_text("<annotation><object><name>unicorn</name></object></annotation>"), "unicorn"),
-    (lambda r: (r / "Annotations/c.xml").write_text("<annotation><object>"), "malformed XML"),
-    (lambda r: (r / "ImageSets/Segmentation/val.txt").unlink(), "val.txt: split file missing"),
-    (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("\n"), "val.txt: split file is empty"),
-    (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("e\nghost\n"), "ghost.jpg: image missing"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (
+            lambda r: (r / "JPEGImages/a.jpg").write_bytes((r / "JPEGImages/a.jpg").read_bytes()[:200]),
+            "JPEGImages/a.jpg",
+        ),
+        (lambda r: (r / "JPEGImages/a.jpg").write_text("not an image"), "JPEGImages/a.jpg"),
+        (lambda r: (r / "JPEGImages/a.jpg").write_bytes(b""), "a.jpg: empty file"),
+        (lambda r: (r / "SegmentationClass/b.png").unlink(), "have no mask"),
+        (
+            lambda r: Image.fromarray(np.zeros((5, 5), np.uint8), mode="L").save(r / "SegmentationClass/b.png"),
+            "SegmentationClass/b.png",
+        ),
+        (
+            lambda r: Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(r / "SegmentationClass/b.png"),
+            "not mode RGB",
+        ),
+        (
+            lambda r: Image.fromarray(np.full((24, 32), 77, np.uint8), mode="L").save(r / "SegmentationClass/b.png"),
+            "mask values [77]",
+        ),
+        (lambda r: (r / "SegmentationClass/b.png").write_bytes(b""), "empty mask file"),
+        (
+            lambda r: (r / "Annotations/c.xml").write_text(
+                "<annotation><object><name>unicorn</name></object></annotation>"
+            ),
+            "unicorn",
+        ),
+        (lambda r: (r / "Annotations/c.xml").write_text("<annotation><object>"), "malformed XML"),
+        (lambda r: (r / "ImageSets/Segmentation/val.txt").unlink(), "val.txt: split file missing"),
+        (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("\n"), "val.txt: split file is empty"),
+        (lambda r: (r / "ImageSets/Segmentation/val.txt").write_text("e\nghost\n"), "ghost.jpg: image missing"),
+    ],
+)
 def test_each_kind_of_bad_data_is_named(tree, tmp_path, damage, named):
     damage(tree)
     with pytest.raises(WsssError, match="problem") as error:

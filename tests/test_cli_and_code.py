@@ -2,8 +2,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from wsss_stages.cli import build_parser, main, stages
 from wsss_stages.lib.plan.codedeps import behaviour, code_files, code_fingerprint
 
@@ -16,23 +16,76 @@ def test_every_stage_builds_a_parser_from_its_signature():
 
 def test_parser_types_lists_and_booleans():
     args = build_parser("make_cams").parse_args(
-        ["--model", "m.pt", "--data-root", "r", "--splits", "train", "val", "--out-dir", "o", "--out-val-dir", "v", "--val-split", "None",
-         "--scales", "1", "0.5", "--flip", "False",
-         "--precision", "auto", "--cam-type", "cam", "--cam-options", '{"a": 1}', "--device", "cpu"])
-    assert args.scales == [1.0, 0.5] and args.flip is False and args.splits == ["train", "val"] and args.cam_options == {"a": 1}
+        [
+            "--model",
+            "m.pt",
+            "--data-root",
+            "r",
+            "--splits",
+            "train",
+            "val",
+            "--out-dir",
+            "o",
+            "--out-val-dir",
+            "v",
+            "--val-split",
+            "None",
+            "--scales",
+            "1",
+            "0.5",
+            "--flip",
+            "False",
+            "--precision",
+            "auto",
+            "--cam-type",
+            "cam",
+            "--cam-options",
+            '{"a": 1}',
+            "--device",
+            "cpu",
+        ]
+    )
+    assert (
+        args.scales == [1.0, 0.5]
+        and args.flip is False
+        and args.splits == ["train", "val"]
+        and args.cam_options == {"a": 1}
+    )
     assert args.val_split is None
 
 
 def test_stage_error_exits_non_zero_with_message(tmp_path, capsys):
-    code = main(["eval_cams", "--cams", str(tmp_path), "--data-root", str(tmp_path / "missing"), "--split", "train",
-                 "--out-csv", "a", "--out-best", "b", "--out-per-class", "c", "--out-plot", "d", "--thresholds", "0.1",
-                 "--mask-folder", "None"])
+    code = main(
+        [
+            "eval_cams",
+            "--cams",
+            str(tmp_path),
+            "--data-root",
+            str(tmp_path / "missing"),
+            "--split",
+            "train",
+            "--out-csv",
+            "a",
+            "--out-best",
+            "b",
+            "--out-per-class",
+            "c",
+            "--out-plot",
+            "d",
+            "--thresholds",
+            "0.1",
+            "--mask-folder",
+            "None",
+        ]
+    )
     assert code == 1
     assert "data_root" in capsys.readouterr().err
 
 
 def test_module_entry_point_lists_stages():
-    out = subprocess.run([sys.executable, "-m", "wsss_stages", "--help"], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wsss_stages", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert all(stage in out.stdout for stage in stages())
 
 
@@ -58,10 +111,17 @@ def test_a_fingerprint_ignores_comments_docstrings_and_layout_but_not_expression
         return behaviour(path)
 
     base = fingerprint('"""Doc."""\n\ndef f(x):\n    """Adds one."""\n    return x + 1\n')
-    assert fingerprint('"""Other doc."""\n# a comment\n\n\ndef f(x):  # why\n    """Adds 1."""\n    return (x +\n            1)\n') == base
-    assert fingerprint('def f(x):\n    return x + 1\n') == base  # no docstrings at all
+    assert (
+        fingerprint(
+            '"""Other doc."""\n# a comment\n\n\ndef f(x):  # why\n    """Adds 1."""\n    return (x +\n            1)\n'
+        )
+        == base
+    )
+    assert fingerprint("def f(x):\n    return x + 1\n") == base  # no docstrings at all
     assert fingerprint('"""Doc."""\n\ndef f(x):\n    return x + 2\n') != base
-    assert fingerprint('"""Doc."""\n\ndef f(y):\n    return y + 1\n') != base  # a renamed argument is an interface change
+    assert (
+        fingerprint('"""Doc."""\n\ndef f(y):\n    return y + 1\n') != base
+    )  # a renamed argument is an interface change
 
 
 def test_a_fingerprint_covers_every_imported_module():
@@ -72,10 +132,13 @@ def test_a_fingerprint_covers_every_imported_module():
 
 def test_the_planning_side_never_imports_torch():
     # what the Snakefile imports to build the DAG, with every built-in plug-in registered
-    code = ("import sys; from wsss_stages.lib.plan import codedeps, config, experiments, pipeline, shards, preflight; "
-            "from wsss_stages.lib.plan.declare import load_plugins; load_plugins(); "
-            "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')); print(leaked); "
-            "sys.exit(1 if leaked else 0)")
+    code = (
+        "import sys; from wsss_stages.lib.plan import codedeps, config, experiments, pipeline, shards, preflight; "
+        "from wsss_stages.lib.plan.declare import load_plugins; load_plugins(); "
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')); "
+        "print(leaked); "
+        "sys.exit(1 if leaked else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -87,9 +150,16 @@ def test_the_library_rooms_import_only_downwards():
     for path in (REPO / "wsss_stages/lib/plan").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.col_offset == 0:
-                assert not node.module.startswith(("wsss_stages.lib.nets", "wsss_stages.lib.evaluation", "wsss_stages.stages",
-                                                   "wsss_stages.reports", "wsss_stages.refiners", "wsss_stages.methods")), \
-                    f"{path.name} imports {node.module}"
+                assert not node.module.startswith(
+                    (
+                        "wsss_stages.lib.nets",
+                        "wsss_stages.lib.evaluation",
+                        "wsss_stages.stages",
+                        "wsss_stages.reports",
+                        "wsss_stages.refiners",
+                        "wsss_stages.methods",
+                    )
+                ), f"{path.name} imports {node.module}"
 
 
 def test_no_stage_module_imports_another_stage_module():
@@ -100,7 +170,9 @@ def test_no_stage_module_imports_another_stage_module():
     modules = {stage.module_name for stage in stages().values()}
     for stage in REGISTRY.stages.values():
         path = REPO / (stage.module_name.replace(".", "/") + ".py")
-        imported = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
+        imported = {
+            n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module
+        }
         assert not imported & (modules - {stage.module_name}), stage.name
 
 
@@ -118,8 +190,32 @@ def test_bad_threshold_argument_is_rejected(tmp_path):
 
 def test_a_threshold_and_its_sweep_are_two_flags():
     args = build_parser("make_pseudo_masks").parse_args(
-        ["--scores", "s", "--out-dir", "o", "--ignore-band", "None", "--bg-threshold", "None", "--bg-threshold-sweep", "b.json"])
+        [
+            "--scores",
+            "s",
+            "--out-dir",
+            "o",
+            "--ignore-band",
+            "None",
+            "--bg-threshold",
+            "None",
+            "--bg-threshold-sweep",
+            "b.json",
+        ]
+    )
     assert args.bg_threshold is None and str(args.bg_threshold_sweep) == "b.json"
     args = build_parser("make_pseudo_masks").parse_args(
-        ["--scores", "s", "--out-dir", "o", "--ignore-band", "None", "--bg-threshold", "0.3", "--bg-threshold-sweep", "None"])
+        [
+            "--scores",
+            "s",
+            "--out-dir",
+            "o",
+            "--ignore-band",
+            "None",
+            "--bg-threshold",
+            "0.3",
+            "--bg-threshold-sweep",
+            "None",
+        ]
+    )
     assert args.bg_threshold == 0.3 and args.bg_threshold_sweep is None

@@ -9,37 +9,60 @@ from wsss_stages.lib.plan.config import load_config_file, validate_config
 def test_defaults_are_filled_recursively():
     config = validate_config({})
     crf = config["refine_crf"]
-    assert {k: crf[k] for k in ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb",
-                                "bilateral_compat")} == {"iterations": 10, "gaussian_sxy": 3, "gaussian_compat": 3,
-                                                         "bilateral_sxy": 80, "bilateral_srgb": 13, "bilateral_compat": 10}
+    assert {
+        k: crf[k]
+        for k in (
+            "iterations",
+            "gaussian_sxy",
+            "gaussian_compat",
+            "bilateral_sxy",
+            "bilateral_srgb",
+            "bilateral_compat",
+        )
+    } == {
+        "iterations": 10,
+        "gaussian_sxy": 3,
+        "gaussian_compat": 3,
+        "bilateral_sxy": 80,
+        "bilateral_srgb": 13,
+        "bilateral_compat": 10,
+    }
     assert crf["bg_threshold"] == "auto"
     assert config["make_cams"]["scales"] == [1.0, 0.5, 1.5, 2.0]
     assert config["train_classifier"]["training"]["momentum"] == 0.9
     assert config["cam_bg_threshold"] == "auto"
 
 
-@pytest.mark.parametrize("config, key", [
-    ({"bogus": 1}, "'bogus'"),
-    ({"refine_crf": {"sxy": 3}}, "'refine_crf.sxy'"),
-    ({"train_classifier": {"training": {"epoch": 3}}}, "'train_classifier.training.epoch'"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"bogus": 1}, "'bogus'"),
+        ({"refine_crf": {"sxy": 3}}, "'refine_crf.sxy'"),
+        ({"train_classifier": {"training": {"epoch": 3}}}, "'train_classifier.training.epoch'"),
+    ],
+)
 def test_unknown_keys_are_named(config, key):
     with pytest.raises(WsssError, match=f"unknown config key {key}"):
         validate_config(config)
 
 
-@pytest.mark.parametrize("config, key", [
-    ({"cam_bg_threshold": 1.5}, "cam_bg_threshold"),
-    ({"cam_bg_threshold": -0.1}, "cam_bg_threshold"),
-    ({"eval_cams": {"thresholds": [0.1, 2.0]}}, "eval_cams.thresholds.1"),
-    ({"make_pseudo_masks": {"ignore_band": [0.6, 0.2]}}, "make_pseudo_masks.ignore_band"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"cam_bg_threshold": 1.5}, "cam_bg_threshold"),
+        ({"cam_bg_threshold": -0.1}, "cam_bg_threshold"),
+        ({"eval_cams": {"thresholds": [0.1, 2.0]}}, "eval_cams.thresholds.1"),
+        ({"make_pseudo_masks": {"ignore_band": [0.6, 0.2]}}, "make_pseudo_masks.ignore_band"),
+    ],
+)
 def test_thresholds_outside_unit_interval_are_named(config, key):
     with pytest.raises(WsssError, match=key.replace(".", r"\.")):
         validate_config(config)
 
 
-@pytest.mark.parametrize("name", ["make_demo_data", "convert_dataset", "predict", "gather_shards", "eval_cams.thresholds"])
+@pytest.mark.parametrize(
+    "name", ["make_demo_data", "convert_dataset", "predict", "gather_shards", "eval_cams.thresholds"]
+)
 def test_temporary_names_only_generated_stages_with_per_image_folders(name):
     # the data tree, the run-level rules and the commands without a rule cannot be temp(); accepting them did nothing
     with pytest.raises(WsssError, match=f"config key 'temporary': '{name}' is not a stage with per-image folders"):
@@ -100,8 +123,14 @@ def test_bad_yaml_file_is_named(tmp_path):
 
 
 def test_command_line_strings_are_coerced_where_numbers_are_expected():
-    config = validate_config({"refine_crf": {"bilateral_srgb": "9", "bg_threshold": "0.2"}, "cam_bg_threshold": "auto",
-                              "make_cams": {"flip": "false", "scales": ["1.0", "0.5"]}, "experiment": "123"})
+    config = validate_config(
+        {
+            "refine_crf": {"bilateral_srgb": "9", "bg_threshold": "0.2"},
+            "cam_bg_threshold": "auto",
+            "make_cams": {"flip": "false", "scales": ["1.0", "0.5"]},
+            "experiment": "123",
+        }
+    )
     assert config["refine_crf"]["bilateral_srgb"] == 9 and config["refine_crf"]["bg_threshold"] == 0.2
     assert config["cam_bg_threshold"] == "auto" and config["make_cams"]["flip"] is False
     assert config["make_cams"]["scales"] == [1.0, 0.5] and config["experiment"] == "123"

@@ -16,16 +16,25 @@ def write_coco(root, split, images):
     """A tiny instances JSON: ``images`` = [(file stem, [(category id, polygon box (x0, y0, x1, y1), iscrowd)])]."""
     folder = root / f"{split}2014"
     folder.mkdir(parents=True)
-    cats = [{"id": 1, "name": "person", "supercategory": "person"}, {"id": 3, "name": "car", "supercategory": "vehicle"},
-            {"id": 18, "name": "dog", "supercategory": "animal"}]  # ids with gaps, like COCO's
+    cats = [
+        {"id": 1, "name": "person", "supercategory": "person"},
+        {"id": 3, "name": "car", "supercategory": "vehicle"},
+        {"id": 18, "name": "dog", "supercategory": "animal"},
+    ]  # ids with gaps, like COCO's
     data = {"images": [], "annotations": [], "categories": cats}
     for n, (stem, objects) in enumerate(images, start=1):
         rng = np.random.default_rng(n)
         Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / f"{stem}.jpg")
         data["images"].append({"id": n, "file_name": f"{stem}.jpg", "height": 40, "width": 60})
         for cat, (x0, y0, x1, y1), crowd in objects:
-            ann = {"id": len(data["annotations"]) + 1, "image_id": n, "category_id": cat, "iscrowd": crowd,
-                   "area": float((x1 - x0) * (y1 - y0)), "bbox": [x0, y0, x1 - x0, y1 - y0]}
+            ann = {
+                "id": len(data["annotations"]) + 1,
+                "image_id": n,
+                "category_id": cat,
+                "iscrowd": crowd,
+                "area": float((x1 - x0) * (y1 - y0)),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+            }
             if crowd:  # uncompressed RLE, column-major, as COCO stores crowds
                 m = np.zeros((40, 60), np.uint8)
                 m[y0:y1, x0:x1] = 1
@@ -50,9 +59,14 @@ def write_coco(root, split, images):
 def test_coco_becomes_a_voc_tree_with_contiguous_classes_crowds_ignored_and_small_instances_on_top(tmp_path):
     from wsss_stages.stages.convert_dataset import convert_dataset
 
-    splits = {"train": write_coco(tmp_path, "train", [("a", [(1, (0, 0, 40, 40), 0), (18, (10, 10, 20, 20), 0), (3, (50, 0, 60, 10), 1)]),
-                                                        ("b", [])]),
-              "val": write_coco(tmp_path, "val", [("c", [(3, (5, 5, 25, 25), 0)])])}  # fmt: skip
+    splits = {
+        "train": write_coco(
+            tmp_path,
+            "train",
+            [("a", [(1, (0, 0, 40, 40), 0), (18, (10, 10, 20, 20), 0), (3, (50, 0, 60, 10), 1)]), ("b", [])],
+        ),
+        "val": write_coco(tmp_path, "val", [("c", [(3, (5, 5, 25, 25), 0)])]),
+    }
     convert_dataset(kind="coco", source={"splits": splits}, out_dir=tmp_path / "VOC2012")
     ds = VOCDataset(tmp_path / "VOC2012")
     assert ds.class_names == ("background", "person", "car", "dog")  # COCO id order 1, 3, 18 -> 1, 2, 3
@@ -77,8 +91,12 @@ def write_folder(tmp_path, rows, masks=False):
         mask_dir = tmp_path / "masks"
         mask_dir.mkdir()
         Image.fromarray(np.ones((20, 30), np.uint8), mode="L").save(mask_dir / "x.png")
-    return {"images": str(images), "labels": str(tmp_path / "labels.csv"), "classes": str(tmp_path / "classes.txt"),
-            "masks": str(mask_dir) if mask_dir else None}
+    return {
+        "images": str(images),
+        "labels": str(tmp_path / "labels.csv"),
+        "classes": str(tmp_path / "classes.txt"),
+        "masks": str(mask_dir) if mask_dir else None,
+    }
 
 
 def test_an_image_folder_with_a_label_csv_becomes_a_voc_tree(tmp_path):
@@ -87,7 +105,11 @@ def test_an_image_folder_with_a_label_csv_becomes_a_voc_tree(tmp_path):
     source = write_folder(tmp_path, ["x,cat,train", "y,cat dog,train", "z,dog,val"], masks=True)
     convert_dataset(kind="folder", source=source, out_dir=tmp_path / "VOC2012")
     ds = VOCDataset(tmp_path / "VOC2012")
-    assert ds.class_names == ("background", "cat", "dog") and ds.split_ids("train") == ["x", "y"] and ds.split_ids("val") == ["z"]
+    assert (
+        ds.class_names == ("background", "cat", "dog")
+        and ds.split_ids("train") == ["x", "y"]
+        and ds.split_ids("val") == ["z"]
+    )
     assert ds.labels("y").tolist() == [1, 2] and ds.has_mask("x") and not ds.has_mask("y")
     assert ds.load_image("x").shape == (20, 30, 3)  # a PNG behind the .jpg link
 
@@ -98,7 +120,11 @@ def test_folder_problems_are_reported_together_naming_the_lines(tmp_path):
     source = write_folder(tmp_path, ["x,cat", "q,dog", "z,horse"])
     with pytest.raises(WsssError) as error:
         convert_dataset(kind="folder", source=source, out_dir=tmp_path / "VOC2012")
-    assert "2 problem(s)" in str(error.value) and "no image for id 'q'" in str(error.value) and "line 4: unknown class(es) ['horse']" in str(error.value)
+    assert (
+        "2 problem(s)" in str(error.value)
+        and "no image for id 'q'" in str(error.value)
+        and "line 4: unknown class(es) ['horse']" in str(error.value)
+    )
     assert not (tmp_path / "VOC2012").exists()
 
 
@@ -108,11 +134,20 @@ def test_missing_sources_are_config_errors(tmp_path):
     with pytest.raises(WsssError, match="config key 'folder.labels' is required"):
         validate_config({"dataset": "folder", "folder": {"images": str(tmp_path), "classes": str(tmp_path)}})
     with pytest.raises(WsssError, match="config key 'coco.splits.train.annotations'"):
-        validate_config({"dataset": "coco", "coco": {"splits": {"train": {"images": str(tmp_path), "annotations": str(tmp_path / "no.json")}}}})
+        validate_config(
+            {
+                "dataset": "coco",
+                "coco": {"splits": {"train": {"images": str(tmp_path), "annotations": str(tmp_path / "no.json")}}},
+            }
+        )
 
 
-SEEDS_ONLY = ["make_pseudo_masks={refinement: none, compare: []}", "train_segmentation={enabled: false}", "eval_cams={score_val: false}",
-              "train_classifier={training: {epochs: 3}}"]  # fmt: skip
+SEEDS_ONLY = [
+    "make_pseudo_masks={refinement: none, compare: []}",
+    "train_segmentation={enabled: false}",
+    "eval_cams={score_val: false}",
+    "train_classifier={training: {epochs: 3}}",
+]
 
 
 @pytest.mark.integration
@@ -122,13 +157,17 @@ def test_a_converted_dataset_runs_the_dag_to_its_seeds(tmp_path, kind):
 
     if kind == "coco":
         boxes = [(1, (0, 0, 30, 40), 0), (3, (30, 10, 60, 30), 0)]
-        splits = {"train": write_coco(tmp_path, "train", [(f"t{i}", boxes[: 1 + i % 2]) for i in range(16)]),
-                  "val": write_coco(tmp_path, "val", [("v0", boxes)])}
+        splits = {
+            "train": write_coco(tmp_path, "train", [(f"t{i}", boxes[: 1 + i % 2]) for i in range(16)]),
+            "val": write_coco(tmp_path, "val", [("v0", boxes)]),
+        }
         settings = [f"coco={json.dumps({'splits': splits})}"]
     else:
         source = write_folder(tmp_path, ["x,cat,train", "y,cat dog,train", "z,dog,train"], masks=True)
         settings = [f"folder={json.dumps(source)}", "check_data={allow_missing_masks: true}"]
-    split_cfg = "splits={classifier: train, seeds: train, segmentation: train, val: " + ("val}" if kind == "coco" else "train}")
+    split_cfg = "splits={classifier: train, seeds: train, segmentation: train, val: " + (
+        "val}" if kind == "coco" else "train}"
+    )
     batch = [] if kind == "coco" else ["train_classifier={training: {epochs: 3, batch_size: 2}}"]
     snakemake(tmp_path / "w", "--config", f"dataset={kind}", split_cfg, *settings, *SEEDS_ONLY, *batch)
     metrics = json.loads((tmp_path / "w" / "results" / "tiny" / "metrics.json").read_text())
@@ -137,21 +176,27 @@ def test_a_converted_dataset_runs_the_dag_to_its_seeds(tmp_path, kind):
 
 def test_the_coco_preset_validates_once_its_files_are_named(tmp_path):
     import yaml
-
     from conftest import REPO
+
     from wsss_stages.lib.plan.config import validate_config
 
     preset = yaml.safe_load((REPO / "configs" / "coco14.yaml").read_text())
     (tmp_path / "a.json").write_text("{}")
-    preset["coco"] = {"splits": {s: {"images": str(tmp_path), "annotations": str(tmp_path / "a.json")} for s in ("train", "val")}}
+    preset["coco"] = {
+        "splits": {s: {"images": str(tmp_path), "annotations": str(tmp_path / "a.json")} for s in ("train", "val")}
+    }
     cfg = validate_config(preset)
-    assert cfg["shards"]["make_cams"] == 64 and cfg["processes"]["train_classifier"] == 4 and cfg["temporary"] == ["refine_crf"]
+    assert (
+        cfg["shards"]["make_cams"] == 64
+        and cfg["processes"]["train_classifier"] == 4
+        and cfg["temporary"] == ["refine_crf"]
+    )
 
 
 def test_train_aug_from_sbd_takes_official_masks_first_and_leaves_val_out(tmp_path):
+    from conftest import write_voc_tree
     from scipy.io import savemat
 
-    from conftest import write_voc_tree
     from wsss_stages.stages.build_train_aug import build_train_aug
 
     voc = write_voc_tree(tmp_path / "VOC2012", {"train": ["t1"], "val": ["v1"]}, size=(8, 10))

@@ -2,8 +2,8 @@ import hashlib
 
 import numpy as np
 
-from wsss_stages.stages.make_demo_data import CLASSES, make_demo_data, render_image
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.stages.make_demo_data import CLASSES, make_demo_data, render_image
 
 
 def _digest(folder):

@@ -20,9 +20,15 @@ from wsss_stages.lib.nets.training import Augment, EpochDataset, TrainLoop, make
 
 def test_one_process_takes_exactly_the_batches_of_a_shuffled_dataloader():
     data = list(range(23))
-    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(7))
-    generator = torch.Generator().manual_seed(7)  # one generator for the workers' base seed and the order, as TrainLoop does
-    ours = torch.utils.data.DataLoader(data, batch_sampler=GlobalBatches(23, 4, World(), generator), generator=generator)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=4, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(7)
+    )
+    generator = torch.Generator().manual_seed(
+        7
+    )  # one generator for the workers' base seed and the order, as TrainLoop does
+    ours = torch.utils.data.DataLoader(
+        data, batch_sampler=GlobalBatches(23, 4, World(), generator), generator=generator
+    )
     assert [b.tolist() for b in loader] == [b.tolist() for b in ours]
 
 
@@ -47,10 +53,15 @@ def test_only_rank_0_writes_the_final_weights(tmp_path, monkeypatch):
 def _loop(tmp_path, epochs, **kwargs):
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(8), 2)
-    data = EpochDataset(16, lambda i: (np.full((16, 16, 3), i * 13, np.uint8), {}, {"labels": torch.tensor([i % 2, 1.0 - i % 2])}),
-                        Augment(16, (0.8, 1.2), (0.5,) * 3, (0.25,) * 3, seed=3))
+    data = EpochDataset(
+        16,
+        lambda i: (np.full((16, 16, 3), i * 13, np.uint8), {}, {"labels": torch.tensor([i % 2, 1.0 - i % 2])}),
+        Augment(16, (0.8, 1.2), (0.5,) * 3, (0.25,) * 3, seed=3),
+    )
     opt = make_optimizer(net, net.head_parameters(), 0.01, 1, 0, 0.9)
-    return TrainLoop(net, opt, data, 4, epochs, torch.device("cpu"), tmp_path / "ckpt", {"a": 1}, freeze_bn=True, **kwargs), net
+    return TrainLoop(
+        net, opt, data, 4, epochs, torch.device("cpu"), tmp_path / "ckpt", {"a": 1}, freeze_bn=True, **kwargs
+    ), net
 
 
 def _loss(model, x, y):
@@ -83,7 +94,10 @@ def test_step_checkpoints_are_written_every_n_steps(tmp_path):
     loop, _ = _loop(tmp_path, 1, checkpoint_steps=2)
     seen = []
     original = loop._save
-    loop._save = lambda epoch, history, step=0, partial=(): (seen.append((epoch, step)), original(epoch, history, step, partial))
+    loop._save = lambda epoch, history, step=0, partial=(): (
+        seen.append((epoch, step)),
+        original(epoch, history, step, partial),
+    )
     loop.run(_loss)
     assert seen == [(0, 2), (1, 0)]  # after step 2 of 4, then at the end of the epoch
 
@@ -95,15 +109,55 @@ def test_two_gloo_processes_follow_the_loss_curve_of_one(tmp_path):
 
     data = tmp_path / "VOC2012"
     make_demo_data(out_dir=data, num_train=32, num_seed_eval=8, num_val=8, image_size=48, seed=0)
-    training = {"epochs": 2, "batch_size": 8, "crop_size": 48, "scale_range": [0.9, 1.1], "lr": 0.02, "head_lr_mult": 10,
-                "weight_decay": 0.0001, "momentum": 0.9, "workers": 0, "checkpoint_every": 1, "checkpoint_steps": 0, "precision": "fp32"}
-    args = ["-m", "wsss_stages", "train_classifier", "--data-root", str(data), "--split", "train_aug", "--method", "cam",
-            "--method-options", "{}", "--seed", "0", "--device", "cpu", "--threads", "2", "--training", json.dumps(training),
-            "--backbone", json.dumps({"name": "tiny", "weights": "none", "output_stride": 8, "freeze_bn": True})]  # fmt: skip
+    training = {
+        "epochs": 2,
+        "batch_size": 8,
+        "crop_size": 48,
+        "scale_range": [0.9, 1.1],
+        "lr": 0.02,
+        "head_lr_mult": 10,
+        "weight_decay": 0.0001,
+        "momentum": 0.9,
+        "workers": 0,
+        "checkpoint_every": 1,
+        "checkpoint_steps": 0,
+        "precision": "fp32",
+    }
+    args = [
+        "-m",
+        "wsss_stages",
+        "train_classifier",
+        "--data-root",
+        str(data),
+        "--split",
+        "train_aug",
+        "--method",
+        "cam",
+        "--method-options",
+        "{}",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--training",
+        json.dumps(training),
+        "--backbone",
+        json.dumps({"name": "tiny", "weights": "none", "output_stride": 8, "freeze_bn": True}),
+    ]
 
     def train(name, launcher):
         out = tmp_path / name / "train_classifier"
-        cmd = [sys.executable, *launcher, *args, "--out-model", str(out / "model.pt"), "--out-info", str(out / "model.json")]
+        cmd = [
+            sys.executable,
+            *launcher,
+            *args,
+            "--out-model",
+            str(out / "model.pt"),
+            "--out-info",
+            str(out / "model.json"),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-4000:]
         return out, result.stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline import CONFIG, planned_jobs, snakemake
+
 from wsss_stages import WsssError
 from wsss_stages.lib.plan.config import validate_config
 from wsss_stages.lib.plan.experiments import deep_merge, expand_experiments, preset_folders
@@ -33,7 +33,9 @@ def test_without_experiments_the_run_is_the_config_itself():
 def test_overlays_name_folders_and_are_validated_naming_the_key():
     runs = expand_experiments(tiny(cam={}, gradcam={"make_cams": {"cam_type": "gradcam"}}))
     assert list(runs) == ["tiny_cam", "tiny_gradcam"]
-    assert runs["tiny_gradcam"]["make_cams"]["cam_type"] == "gradcam" and runs["tiny_gradcam"]["make_cams"]["scales"] == [1.0, 0.5]
+    assert runs["tiny_gradcam"]["make_cams"]["cam_type"] == "gradcam" and runs["tiny_gradcam"]["make_cams"][
+        "scales"
+    ] == [1.0, 0.5]
     with pytest.raises(WsssError, match=r"experiments\.bad\.train_classifier\.nope"):
         expand_experiments(tiny(bad={"train_classifier": {"nope": 1}}))
     with pytest.raises(WsssError, match=r"experiments\.bad\.cam_bg_threshold"):
@@ -43,9 +45,17 @@ def test_overlays_name_folders_and_are_validated_naming_the_key():
 
 
 def test_owners_share_exactly_what_would_be_built_identically():
-    run = Experiments(expand_experiments(tiny(
-        cam={}, gradcam={"make_cams": {"cam_type": "gradcam"}}, puzzle={"train_classifier": {"method": "puzzle"}},
-        erasing={"adversarial_erasing": {"enabled": True}}, plain={"make_pseudo_masks": {"refinement": "none"}})))  # fmt: skip
+    run = Experiments(
+        expand_experiments(
+            tiny(
+                cam={},
+                gradcam={"make_cams": {"cam_type": "gradcam"}},
+                puzzle={"train_classifier": {"method": "puzzle"}},
+                erasing={"adversarial_erasing": {"enabled": True}},
+                plain={"make_pseudo_masks": {"refinement": "none"}},
+            )
+        )
+    )
     assert run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny_cam"
     assert run.owner("tiny_gradcam", ("make_cams", "")) == "tiny_gradcam"
     assert run.owner("tiny_puzzle", ("train_classifier", "")) == "tiny_puzzle"
@@ -67,13 +77,25 @@ def test_a_changed_threshold_splits_only_what_reads_it():
 
 
 def test_method_labels():
-    runs = expand_experiments(tiny(cam={}, puzzle={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "re"]}}},
-                                   pcls={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "pcls"]}}},
-                                   has={"train_classifier": {"method": "hide_and_seek", "hide_and_seek": {"patch_sizes": [16, 32]}}},
-                                   ae={"adversarial_erasing": {"enabled": True}}, grad={"make_cams": {"cam_type": "gradcam"}}))  # fmt: skip
+    runs = expand_experiments(
+        tiny(
+            cam={},
+            puzzle={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "re"]}}},
+            pcls={"train_classifier": {"method": "puzzle", "puzzle": {"terms": ["cls", "pcls"]}}},
+            has={"train_classifier": {"method": "hide_and_seek", "hide_and_seek": {"patch_sizes": [16, 32]}}},
+            ae={"adversarial_erasing": {"enabled": True}},
+            grad={"make_cams": {"cam_type": "gradcam"}},
+        )
+    )
     labels = {name: method_label(cfg) for name, cfg in runs.items()}
-    assert labels == {"tiny_cam": "CAM", "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)", "tiny_pcls": "Puzzle-CAM (cls+pcls)", "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
-                      "tiny_ae": "AE-PSL (T 3, δ 0.5)", "tiny_grad": "Grad-CAM"}  # fmt: skip
+    assert labels == {
+        "tiny_cam": "CAM",
+        "tiny_puzzle": "Puzzle-CAM (cls+re, α 4)",
+        "tiny_pcls": "Puzzle-CAM (cls+pcls)",
+        "tiny_has": "Hide-and-Seek (16/32 px, p 0.5)",
+        "tiny_ae": "AE-PSL (T 3, δ 0.5)",
+        "tiny_grad": "Grad-CAM",
+    }
 
 
 OVERLAY = {
@@ -103,36 +125,65 @@ def multi_run(tmp_path_factory):
 def test_one_run_builds_every_experiment_sharing_artifacts_and_a_leaderboard(multi_run):
     workdir, _ = multi_run
     results = workdir / "results"
-    # one classifier for all three, in the base config's own folder; Grad-CAM has its own CAMs, the others read the base's
-    assert (results / "tiny/train_classifier/model.pt").is_file() and (results / "tiny/make_cams/cams/manifest.json").is_file()
+    # one classifier for all three, in the base config's own folder; Grad-CAM has its own CAMs, the others read the
+    # base's
+    assert (results / "tiny/train_classifier/model.pt").is_file() and (
+        results / "tiny/make_cams/cams/manifest.json"
+    ).is_file()
     assert not any((results / f"tiny_{name}/train_classifier").exists() for name in ("cam", "gradcam", "crf"))
-    assert (results / "tiny_gradcam/make_cams/cams/manifest.json").is_file() and not (results / "tiny_crf/make_cams").exists()
-    assert (results / "tiny_crf/eval_segmentation/crf/metrics.json").is_file() and not (results / "tiny_cam/train_segmentation").exists()
+    assert (results / "tiny_gradcam/make_cams/cams/manifest.json").is_file() and not (
+        results / "tiny_crf/make_cams"
+    ).exists()
+    assert (results / "tiny_crf/eval_segmentation/crf/metrics.json").is_file() and not (
+        results / "tiny_cam/train_segmentation"
+    ).exists()
     rows = {r["experiment"]: r for r in csv.DictReader((results / "board.csv").open())}
     assert list(rows) == ["tiny_cam", "tiny_gradcam", "tiny_crf", "tiny_eps"]
-    assert rows["tiny_eps"]["method"] == "EPS (τ 0.4, λ 0.5)" and (results / "tiny_eps/train_classifier/model.pt").is_file()
+    assert (
+        rows["tiny_eps"]["method"] == "EPS (τ 0.4, λ 0.5)"
+        and (results / "tiny_eps/train_classifier/model.pt").is_file()
+    )
     assert rows["tiny_gradcam"]["method"] == "Grad-CAM" and rows["tiny_crf"]["refinement"] == "crf"
     for name, row in rows.items():
         summary = json.loads((results / name / "metrics.json").read_text())
-        assert float(row["cam_miou"]) == pytest.approx(summary["cam_miou"]) and 0 < float(row["pseudo_mask_miou"]) <= 100
+        assert (
+            float(row["cam_miou"]) == pytest.approx(summary["cam_miou"]) and 0 < float(row["pseudo_mask_miou"]) <= 100
+        )
         assert int(row["jobs_unmeasured"]) == 0 and float(row["wall_seconds"]) > 0 and row["repeats"] == "1"
     assert rows["tiny_cam"]["val_miou"] == "" and 0 < float(rows["tiny_crf"]["val_miou"]) <= 100
     # the CRF experiment reuses the classifier and CAMs: its own jobs are only part of its wall time
     assert float(rows["tiny_crf"]["own_wall_seconds"]) < float(rows["tiny_crf"]["wall_seconds"])
     assert rows["tiny_cam"]["cam_miou"] == rows["tiny_crf"]["cam_miou"]
-    assert "| tiny_crf | CAM | crf | 1 |" in (results / "board.md").read_text() and (results / "board.png").stat().st_size > 0
+    assert (
+        "| tiny_crf | CAM | crf | 1 |" in (results / "board.md").read_text()
+        and (results / "board.png").stat().st_size > 0
+    )
 
 
 @pytest.mark.integration
 def test_changing_one_experiment_reruns_only_its_own_stages(multi_run):
     workdir, overlay = multi_run
     assert "Nothing to be done" in snakemake(workdir, "-n", overlays=(overlay,)).stdout
-    changed = dict(OVERLAY, experiments={**OVERLAY["experiments"], "gradcam": {"make_cams": {"cam_type": "gradcam", "gradcam": {"layer": "low"}}}})
+    changed = dict(
+        OVERLAY,
+        experiments={
+            **OVERLAY["experiments"],
+            "gradcam": {"make_cams": {"cam_type": "gradcam", "gradcam": {"layer": "low"}}},
+        },
+    )
     edited = Path(workdir / "edited.yaml")
     edited.write_text(yaml.safe_dump(changed, sort_keys=False))
     out = snakemake(workdir, "-n", overlays=(edited,)).stdout
-    assert planned_jobs(out) == {"make_cams", "eval_cams", "score_cams", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics",
-                                 "write_leaderboard", "all"}  # fmt: skip
+    assert planned_jobs(out) == {
+        "make_cams",
+        "eval_cams",
+        "score_cams",
+        "make_pseudo_masks",
+        "eval_pseudo_masks",
+        "summarize_metrics",
+        "write_leaderboard",
+        "all",
+    }
     assert "results/tiny_gradcam/make_cams/cams" in out and "results/tiny/make_cams" not in out
 
 
@@ -142,16 +193,31 @@ def test_a_plain_run_of_the_base_config_reuses_what_the_overlay_run_built(multi_
     base = Path(workdir / "base.yaml")
     base.write_text(yaml.safe_dump({k: v for k, v in OVERLAY.items() if k not in ("experiments", "leaderboard")}))
     out = snakemake(workdir, "-n", overlays=(base,)).stdout
-    assert "Nothing to be done" in out or not planned_jobs(out) & {"check_data", "train_classifier", "make_cams", "eval_cams"}
+    assert "Nothing to be done" in out or not planned_jobs(out) & {
+        "check_data",
+        "train_classifier",
+        "make_cams",
+        "eval_cams",
+    }
 
 
 def test_the_base_config_owns_what_it_would_build_identically():
-    config = tiny(cam={"repeats": 2}, gradcam={"make_cams": {"cam_type": "gradcam"}}, crf={"make_pseudo_masks": {"refinement": "crf"}})
+    config = tiny(
+        cam={"repeats": 2},
+        gradcam={"make_cams": {"cam_type": "gradcam"}},
+        crf={"make_pseudo_masks": {"refinement": "crf"}},
+    )
     homes = preset_folders(config)
     assert list(homes) == ["tiny", "tiny_r1"] and [c["seed"] for c in homes.values()] == [0, 1]
     run = Experiments(expand_experiments(config), homes)
-    assert run.names == ["tiny_cam", "tiny_cam_r1", "tiny_gradcam", "tiny_crf"] and run.folders[:2] == ["tiny", "tiny_r1"]
-    assert run.owner("tiny_cam", ("train_classifier", "")) == "tiny" and run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny"
+    assert run.names == ["tiny_cam", "tiny_cam_r1", "tiny_gradcam", "tiny_crf"] and run.folders[:2] == [
+        "tiny",
+        "tiny_r1",
+    ]
+    assert (
+        run.owner("tiny_cam", ("train_classifier", "")) == "tiny"
+        and run.owner("tiny_gradcam", ("train_classifier", "")) == "tiny"
+    )
     assert run.owner("tiny_cam_r1", ("make_cams", "")) == "tiny_r1"
     assert run.owner("tiny_gradcam", ("make_cams", "")) == "tiny_gradcam"
     # the base's refinement is the config file's (crf): the crf experiment's pseudo-masks are the base's too
@@ -179,8 +245,19 @@ def test_repeats_expand_into_seeded_folders():
 def _summary(tmp_path, folder, cam, val, refinement="crf"):
     path = tmp_path / "results" / folder / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"refinement": refinement, "cam_miou": cam, "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": cam + 1,
-                                "segmentation_miou": val, "seed_split": "train", "val_split": "val" if val else None}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "refinement": refinement,
+                "cam_miou": cam,
+                "cam_bg_threshold_best": 0.25,
+                "pseudo_mask_miou": cam + 1,
+                "segmentation_miou": val,
+                "seed_split": "train",
+                "val_split": "val" if val else None,
+            }
+        )
+    )
     return f"{folder}={path}"
 
 
@@ -195,17 +272,39 @@ def test_leaderboard_rows_costs_and_missing_values(tmp_path):
     from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     classifier = _job(tmp_path, "a", "train_classifier", 10.0)
-    jobs = [f"a={classifier}", f"a={_job(tmp_path, 'a', 'make_cams', 5.0)}", f"b={classifier}", f"b={_job(tmp_path, 'b', 'make_cams', 7.0)}",
-            f"b={tmp_path / 'results/b/benchmarks/never_ran.tsv'}"]  # fmt: skip
+    jobs = [
+        f"a={classifier}",
+        f"a={_job(tmp_path, 'a', 'make_cams', 5.0)}",
+        f"b={classifier}",
+        f"b={_job(tmp_path, 'b', 'make_cams', 7.0)}",
+        f"b={tmp_path / 'results/b/benchmarks/never_ran.tsv'}",
+    ]
     out = tmp_path / "board"
-    write_leaderboard(summaries=[_summary(tmp_path, "a", 30.0, 28.0), _summary(tmp_path, "b", 35.0, None)], groups=["a=a", "b=b"],
-                      jobs=jobs, labels=["b=Grad-CAM"], out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"),
-                      out_plot=out.with_suffix(".png"))  # fmt: skip
+    write_leaderboard(
+        summaries=[_summary(tmp_path, "a", 30.0, 28.0), _summary(tmp_path, "b", 35.0, None)],
+        groups=["a=a", "b=b"],
+        jobs=jobs,
+        labels=["b=Grad-CAM"],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=out.with_suffix(".png"),
+    )
     rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
-    assert float(rows["a"]["wall_seconds"]) == 15 and float(rows["a"]["own_wall_seconds"]) == 15 and float(rows["a"]["cpu_seconds"]) == 30
-    assert float(rows["b"]["wall_seconds"]) == 17 and float(rows["b"]["own_wall_seconds"]) == 7 and rows["b"]["jobs_unmeasured"] == "1"
+    assert (
+        float(rows["a"]["wall_seconds"]) == 15
+        and float(rows["a"]["own_wall_seconds"]) == 15
+        and float(rows["a"]["cpu_seconds"]) == 30
+    )
+    assert (
+        float(rows["b"]["wall_seconds"]) == 17
+        and float(rows["b"]["own_wall_seconds"]) == 7
+        and rows["b"]["jobs_unmeasured"] == "1"
+    )
     md = out.with_suffix(".md").read_text()
-    assert "| b | Grad-CAM | crf | 1 | **35.00** | +5.00 (one repeat) | 0.25 | — | — | **36.00** | +5.00 (one repeat) | — | — |" in md
+    assert (
+        "| b | Grad-CAM | crf | 1 | **35.00** | +5.00 (one repeat) | 0.25 | — | — | **36.00** | +5.00 (one repeat) | "
+        "— | — |" in md
+    )
     assert "| a |  | crf | 1 | 30.00 | baseline | 0.25 | — | baseline | 31.00 | baseline | **28.00** | baseline |" in md
 
 
@@ -217,8 +316,15 @@ def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
     summaries += [_summary(tmp_path, f"new_r{i}", v, 26.0) for i, v in enumerate(method)]
     groups = [f"cam_r{i}=cam" for i in range(3)] + [f"new_r{i}=new" for i in range(3)]
     out = tmp_path / "board"
-    write_leaderboard(summaries=summaries, groups=groups, jobs=[], labels=[], out_md=out.with_suffix(".md"), out_csv=out.with_suffix(".csv"),
-                      out_plot=None)  # fmt: skip
+    write_leaderboard(
+        summaries=summaries,
+        groups=groups,
+        jobs=[],
+        labels=[],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=None,
+    )
     rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
     assert rows["cam"]["repeats"] == "3" and float(rows["cam"]["cam_miou"]) == pytest.approx(31.333, abs=1e-3)
     assert float(rows["cam"]["cam_miou_std"]) == pytest.approx(1.5275, abs=1e-3)
@@ -232,19 +338,41 @@ def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
 def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat_by_repeat(tmp_path):
     from wsss_stages.reports.write_leaderboard import write_leaderboard
 
-    by_refinement = [{"crf": 34.0, "none": 30.0, "pamr": 33.0}, {"crf": 37.0, "none": 35.0, "pamr": 38.5}, {"crf": 36.0, "none": 32.0}]
+    by_refinement = [
+        {"crf": 34.0, "none": 30.0, "pamr": 33.0},
+        {"crf": 37.0, "none": 35.0, "pamr": 38.5},
+        {"crf": 36.0, "none": 32.0},
+    ]
     summaries = []
     for index, scores in enumerate(by_refinement):
         path = tmp_path / "results" / f"e_r{index}" / "metrics.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"refinement": "crf", "cam_miou": scores["none"], "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": scores["crf"],
-                                    "pseudo_mask_miou_by_refinement": scores, "seed_split": "train", "val_split": None}))  # fmt: skip
+        path.write_text(
+            json.dumps(
+                {
+                    "refinement": "crf",
+                    "cam_miou": scores["none"],
+                    "cam_bg_threshold_best": 0.25,
+                    "pseudo_mask_miou": scores["crf"],
+                    "pseudo_mask_miou_by_refinement": scores,
+                    "seed_split": "train",
+                    "val_split": None,
+                }
+            )
+        )
         summaries.append(f"e_r{index}={path}")
     out = tmp_path / "board"
-    write_leaderboard(summaries=summaries, groups=[f"e_r{i}=e" for i in range(3)], jobs=[], labels=[], out_md=out.with_suffix(".md"),
-                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    write_leaderboard(
+        summaries=summaries,
+        groups=[f"e_r{i}=e" for i in range(3)],
+        jobs=[],
+        labels=[],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=None,
+    )
     md = out.with_suffix(".md").read_text()
-    table = md[md.index("## Refinements of the same CAMs"):]
+    table = md[md.index("## Refinements of the same CAMs") :]
     # crf − none per repeat: 4, 2, 4 → mean 3.33, sd 1.155, t(0.975, 2) = 4.303: ±2.87
     assert "| e | crf | 3 | 35.67 ± 1.53 | +3.33 [+0.46, +6.20] |" in table
     assert "| e | none | 3 | 32.33 ± 2.52 | seeds |" in table
@@ -254,21 +382,44 @@ def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat
 def test_the_refinement_table_gives_what_the_last_link_of_a_chain_adds(tmp_path):
     from wsss_stages.reports.write_leaderboard import write_leaderboard
 
-    by_refinement = [{"none": 30.0, "pamr": 33.0, "pamr+crf": 34.0, "scg": 32.0, "scg+pamr": 35.0},
-                     {"none": 31.0, "pamr": 34.0, "pamr+crf": 34.5, "scg": 32.0, "scg+pamr": 34.0}]
+    by_refinement = [
+        {"none": 30.0, "pamr": 33.0, "pamr+crf": 34.0, "scg": 32.0, "scg+pamr": 35.0},
+        {"none": 31.0, "pamr": 34.0, "pamr+crf": 34.5, "scg": 32.0, "scg+pamr": 34.0},
+    ]
     summaries = []
     for index, scores in enumerate(by_refinement):
         path = tmp_path / f"e_r{index}" / "metrics.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"refinement": "pamr", "cam_miou": scores["none"], "cam_bg_threshold_best": 0.25, "pseudo_mask_miou": scores["pamr"],
-                                    "pseudo_mask_miou_by_refinement": scores, "seed_split": "train", "val_split": None}))  # fmt: skip
+        path.write_text(
+            json.dumps(
+                {
+                    "refinement": "pamr",
+                    "cam_miou": scores["none"],
+                    "cam_bg_threshold_best": 0.25,
+                    "pseudo_mask_miou": scores["pamr"],
+                    "pseudo_mask_miou_by_refinement": scores,
+                    "seed_split": "train",
+                    "val_split": None,
+                }
+            )
+        )
         summaries.append(f"e_r{index}={path}")
     out = tmp_path / "board"
-    write_leaderboard(summaries=summaries, groups=["e_r0=e", "e_r1=e"], jobs=[], labels=[], out_md=out.with_suffix(".md"),
-                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    write_leaderboard(
+        summaries=summaries,
+        groups=["e_r0=e", "e_r1=e"],
+        jobs=[],
+        labels=[],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=None,
+    )
     table = out.with_suffix(".md").read_text().split("## Refinements of the same CAMs")[1]
     # pamr+crf − pamr: 1.0, 0.5 → +0.75, sd 0.354, t(0.975, 1) = 12.71: ±3.18; scg+pamr − scg: 3, 2 → +2.50 ± 6.35
-    assert "| e | pamr+crf | 2 | 34.25 ± 0.35 | +3.75 [" in table and "| vs pamr: +0.75 [-2.43, +3.93] within noise |" in table
+    assert (
+        "| e | pamr+crf | 2 | 34.25 ± 0.35 | +3.75 [" in table
+        and "| vs pamr: +0.75 [-2.43, +3.93] within noise |" in table
+    )
     assert "| vs scg: +2.50 [-3.85, +8.85] spans 0 |" in table
     assert "| e | pamr | 2 | 33.50 ± 0.71 | +3.00 [+3.00, +3.00] |  |" in table  # one link: nothing to add
 
@@ -277,8 +428,15 @@ def test_leaderboard_has_no_refinement_table_when_each_experiment_scored_one(tmp
     from wsss_stages.reports.write_leaderboard import write_leaderboard
 
     out = tmp_path / "board"
-    write_leaderboard(summaries=[_summary(tmp_path, "a", 30.0, 28.0)], groups=["a=a"], jobs=[], labels=[], out_md=out.with_suffix(".md"),
-                      out_csv=out.with_suffix(".csv"), out_plot=None)  # fmt: skip
+    write_leaderboard(
+        summaries=[_summary(tmp_path, "a", 30.0, 28.0)],
+        groups=["a=a"],
+        jobs=[],
+        labels=[],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=None,
+    )
     assert "Refinements of the same CAMs" not in out.with_suffix(".md").read_text()
 
 

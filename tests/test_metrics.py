@@ -48,7 +48,11 @@ def test_a_sweep_whose_best_lies_at_its_edge_says_so(tmp_path, caplog):
 
     perfect, poor = np.array([[50, 0], [0, 50]]), np.array([[50, 0], [40, 10]])
     paths = {k: tmp_path / f"{k}.x" for k in ("out_csv", "out_best", "out_per_class", "out_plot")}
-    inside = write_sweep(np.stack([poor, perfect, poor]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths)
+    inside = write_sweep(
+        np.stack([poor, perfect, poor]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths
+    )
     assert inside["best_threshold"] == 0.2 and not inside["at_edge_of_sweep"] and "edge" not in caplog.text
-    edge = write_sweep(np.stack([poor, poor, perfect]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths)
+    edge = write_sweep(
+        np.stack([poor, poor, perfect]), [0.1, 0.2, 0.3], ["background", "cat"], "train", 1, title="t", **paths
+    )
     assert edge["best_threshold"] == 0.3 and edge["at_edge_of_sweep"] and "at the edge of the sweep" in caplog.text

@@ -5,8 +5,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.lib.nets.models import CamClassifier, DeepLabV2, DeepLabV3Plus, TinyBackbone, build_backbone, lite_state_dict_from, load_model
-from wsss_stages.lib.nets.training import (Augment, EpochDataset, TrainLoop, files_fingerprint, make_optimizer, poly_lr, save_model)  # fmt: skip
+from wsss_stages.lib.nets.models import (
+    CamClassifier,
+    DeepLabV2,
+    DeepLabV3Plus,
+    TinyBackbone,
+    build_backbone,
+    lite_state_dict_from,
+    load_model,
+)
+from wsss_stages.lib.nets.training import (
+    Augment,
+    EpochDataset,
+    TrainLoop,
+    files_fingerprint,
+    make_optimizer,
+    poly_lr,
+    save_model,
+)
 
 
 @pytest.mark.parametrize("os_", [8, 16])
@@ -100,8 +116,11 @@ def test_every_per_pixel_map_follows_the_image():
 def _loop(tmp_path, epochs, signature):
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(8), 2)
-    data = EpochDataset(8, lambda i: (np.full((16, 16, 3), i * 20, np.uint8), {}, {"labels": torch.tensor([i % 2, 1.0 - i % 2])}),
-                        Augment(16, (1.0, 1.0), (0.5,) * 3, (0.25,) * 3))
+    data = EpochDataset(
+        8,
+        lambda i: (np.full((16, 16, 3), i * 20, np.uint8), {}, {"labels": torch.tensor([i % 2, 1.0 - i % 2])}),
+        Augment(16, (1.0, 1.0), (0.5,) * 3, (0.25,) * 3),
+    )
     opt = make_optimizer(net, net.head_parameters(), 0.01, 1, 0, 0.9)
     loop = TrainLoop(net, opt, data, 4, epochs, torch.device("cpu"), tmp_path / "ckpt", signature)
     return loop, net
@@ -153,7 +172,9 @@ def test_bf16_training_agrees_with_fp32_on_a_tiny_net(tmp_path):
         runs[name] = (loop.run(loss), [p.detach() - b for p, b in zip(net.parameters(), before)])
     (fp32_loss, fp32_step), (bf16_loss, bf16_step) = runs["fp32"], runs["bf16"]
     assert bf16_loss == pytest.approx(fp32_loss, rel=0.02)
-    cosine = F.cosine_similarity(torch.cat([s.flatten() for s in fp32_step]), torch.cat([s.flatten() for s in bf16_step]), dim=0)
+    cosine = F.cosine_similarity(
+        torch.cat([s.flatten() for s in fp32_step]), torch.cat([s.flatten() for s in bf16_step]), dim=0
+    )
     assert cosine > 0.8  # bf16 keeps ~3 significant digits: the same direction, not the same numbers
 
 

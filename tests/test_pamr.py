@@ -1,11 +1,10 @@
 """PAMR: its defining properties on hand-made images, and the refiner on a tiny VOC tree."""
 
 import numpy as np
-import pytest
 import torch
-
 from conftest import write_voc_tree
-from wsss_stages.lib.data.artifacts import load_cams, read_manifest, save_cams, save_scores, write_manifest, load_scores
+
+from wsss_stages.lib.data.artifacts import load_cams, load_scores, read_manifest, save_cams, save_scores, write_manifest
 from wsss_stages.refiners.pamr.pamr import pamr, pamr_affinity
 
 

@@ -8,19 +8,38 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).with_name("tiny_config.yaml")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, overlays: tuple[Path, ...] = (), env: dict | None = None,
-              snakefile: Path = REPO / "Snakefile", cwd: Path | None = None) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    overlays: tuple[Path, ...] = (),
+    env: dict | None = None,
+    snakefile: Path = REPO / "Snakefile",
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run snakemake on the tiny config (plus overlay config files) in ``workdir``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {}))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
-           "--configfile", str(CONFIG), *map(str, overlays), "--cores", "2", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(CONFIG),
+        *map(str, overlays),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
@@ -37,8 +56,8 @@ def all_background_miou(root: Path, split: str) -> float:
     """mIoU of predicting background everywhere: the chance level a trained pipeline must beat."""
     import numpy as np
 
-    from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
     from wsss_stages.lib.data.voc import VOCDataset
+    from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
 
     ds = VOCDataset(root)
     conf = sum(confusion_matrix(m, np.zeros_like(m), ds.num_classes) for m in map(ds.load_mask, ds.split_ids(split)))
@@ -47,17 +66,32 @@ def all_background_miou(root: Path, split: str) -> float:
 
 def test_whole_dag_writes_every_artifact_and_learns(finished_run):
     results = finished_run / "results" / "tiny"
-    for path in ["train_classifier/model.pt", "make_cams/cams/manifest.json", "eval_cams/cams/sweep.csv", "eval_cams/cams/sweep.png",
-                 "tune_crf/cams/best.json", "refine_crf/cams/scores/manifest.json", "make_pseudo_masks/crf/masks/manifest.json",
-                 "eval_pseudo_masks/crf/metrics.json", "train_segmentation/crf/model.pt",
-                 "predict_segmentation/crf/masks/manifest.json", "eval_segmentation/crf/metrics.json",
-                 "random_walk/cams/maps/manifest.json", "eval_pseudo_masks/rw/metrics.json",
-                 "metrics.json", "metrics.md", "logs/make_cams.log", "benchmarks/make_cams.tsv"]:  # fmt: skip
+    for path in [
+        "train_classifier/model.pt",
+        "make_cams/cams/manifest.json",
+        "eval_cams/cams/sweep.csv",
+        "eval_cams/cams/sweep.png",
+        "tune_crf/cams/best.json",
+        "refine_crf/cams/scores/manifest.json",
+        "make_pseudo_masks/crf/masks/manifest.json",
+        "eval_pseudo_masks/crf/metrics.json",
+        "train_segmentation/crf/model.pt",
+        "predict_segmentation/crf/masks/manifest.json",
+        "eval_segmentation/crf/metrics.json",
+        "random_walk/cams/maps/manifest.json",
+        "eval_pseudo_masks/rw/metrics.json",
+        "metrics.json",
+        "metrics.md",
+        "logs/make_cams.log",
+        "benchmarks/make_cams.tsv",
+    ]:
         assert (results / path).is_file(), path
     metrics = json.loads((results / "metrics.json").read_text())
     for key in ("cam_miou", "cam_miou_val", "pseudo_mask_miou", "segmentation_miou"):
         assert 0 <= metrics[key] <= 100
-    assert set(metrics["classifier_map"]) == {"train", "val"} and all(0 < v <= 100 for v in metrics["classifier_map"].values())
+    assert set(metrics["classifier_map"]) == {"train", "val"} and all(
+        0 < v <= 100 for v in metrics["classifier_map"].values()
+    )
     baseline = all_background_miou(finished_run / "results/make_demo_data/VOC2012", "train")
     assert metrics["cam_miou"] > baseline + 3 and metrics["pseudo_mask_miou"] > baseline + 3
     assert 0 <= metrics["cam_bg_threshold_best"] <= 1 and 0 <= metrics["pseudo_mask_bg_threshold"] <= 1
@@ -76,8 +110,13 @@ def test_benchmark_report_has_every_stage_the_upper_bound_and_costs(finished_run
     results = finished_run / "results" / "tiny"
     rows = list(csv.DictReader((results / "benchmark.csv").open()))
     quality = {r["stage"]: r for r in rows if r["section"] == "quality"}
-    assert {"CAM seeds", "pseudo-masks: CAM + dense CRF", "pseudo-masks: CAM + random walk",
-            "pseudo-masks: random walk + dense CRF", "DeepLab on ground truth (upper bound)"} <= set(quality)  # fmt: skip
+    assert {
+        "CAM seeds",
+        "pseudo-masks: CAM + dense CRF",
+        "pseudo-masks: CAM + random walk",
+        "pseudo-masks: random walk + dense CRF",
+        "DeepLab on ground truth (upper bound)",
+    } <= set(quality)
     crf = quality["pseudo-masks: CAM + dense CRF"]
     assert float(crf["delta_seeds_lo"]) <= float(crf["delta_seeds"]) <= float(crf["delta_seeds_hi"])
     assert "95 % bootstrap" in (results / "benchmark.md").read_text()
@@ -93,7 +132,11 @@ def test_report_holds_the_gallery_curves_and_sweeps(finished_run):
     snakemake(finished_run, "report_figures")
     results = finished_run / "results" / "tiny" / "write_gallery"
     panels = sorted((results / "gallery").glob("*.png"))
-    assert len(panels) == 8 and (results / "curves.png").stat().st_size > 0 and (results / "per_class.png").stat().st_size > 0
+    assert (
+        len(panels) == 8
+        and (results / "curves.png").stat().st_size > 0
+        and (results / "per_class.png").stat().st_size > 0
+    )
     snakemake(finished_run, "--report", "report.html", "report_figures")
     html = (finished_run / "report.html").read_text(errors="replace")
     assert all(category in html for category in ("Gallery", "Threshold sweeps", "Training", "Per-class IoU"))
@@ -106,12 +149,23 @@ def test_nothing_to_do_after_a_finished_run(finished_run):
 
 def test_crf_parameter_change_plans_only_downstream_rules(finished_run):
     out = snakemake(finished_run, "-n", "--config", "refine_crf={bilateral_srgb: 9}").stdout
-    assert planned_jobs(out) == {"tune_crf", "refine_crf", "make_pseudo_masks", "eval_pseudo_masks", "train_segmentation",
-                                 "predict_segmentation", "eval_segmentation", "summarize_metrics", "all"}  # fmt: skip
+    assert planned_jobs(out) == {
+        "tune_crf",
+        "refine_crf",
+        "make_pseudo_masks",
+        "eval_pseudo_masks",
+        "train_segmentation",
+        "predict_segmentation",
+        "eval_segmentation",
+        "summarize_metrics",
+        "all",
+    }
 
 
 def test_cam_threshold_change_with_plain_cams_skips_training_the_classifier(finished_run):
-    out = snakemake(finished_run, "-n", "--config", "cam_bg_threshold=0.25", "make_pseudo_masks={refinement: none}").stdout
+    out = snakemake(
+        finished_run, "-n", "--config", "cam_bg_threshold=0.25", "make_pseudo_masks={refinement: none}"
+    ).stdout
     jobs = planned_jobs(out)
     assert {"make_pseudo_masks", "train_segmentation", "summarize_metrics"} <= jobs
     assert not jobs & {"train_classifier", "make_cams", "eval_cams", "make_demo_data", "refine_crf"}
@@ -142,11 +196,15 @@ def test_repeats_retrain_only_what_depends_on_the_seed(finished_run):
 
 
 def test_psa_walk_replans_labels_network_and_walk_and_needs_no_threshold(finished_run):
-    out = snakemake(finished_run, "-n", "-p", "--config", "random_walk={method: psa}", "make_affinity_labels={method: psa}").stdout
+    out = snakemake(
+        finished_run, "-n", "-p", "--config", "random_walk={method: psa}", "make_affinity_labels={method: psa}"
+    ).stdout
     jobs = planned_jobs(out)
     assert {"make_affinity_labels", "train_affinitynet", "random_walk", "make_pseudo_masks"} <= jobs
     assert not jobs & {"train_classifier", "make_cams", "tune_crf", "refine_crf"}
-    walk = next(line for line in out.splitlines() if "wsss_stages make_pseudo_masks" in line and "random_walk/cams/maps" in line)
+    walk = next(
+        line for line in out.splitlines() if "wsss_stages make_pseudo_masks" in line and "random_walk/cams/maps" in line
+    )
     assert "--bg-threshold None" in walk  # psa's walked scores carry their own background
 
 
@@ -203,10 +261,16 @@ def test_reruns_follow_what_the_code_does_not_its_text(finished_run, tmp_path):
     checkout = copy_checkout(tmp_path / "checkout")
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
-    pamr_target = ("results/tiny/eval_pseudo_masks/pamr/metrics.json", "--config", "make_pseudo_masks={compare: [none, rw, pamr]}")
+    pamr_target = (
+        "results/tiny/eval_pseudo_masks/pamr/metrics.json",
+        "--config",
+        "make_pseudo_masks={compare: [none, rw, pamr]}",
+    )
 
     def plan(*args: str) -> set[str]:
-        out = snakemake(workdir, "-n", *args, env={"PYTHONPATH": str(checkout)}, snakefile=checkout / "Snakefile", cwd=tmp_path).stdout
+        out = snakemake(
+            workdir, "-n", *args, env={"PYTHONPATH": str(checkout)}, snakefile=checkout / "Snakefile", cwd=tmp_path
+        ).stdout
         return set() if "Nothing to be done" in out else planned_jobs(out)
 
     assert plan() == set()  # the same code at another path has the same fingerprint
@@ -238,10 +302,14 @@ def test_bad_data_stops_the_run_in_check_data_before_any_training(tmp_path):
     (root / "JPEGImages" / "i3.jpg").write_text("not a photo")
     (root / "SegmentationClass" / "i7.png").write_bytes(b"")
     workdir = tmp_path / "run"
-    result = snakemake(workdir, "--config", "dataset=voc", f"data_root={root}", "mask_folder=SegmentationClass", check=False)
+    result = snakemake(
+        workdir, "--config", "dataset=voc", f"data_root={root}", "mask_folder=SegmentationClass", check=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "2 problem(s)" in output and "i3.jpg" in output and "i7.png" in output
-    assert f"{root.resolve()}/JPEGImages/i3.jpg" in output and ".snakemake/wsss/data" not in output  # the user's own path
+    assert (
+        f"{root.resolve()}/JPEGImages/i3.jpg" in output and ".snakemake/wsss/data" not in output
+    )  # the user's own path
     assert not (workdir / "results" / "tiny" / "train_classifier").exists()
 
 
@@ -256,8 +324,17 @@ def test_the_same_data_at_another_path_reruns_nothing(tmp_path):
     workdir = tmp_path / "run"
 
     def run(data_root, *args):
-        return snakemake(workdir, *args, "--until", "train_classifier", "--config", "dataset=voc", f"data_root={data_root}",
-                         "mask_folder=SegmentationClass", "train_classifier={training: {epochs: 1}}")  # fmt: skip
+        return snakemake(
+            workdir,
+            *args,
+            "--until",
+            "train_classifier",
+            "--config",
+            "dataset=voc",
+            f"data_root={data_root}",
+            "mask_folder=SegmentationClass",
+            "train_classifier={training: {epochs: 1}}",
+        )
 
     run(root)
     assert (workdir / "results" / "tiny" / "train_classifier" / "model.pt").is_file()
@@ -265,7 +342,9 @@ def test_the_same_data_at_another_path_reruns_nothing(tmp_path):
     shutil.move(root, moved)
     plan = run(moved, "-n")
     assert "Job stats:" in plan.stdout and planned_jobs(plan.stdout) == set(), plan.stdout[-2000:]
-    (moved / "Annotations" / "i0.xml").write_text((moved / "Annotations" / "i0.xml").read_text().replace("<object>", "<object> ", 1))
+    (moved / "Annotations" / "i0.xml").write_text(
+        (moved / "Annotations" / "i0.xml").read_text().replace("<object>", "<object> ", 1)
+    )
     assert "check_data" in planned_jobs(run(moved, "-n").stdout)  # other contents: checked again
 
 
@@ -276,7 +355,16 @@ def test_a_job_python_without_the_dependencies_stops_the_run_at_once(tmp_path):
     (bare / "python").write_text("#!/bin/sh\necho numpy PIL torch\n")  # pretends those are missing
     (bare / "python").chmod(0o755)
     env = dict(os.environ, PATH=f"{bare}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "w"), "-n"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path / "w"),
+        "-n",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert result.returncode != 0 and "cannot import numpy, PIL, torch" in result.stderr and "activate" in result.stderr
 
@@ -292,9 +380,25 @@ def test_slurm_profile_plans_the_whole_dag(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     profile = REPO / "profiles" / "slurm"
     out = snakemake(tmp_path, "-n", "--profile", str(profile)).stdout
-    assert {"make_demo_data", "train_classifier", "make_cams", "refine_crf", "train_segmentation", "summarize_metrics"} <= planned_jobs(out)
+    assert {
+        "make_demo_data",
+        "train_classifier",
+        "make_cams",
+        "refine_crf",
+        "train_segmentation",
+        "summarize_metrics",
+    } <= planned_jobs(out)
 
 
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_the_python_code_is_linted_and_formatted(command):
+    ruff = Path(sys.executable).with_name("ruff")  # `make install` pins it; pyproject.toml configures it
+    if not ruff.is_file():
+        pytest.skip("ruff is not installed in this environment")
+    result = subprocess.run([str(ruff), *command, "wsss_stages", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,6 @@ import textwrap
 
 import pytest
 import yaml
-
 from test_pipeline import planned_jobs, snakemake
 
 pytestmark = pytest.mark.integration
@@ -32,7 +31,8 @@ TOY_PLUGIN = textwrap.dedent('''
 
 
     register_method(ClassifierMethod("toy", impl=f"{__name__}:WeightedLoss", label=lambda o: f"Toy (w {o['weight']:g})",
-                                     schema={"weight": {"type": "number", "default": 1.0, "description": "loss weight"}}))
+                                     schema={"weight": {"type": "number", "default": 1.0, "description": "loss
+                                     weight"}}))
 
 
     def refine_toy(*, cams: Path, data_root: Path, out_dir: Path, width: int, threads: int = 1) -> None:
@@ -62,7 +62,8 @@ TOY_PLUGIN = textwrap.dedent('''
                       params={"width": "refine_toy.width"}, variant="source", module=__name__),),
         sections={"refine_toy": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
             "width": {"type": "integer", "minimum": 1, "default": 3, "description": "box width"},
-            "bg_threshold": {"$ref": "#/$defs/threshold_or_auto", "default": 0.3, "description": "background threshold"}}}},
+            "bg_threshold": {"$ref": "#/$defs/threshold_or_auto", "default": 0.3, "description": "background
+            threshold"}}}},
     ))
 ''')
 
@@ -98,19 +99,35 @@ def test_plugins_run_in_their_own_folders(toy_run):
 def test_plugin_settings_rerun_only_what_reads_them(toy_run):
     workdir, overlay, env = toy_run
     assert "Nothing to be done" in snakemake(workdir, "-n", overlays=(overlay,), env=env).stdout
-    width = planned_jobs(snakemake(workdir, "-n", "--config", "refine_toy={width: 5}", overlays=(overlay,), env=env).stdout)
+    width = planned_jobs(
+        snakemake(workdir, "-n", "--config", "refine_toy={width: 5}", overlays=(overlay,), env=env).stdout
+    )
     assert width == {"refine_toy", "make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics", "all"}
-    threshold = planned_jobs(snakemake(workdir, "-n", "--config", "refine_toy={bg_threshold: 0.5}", overlays=(overlay,), env=env).stdout)
+    threshold = planned_jobs(
+        snakemake(workdir, "-n", "--config", "refine_toy={bg_threshold: 0.5}", overlays=(overlay,), env=env).stdout
+    )
     assert threshold == {"make_pseudo_masks", "eval_pseudo_masks", "summarize_metrics", "all"}
-    weight = planned_jobs(snakemake(workdir, "-n", "--config", "train_classifier={toy: {weight: 2}}", overlays=(overlay,), env=env).stdout)
+    weight = planned_jobs(
+        snakemake(workdir, "-n", "--config", "train_classifier={toy: {weight: 2}}", overlays=(overlay,), env=env).stdout
+    )
     assert {"train_classifier", "make_cams", "refine_toy"} <= weight and "make_demo_data" not in weight
 
 
 def test_plugin_refiner_chains_with_a_builtin_one(toy_run):
     workdir, overlay, env = toy_run
-    out = snakemake(workdir, "-n", "--config", "make_pseudo_masks={compare: [toy+crf, crf+toy]}", overlays=(overlay,), env=env, check=False)
+    out = snakemake(
+        workdir,
+        "-n",
+        "--config",
+        "make_pseudo_masks={compare: [toy+crf, crf+toy]}",
+        overlays=(overlay,),
+        env=env,
+        check=False,
+    )
     assert out.returncode != 0 and "'toy' cannot refine scores" in out.stdout + out.stderr
-    out = snakemake(workdir, "-n", "--config", "make_pseudo_masks={compare: [toy+crf]}", overlays=(overlay,), env=env).stdout
+    out = snakemake(
+        workdir, "-n", "--config", "make_pseudo_masks={compare: [toy+crf]}", overlays=(overlay,), env=env
+    ).stdout
     assert "results/tiny/refine_crf/toy/scores" in out and planned_jobs(out) >= {"refine_crf", "make_pseudo_masks"}
     assert "refine_toy" not in planned_jobs(out) and "train_classifier" not in planned_jobs(out)
 

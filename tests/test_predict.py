@@ -15,7 +15,9 @@ from wsss_stages.stages.predict import predict
 def model(tmp_path):
     net = DeepLabV3Plus(TinyBackbone(8), 3)
     path = tmp_path / "model.pt"
-    save_model(path, net, model_meta("deeplabv3plus", "tiny", 8, 3, ["background", "a", "b"], mean=[0.5] * 3, std=[0.25] * 3))
+    save_model(
+        path, net, model_meta("deeplabv3plus", "tiny", 8, 3, ["background", "a", "b"], mean=[0.5] * 3, std=[0.25] * 3)
+    )
     return path
 
 

@@ -50,16 +50,36 @@ def test_the_refiner_writes_cam_format_maps(tmp_path):
     root = write_voc_tree(tmp_path / "voc", {"train": ["a"]}, size=(32, 48))
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(8), 20)
-    save_model(tmp_path / "model.pt", net, model_meta("classifier", "tiny", 8, 20, ["background"] + [f"c{i}" for i in range(20)],
-                                                       mean=list(net.backbone.mean), std=list(net.backbone.std)))
+    save_model(
+        tmp_path / "model.pt",
+        net,
+        model_meta(
+            "classifier",
+            "tiny",
+            8,
+            20,
+            ["background"] + [f"c{i}" for i in range(20)],
+            mean=list(net.backbone.mean),
+            std=list(net.backbone.std),
+        ),
+    )
     cams = tmp_path / "cams"
     cams.mkdir()
     cam = np.zeros((1, 32, 48), np.float32)
     cam[0, 8:20, 8:24] = 1.0
     save_cams(cams / "a.npz", cam, [1])
     write_manifest(cams, "cams", ["a"])
-    refine_scg(model=tmp_path / "model.pt", cams=cams, data_root=root, out_dir=tmp_path / "out", first_threshold=0.5,
-               second_threshold=0.1, fg_threshold=0.3, bg_threshold_seeds=0.05, device="cpu")
+    refine_scg(
+        model=tmp_path / "model.pt",
+        cams=cams,
+        data_root=root,
+        out_dir=tmp_path / "out",
+        first_threshold=0.5,
+        second_threshold=0.1,
+        fg_threshold=0.3,
+        bg_threshold_seeds=0.05,
+        device="cpu",
+    )
     maps, classes = load_cams(tmp_path / "out" / "a.npz")
     assert read_manifest(tmp_path / "out")["kind"] == "cams" and maps.shape == (1, 32, 48) and classes.tolist() == [1]
     assert 0 <= maps.min() and maps.max() <= 1

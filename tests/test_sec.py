@@ -4,13 +4,29 @@ stages on a tiny VOC tree."""
 import numpy as np
 import pytest
 import torch
+from conftest import stage_args, write_voc_tree
 from PIL import Image
 
-from conftest import stage_args, write_voc_tree
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import IGNORE, load_mask, load_scores, read_json, read_manifest, save_cams, write_manifest
-from wsss_stages.refiners.sec.sec import (constrain_loss, expansion_loss, gwrp, localization_cues, rank_weights, sec_losses,
-                                 sec_probabilities, seeding_loss)  # fmt: skip
+from wsss_stages.lib.data.artifacts import (
+    IGNORE,
+    load_mask,
+    load_scores,
+    read_json,
+    read_manifest,
+    save_cams,
+    write_manifest,
+)
+from wsss_stages.refiners.sec.sec import (
+    constrain_loss,
+    expansion_loss,
+    gwrp,
+    localization_cues,
+    rank_weights,
+    sec_losses,
+    sec_probabilities,
+    seeding_loss,
+)
 
 
 def test_rank_pooling_goes_from_max_pooling_to_average_pooling():
@@ -34,7 +50,9 @@ def test_rank_weights_fall_with_the_fraction_of_the_image_ranked():
     reference = rank_weights(41 * 41, 0.996)
     assert torch.allclose(reference[:3], torch.tensor([1.0, 0.996, 0.996**2]))
     fine, coarse = rank_weights(400, 0.996, reference_cells=400), rank_weights(100, 0.996, reference_cells=400)
-    assert torch.isclose(coarse[25], fine[100], rtol=1e-5) and torch.isclose(fine[100], torch.tensor(0.996**100), rtol=1e-5)
+    assert torch.isclose(coarse[25], fine[100], rtol=1e-5) and torch.isclose(
+        fine[100], torch.tensor(0.996**100), rtol=1e-5
+    )
 
 
 def test_cues_follow_the_rules_for_fractions_and_overlaps():
@@ -78,11 +96,16 @@ def test_expansion_loss_rewards_present_classes_and_punishes_absent_ones():
     labels = torch.tensor([[1.0, 0.0]])
     valid = torch.ones(1, 4, 4, dtype=torch.bool)
     good = torch.zeros(1, 3, 4, 4)
-    good[0, 0, :2], good[0, 1, 2:] = 1.0, 1.0  # background and the present class split the image; the absent class nowhere
+    good[0, 0, :2], good[0, 1, 2:] = (
+        1.0,
+        1.0,
+    )  # background and the present class split the image; the absent class nowhere
     bad = torch.zeros(1, 3, 4, 4)
     bad[0, 0, :2], bad[0, 2, 2:] = 1.0, 1.0  # the absent class instead of the present one
     soft = lambda p: sec_probabilities((p * 10).log_softmax(1) * 1.0)  # noqa: E731
-    assert expansion_loss(soft(good), labels, valid, 0.996, 0.999) < expansion_loss(soft(bad), labels, valid, 0.996, 0.999)
+    assert expansion_loss(soft(good), labels, valid, 0.996, 0.999) < expansion_loss(
+        soft(bad), labels, valid, 0.996, 0.999
+    )
 
 
 def test_constrain_loss_is_zero_when_the_prediction_equals_its_crf():
@@ -135,11 +158,17 @@ def test_the_sec_stages_on_a_tiny_tree(tmp_path):
         save_cams(cams / f"{i}.npz", cam, [8 if n % 2 == 0 else 12])  # cat, dog as write_voc_tree labels them
     write_manifest(cams, "cams", ids)
     cues = tmp_path / "cues"
-    make_sec_cues(cams=cams, data_root=root, out_dir=cues, out_diagnostics=tmp_path / "cues.json", **stage_args("make_sec_cues"))
+    make_sec_cues(
+        cams=cams, data_root=root, out_dir=cues, out_diagnostics=tmp_path / "cues.json", **stage_args("make_sec_cues")
+    )
     cue = load_mask(cues / "a.png")
     assert (cue[4:12, 4:12] == 8).all() and (cue[-1] == 0).all() and read_manifest(cues)["kind"] == "cues"
     report = read_json(tmp_path / "cues.json")
-    assert report["foreground_precision"] == 100.0 and report["background_precision"] == 100.0 and report["images_scored"] == 3
+    assert (
+        report["foreground_precision"] == 100.0
+        and report["background_precision"] == 100.0
+        and report["images_scored"] == 3
+    )
 
     training = {"epochs": 1, "batch_size": 2, "crop_size": 32, "scale_range": [1.0, 1.0], "lr": 0.01}
     args = stage_args("train_sec", {"train_sec": {"training": training}, "splits": {"segmentation": "train_aug"}})
@@ -147,10 +176,22 @@ def test_the_sec_stages_on_a_tiny_tree(tmp_path):
     model = tmp_path / "sec.pt"
     train_sec(cues=cues, data_root=root, out_model=model, **args)
     out = tmp_path / "scores"
-    predict_sec(model=model, cams=cams, data_root=root, out_dir=out, out_val_json=tmp_path / "val.json", out_val_csv=tmp_path / "val.csv",
-                out_val_per_image=tmp_path / "val.npz", **stage_args("predict_sec"))  # fmt: skip
+    predict_sec(
+        model=model,
+        cams=cams,
+        data_root=root,
+        out_dir=out,
+        out_val_json=tmp_path / "val.json",
+        out_val_csv=tmp_path / "val.csv",
+        out_val_per_image=tmp_path / "val.npz",
+        **stage_args("predict_sec"),
+    )
     scores, classes = load_scores(out / "b.npz")
-    assert classes.tolist() == [0, 12] and scores.shape == (2, 24, 32) and np.allclose(scores.astype(np.float32).sum(0), 1, atol=1e-2)
+    assert (
+        classes.tolist() == [0, 12]
+        and scores.shape == (2, 24, 32)
+        and np.allclose(scores.astype(np.float32).sum(0), 1, atol=1e-2)
+    )
     assert read_manifest(out)["kind"] == "scores" and read_json(tmp_path / "val.json")["images"] == 1
 
 
@@ -164,7 +205,13 @@ def test_a_missing_saliency_map_is_named(tmp_path):
     save_cams(cams / "a.npz", np.ones((1, 24, 32), np.float32), [8])
     write_manifest(cams, "cams", ["a"])
     with pytest.raises(WsssError, match="SaliencyMaps/a.png is missing"):
-        make_sec_cues(cams=cams, data_root=root, out_dir=tmp_path / "cues", out_diagnostics=tmp_path / "c.json", **stage_args("make_sec_cues"))
+        make_sec_cues(
+            cams=cams,
+            data_root=root,
+            out_dir=tmp_path / "cues",
+            out_diagnostics=tmp_path / "c.json",
+            **stage_args("make_sec_cues"),
+        )
     assert not (tmp_path / "cues").exists()
 
 

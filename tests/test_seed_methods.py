@@ -6,8 +6,17 @@ from PIL import Image
 
 from wsss_stages.lib.nets.cams import normalise_cams
 from wsss_stages.lib.nets.models import Backbone, CamClassifier, TinyBackbone
-from wsss_stages.lib.nets.seed_methods import (average_precision, erase, gradcam_maps, hide_patches, merge_tiles, normalised_fill, puzzle_alpha,
-                                      puzzle_losses, tile_image)  # fmt: skip
+from wsss_stages.lib.nets.seed_methods import (
+    average_precision,
+    erase,
+    gradcam_maps,
+    hide_patches,
+    merge_tiles,
+    normalised_fill,
+    puzzle_alpha,
+    puzzle_losses,
+    tile_image,
+)
 
 
 class PointwiseBackbone(Backbone):
@@ -76,8 +85,12 @@ def test_puzzle_cam_level_reconstruction_is_scale_free():
         raw = puzzle_losses(net, x, labels, level="feature", reduction=reduction)["re"]
         with torch.no_grad():
             net.classifier.weight.mul_(7.0)
-        assert puzzle_losses(net, x, labels, level="cam", reduction=reduction)["re"].item() == pytest.approx(small.item(), rel=1e-3)
-        assert puzzle_losses(net, x, labels, level="feature", reduction=reduction)["re"].item() == pytest.approx(7 * raw.item(), rel=1e-4)
+        assert puzzle_losses(net, x, labels, level="cam", reduction=reduction)["re"].item() == pytest.approx(
+            small.item(), rel=1e-3
+        )
+        assert puzzle_losses(net, x, labels, level="feature", reduction=reduction)["re"].item() == pytest.approx(
+            7 * raw.item(), rel=1e-4
+        )
         with torch.no_grad():
             net.classifier.weight.div_(7.0)
 
@@ -102,7 +115,9 @@ def test_hiding_touches_only_chosen_patches_and_uses_the_mean():
     cells = mask[::16, ::16]
     torch.testing.assert_close(mask, cells.repeat_interleave(16, 0).repeat_interleave(16, 1)[:50, :70])
     # the fill is the mean colour, not zero, in the network's input space
-    assert fill.flatten().tolist() == pytest.approx([(120 / 255 - 0.5) / 0.25, (110 / 255 - 0.5) / 0.25, (100 / 255 - 0.5) / 0.25])
+    assert fill.flatten().tolist() == pytest.approx(
+        [(120 / 255 - 0.5) / 0.25, (110 / 255 - 0.5) / 0.25, (100 / 255 - 0.5) / 0.25]
+    )
 
 
 def test_grid_size_zero_shows_the_image_whole_as_the_authors_do():
@@ -173,7 +188,9 @@ def test_multiscale_gradcam_is_cam_with_scales_weighted_by_their_inverse_feature
     assert active.sum() >= 2
     cams, grads = cams[:, active], grads[:, active]
     inverse = 1.0 / torch.tensor(sizes, dtype=torch.float32)
-    torch.testing.assert_close(bench.combine(grads, None, False), bench.combine(cams, inverse, False), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(
+        bench.combine(grads, None, False), bench.combine(cams, inverse, False), rtol=1e-3, atol=1e-4
+    )
     torch.testing.assert_close(bench.combine(grads, None, True), bench.combine(cams, None, True), rtol=1e-3, atol=1e-4)
     assert not torch.allclose(bench.combine(grads, None, False), bench.combine(cams, None, False), atol=1e-2)
 
@@ -186,17 +203,24 @@ def test_gradcam_at_the_low_layer_has_its_resolution():
 
 def test_average_precision():
     targets = np.array([[1, 0], [0, 1], [1, 0], [0, 0]])
-    assert average_precision(np.array([[0.9, 0.1], [0.1, 0.8], [0.8, 0.2], [0.2, 0.3]]), targets) == pytest.approx(100.0)
+    assert average_precision(np.array([[0.9, 0.1], [0.1, 0.8], [0.8, 0.2], [0.2, 0.3]]), targets) == pytest.approx(
+        100.0
+    )
     # class 0 ranked positive, negative, positive: AP = (1 + 2/3) / 2
     scores = np.array([[0.9, 0.0], [0.8, 0.9], [0.7, 0.0], [0.1, 0.0]])
     assert average_precision(scores, targets) == pytest.approx(100 * ((1 + 2 / 3) / 2 + 1.0) / 2)
 
 
 # ---------------------------------------------------------------------------- the stages, end to end on a tiny tree
-TINY = {"splits": {"classifier": "train", "seeds": "train", "segmentation": "train"},
-        "make_cams": {"scales": [1.0]}, "eval_cams": {"score_val": False},
-        "train_classifier": {"backbone": {"name": "tiny", "weights": "none", "output_stride": 8},
-                             "training": {"epochs": 1, "batch_size": 4, "crop_size": 32, "scale_range": [1.0, 1.0], "lr": 0.01}}}  # fmt: skip
+TINY = {
+    "splits": {"classifier": "train", "seeds": "train", "segmentation": "train"},
+    "make_cams": {"scales": [1.0]},
+    "eval_cams": {"score_val": False},
+    "train_classifier": {
+        "backbone": {"name": "tiny", "weights": "none", "output_stride": 8},
+        "training": {"epochs": 1, "batch_size": 4, "crop_size": 32, "scale_range": [1.0, 1.0], "lr": 0.01},
+    },
+}
 
 
 def tiny_config(**sections) -> dict:
@@ -215,6 +239,7 @@ def tiny_tree(tmp_path):
 
 def train_tiny_classifier(tree, model, **method):
     from conftest import stage_args
+
     from wsss_stages.stages.train_classifier import train_classifier
 
     args = stage_args("train_classifier", tiny_config(train_classifier=method))
@@ -223,6 +248,7 @@ def train_tiny_classifier(tree, model, **method):
 
 def test_puzzle_training_and_gradcam_extraction(tiny_tree, tmp_path):
     from conftest import stage_args
+
     from wsss_stages.lib.data.artifacts import load_cams, read_json, read_manifest
     from wsss_stages.lib.nets.models import load_model
     from wsss_stages.stages.make_cams import make_cams
@@ -267,12 +293,20 @@ def test_hide_and_seek_with_nothing_hidden_trains_exactly_the_cam_classifier(tin
 def test_hide_and_seek_default_shows_a_fifth_of_the_images_whole_as_the_authors_do():
     """Hiding every image (the first default, 16/32/44/56 px) kept lite0 at the label prior on VOC."""
     from conftest import stage_args
+
     from wsss_stages.lib.nets.seed_methods import HideAndSeek
 
-    options = stage_args("train_classifier", tiny_config(train_classifier={"method": "hide_and_seek"}))["method_options"]
+    options = stage_args("train_classifier", tiny_config(train_classifier={"method": "hide_and_seek"}))[
+        "method_options"
+    ]
     assert options == {"patch_sizes": [0, 16, 32, 44, 56], "prob": 0.5}
     x = torch.randn(3, 64, 64)
-    hide = HideAndSeek(lambda image, maps, epoch, index: (x.clone(), maps), options["patch_sizes"], options["prob"], torch.zeros(3, 1, 1))
+    hide = HideAndSeek(
+        lambda image, maps, epoch, index: (x.clone(), maps),
+        options["patch_sizes"],
+        options["prob"],
+        torch.zeros(3, 1, 1),
+    )
     whole = np.mean([torch.equal(hide(None, {}, 0, i)[0], x) for i in range(500)])
     assert 0.15 < whole < 0.25
 
@@ -281,9 +315,15 @@ def test_puzzle_alpha_enters_the_signature_only_with_the_reconstruction_loss():
     from conftest import stage_args
 
     def options(**puzzle):
-        return stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": puzzle}})["method_options"]
+        return stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": puzzle}})[
+            "method_options"
+        ]
 
-    assert options(terms=["cls", "pcls"], alpha=1.0) == options(terms=["cls", "pcls"], alpha=4.0, level="cam") == {"terms": ["cls", "pcls"]}
+    assert (
+        options(terms=["cls", "pcls"], alpha=1.0)
+        == options(terms=["cls", "pcls"], alpha=4.0, level="cam")
+        == {"terms": ["cls", "pcls"]}
+    )
     assert options(terms=["cls", "re"], alpha=1.0) != options(terms=["cls", "re"], alpha=4.0)
 
 
@@ -297,7 +337,9 @@ def test_puzzle_trains_on_the_options_its_stage_receives():
     net, x = CamClassifier(PointwiseBackbone(), 4), torch.randn(2, 3, 8, 8)
     labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
     for terms in (["cls", "pcls"], ["cls", "re"], ["cls", "pcls", "re"]):
-        options = stage_args("train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": {"terms": terms}}})["method_options"]
+        options = stage_args(
+            "train_classifier", {"train_classifier": {"method": "puzzle", "puzzle": {"terms": terms}}}
+        )["method_options"]
         loss = PuzzleCam(options, None).loss(net, x, {"labels": labels}, progress=1.0)
         parts = puzzle_losses(net, x, labels)
         expected = sum((4.0 if name == "re" else 1.0) * parts[name] for name in terms)
@@ -314,6 +356,7 @@ def test_puzzle_rejects_crops_that_do_not_tile():
 
 def run_erasing(tree, tmp_path, floor=None, **erasing):
     from conftest import stage_args
+
     from wsss_stages.methods.aepsl.train_erasing import train_erasing
 
     model = tmp_path / "train_classifier" / "model.pt"
@@ -321,8 +364,14 @@ def run_erasing(tree, tmp_path, floor=None, **erasing):
     args = stage_args("train_erasing", tiny_config(adversarial_erasing={"enabled": True, **erasing}))
     if floor is not None:  # above any mAP (the config allows at most 100)
         args["map_floor"] = floor
-    train_erasing(classifier=model, data_root=tree, out_dir=tmp_path / "train_erasing" / "cams",
-                  out_report=tmp_path / "train_erasing" / "steps.json", threads=1, **args)  # fmt: skip
+    train_erasing(
+        classifier=model,
+        data_root=tree,
+        out_dir=tmp_path / "train_erasing" / "cams",
+        out_report=tmp_path / "train_erasing" / "steps.json",
+        threads=1,
+        **args,
+    )
     return tmp_path / "train_erasing"
 
 
@@ -384,6 +433,7 @@ def test_eps_assigns_classes_by_their_overlap_with_the_saliency():
 
 def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tmp_path):
     from conftest import stage_args
+
     from wsss_stages import WsssError
     from wsss_stages.lib.data.artifacts import load_cams
     from wsss_stages.lib.nets.models import load_model
@@ -391,13 +441,17 @@ def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tm
 
     (tiny_tree / "SaliencyMaps").mkdir()
     for image in (tiny_tree / "JPEGImages").glob("*.jpg"):
-        Image.fromarray(np.full((32, 48), 200, np.uint8), mode="L").save(tiny_tree / "SaliencyMaps" / f"{image.stem}.png")
+        Image.fromarray(np.full((32, 48), 200, np.uint8), mode="L").save(
+            tiny_tree / "SaliencyMaps" / f"{image.stem}.png"
+        )
     model = tmp_path / "eps" / "model.pt"
     train_tiny_classifier(tiny_tree, model, method="eps")
     net, meta = load_model(model, ("classifier",))
     assert meta["background"] and net.classifier.out_channels == 21 and net(torch.zeros(1, 3, 32, 32)).shape == (1, 20)
     args = stage_args("make_cams", tiny_config(train_classifier={"method": "eps"}, make_cams={"cam_type": "eps"}))
-    make_cams(model=model, data_root=tiny_tree, out_dir=tmp_path / "cams", out_val_dir=tmp_path / "val", threads=1, **args)
+    make_cams(
+        model=model, data_root=tiny_tree, out_dir=tmp_path / "cams", out_val_dir=tmp_path / "val", threads=1, **args
+    )
     cams, classes = load_cams(tmp_path / "cams" / "i0.npz")
     assert cams.shape == (len(classes), 32, 48) and cams.max() <= 1
     (tiny_tree / "SaliencyMaps" / "i3.png").unlink()
@@ -408,9 +462,9 @@ def test_eps_trains_with_saliency_and_its_cams_drop_the_background(tiny_tree, tm
 def test_score_classifier_measures_how_the_classifier_ranks_each_class(tmp_path):
     """cat images white, dog images black; a head that scores 'cat' by brightness ranks every image
     right (mAP 100), the same head reversed ranks each class's images last."""
+    from conftest import write_voc_tree
     from PIL import Image
 
-    from conftest import write_voc_tree
     from wsss_stages.lib.data.artifacts import read_json
     from wsss_stages.lib.nets.models import CamClassifier, TinyBackbone, model_meta, to_tensor
     from wsss_stages.lib.nets.training import save_model
@@ -419,15 +473,29 @@ def test_score_classifier_measures_how_the_classifier_ranks_each_class(tmp_path)
     labels = {"a": ["cat"], "b": ["cat"], "c": ["dog"], "d": ["dog"], "e": ["cat"], "f": ["dog"]}
     root = write_voc_tree(tmp_path / "voc", {"train": list("abcd"), "val": list("ef")}, labels=labels)
     for image_id, (name,) in labels.items():
-        Image.fromarray(np.full((24, 32, 3), 255 if name == "cat" else 0, np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        Image.fromarray(np.full((24, 32, 3), 255 if name == "cat" else 0, np.uint8)).save(
+            root / "JPEGImages" / f"{image_id}.jpg"
+        )
     torch.manual_seed(0)
     net = CamClassifier(TinyBackbone(8), 20).eval()
     with torch.no_grad():
-        pooled = {v: net.backbone(to_tensor(np.full((24, 32, 3), v, np.uint8), net.backbone.mean, net.backbone.std)[None])["high"].mean((2, 3))[0]
-                  for v in (255, 0)}  # fmt: skip
+        pooled = {
+            v: net.backbone(to_tensor(np.full((24, 32, 3), v, np.uint8), net.backbone.mean, net.backbone.std)[None])[
+                "high"
+            ].mean((2, 3))[0]
+            for v in (255, 0)
+        }
         brighter = pooled[255] - pooled[0]
     cat, dog = 8 - 1, 12 - 1  # VOC indices 8 (cat) and 12 (dog), without the background
-    meta = model_meta("classifier", "tiny", 8, 20, ["background"] + [f"c{i}" for i in range(20)], mean=list(net.backbone.mean), std=list(net.backbone.std))
+    meta = model_meta(
+        "classifier",
+        "tiny",
+        8,
+        20,
+        ["background"] + [f"c{i}" for i in range(20)],
+        mean=list(net.backbone.mean),
+        std=list(net.backbone.std),
+    )
     scores = {}
     for sign in (1.0, -1.0):
         with torch.no_grad():
@@ -435,9 +503,18 @@ def test_score_classifier_measures_how_the_classifier_ranks_each_class(tmp_path)
             net.classifier.weight[cat, :, 0, 0] = sign * brighter
             net.classifier.weight[dog, :, 0, 0] = -sign * brighter
         save_model(tmp_path / "model.pt", net, meta)
-        score_classifier(model=tmp_path / "model.pt", data_root=root, out_json=tmp_path / "map.json", splits=["train", "val"], size=16,
-                         precision="fp32", device="cpu")  # fmt: skip
+        score_classifier(
+            model=tmp_path / "model.pt",
+            data_root=root,
+            out_json=tmp_path / "map.json",
+            splits=["train", "val"],
+            size=16,
+            precision="fp32",
+            device="cpu",
+        )
         scores[sign] = read_json(tmp_path / "map.json")["splits"]
-    assert scores[1.0]["train"] == {"map": pytest.approx(100.0), "images": 4} and scores[1.0]["val"]["map"] == pytest.approx(100.0)
+    assert scores[1.0]["train"] == {"map": pytest.approx(100.0), "images": 4} and scores[1.0]["val"][
+        "map"
+    ] == pytest.approx(100.0)
     # each class's two positives ranked 3rd and 4th of four: AP = (1/3 + 2/4) / 2
     assert scores[-1.0]["train"]["map"] == pytest.approx(100 * (1 / 3 + 2 / 4) / 2)

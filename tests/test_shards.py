@@ -7,8 +7,8 @@ import pytest
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import read_manifest, save_cams, write_manifest
-from wsss_stages.lib.plan.shards import WHOLE, Shard, gather_folder, merged_manifest, shard_from_folder
 from wsss_stages.lib.evaluation.stats import affinity_report, merge_affinity_reports
+from wsss_stages.lib.plan.shards import WHOLE, Shard, gather_folder, merged_manifest, shard_from_folder
 
 IDS = [f"im{i:02d}" for i in range(10)]
 
@@ -48,7 +48,9 @@ def write_shards(tmp_path, count, extra=None):
         mine = shard.take(IDS)
         for i in mine:
             save_cams(folder / f"{i}.npz", np.full((1, 2, 2), 0.5), [3])
-        write_manifest(folder, "cams", mine, **{"scales": [1.0], **(extra or {}).get(k, {})}, **shard.manifest_fields(IDS))
+        write_manifest(
+            folder, "cams", mine, **{"scales": [1.0], **(extra or {}).get(k, {})}, **shard.manifest_fields(IDS)
+        )
         folders.append(folder)
     return folders
 
@@ -87,9 +89,17 @@ def test_affinity_reports_of_shards_merge_to_the_report_of_all_images():
 # ============================================================================ the DAG: sharded = unsharded
 # tests/tiny_config.yaml infers in fp32, so the sharded run must write the finished run's bytes
 SHARDED = ["shards=3", "temporary=[make_affinity_labels]"]
-PER_IMAGE_FOLDERS = ["make_cams/cams", "make_cams/val_cams", "refine_crf/cams/scores", "random_walk/cams/maps", "random_walk/cams/figures",
-                     "make_pseudo_masks/crf/masks", "make_pseudo_masks/none/masks", "make_pseudo_masks/rw/masks",
-                     "predict_segmentation/crf/masks"]  # fmt: skip
+PER_IMAGE_FOLDERS = [
+    "make_cams/cams",
+    "make_cams/val_cams",
+    "refine_crf/cams/scores",
+    "random_walk/cams/maps",
+    "random_walk/cams/figures",
+    "make_pseudo_masks/crf/masks",
+    "make_pseudo_masks/none/masks",
+    "make_pseudo_masks/rw/masks",
+    "predict_segmentation/crf/masks",
+]
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +126,28 @@ def test_sharded_runs_write_byte_identical_artifacts(sharded_and_not):
         assert (sharded / "logs" / f"make_cams_shard{k}of3.log").is_file()  # the shards did run, one job each
         assert (sharded / "benchmarks" / f"refine_crf_cams_shard{k}of3.tsv").is_file()
     assert not (sharded / "make_cams" / "shards").exists()  # temporary: removed once gathered
-    assert not (sharded / "make_affinity_labels" / "labels").exists() and (whole / "make_affinity_labels" / "labels").is_dir()
+    assert (
+        not (sharded / "make_affinity_labels" / "labels").exists()
+        and (whole / "make_affinity_labels" / "labels").is_dir()
+    )
     for folder in PER_IMAGE_FOLDERS:
         files = sorted(p.name for p in (whole / folder).iterdir() if not p.name.startswith("."))
         assert files == sorted(p.name for p in (sharded / folder).iterdir() if not p.name.startswith(".")), folder
         for name in files:
             if name == "manifest.json":
-                assert without_timings(read_manifest(whole / folder)) == without_timings(read_manifest(sharded / folder)), folder
+                assert without_timings(read_manifest(whole / folder)) == without_timings(
+                    read_manifest(sharded / folder)
+                ), folder
             else:
-                assert (whole / folder / name).read_bytes() == (sharded / folder / name).read_bytes(), f"{folder}/{name}"
-    for path in ["eval_pseudo_masks/crf/metrics.json", "eval_pseudo_masks/rw/metrics.json", "eval_segmentation/crf/metrics.json",
-                 "random_walk/cams/diagnostics.json"]:
+                assert (whole / folder / name).read_bytes() == (sharded / folder / name).read_bytes(), (
+                    f"{folder}/{name}"
+                )
+    for path in [
+        "eval_pseudo_masks/crf/metrics.json",
+        "eval_pseudo_masks/rw/metrics.json",
+        "eval_segmentation/crf/metrics.json",
+        "random_walk/cams/diagnostics.json",
+    ]:
         assert json.loads((whole / path).read_text()) == json.loads((sharded / path).read_text()), path
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 from fake_slurm import install
 
@@ -21,8 +20,12 @@ CONFIG = Path(__file__).with_name("tiny_config.yaml")
 # a micro DAG that stops at the seeds' pseudo-masks, with make_cams in two shards (each its own cluster job); the
 # classifier trains 2 epochs: what is tested is the submission, not what it learns. Every job in a chain costs
 # the plugin's status polling (~13 s), so the CRF's three (tune, refine, masks) are left out.
-SETTINGS = ["train_segmentation={enabled: false}", "make_pseudo_masks={refinement: none, compare: []}", "shards={make_cams: 2}",
-            "train_classifier={training: {epochs: 2}}"]
+SETTINGS = [
+    "train_segmentation={enabled: false}",
+    "make_pseudo_masks={refinement: none, compare: []}",
+    "shards={make_cams: 2}",
+    "train_classifier={training: {epochs: 2}}",
+]
 
 
 def profile(tmp_path: Path, account: bool = True, **changes) -> Path:
@@ -38,14 +41,33 @@ def profile(tmp_path: Path, account: bool = True, **changes) -> Path:
     return folder
 
 
-def run_on_fake_cluster(tmp_path: Path, workdir: Path, *args: str, fail: str = "", account: bool = True,
-                        **changes) -> subprocess.CompletedProcess:
+def run_on_fake_cluster(
+    tmp_path: Path, workdir: Path, *args: str, fail: str = "", account: bool = True, **changes
+) -> subprocess.CompletedProcess:
     bin_dir, state = tmp_path / "bin", tmp_path / "cluster"
     install(bin_dir)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               FAKE_SLURM_DIR=str(state), FAKE_SLURM_FAIL=fail)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(CONFIG), "--profile", str(profile(tmp_path, account, **changes)), "--config", *SETTINGS, *args]  # fmt: skip
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        FAKE_SLURM_DIR=str(state),
+        FAKE_SLURM_FAIL=fail,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(CONFIG),
+        "--profile",
+        str(profile(tmp_path, account, **changes)),
+        "--config",
+        *SETTINGS,
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -89,10 +111,15 @@ def test_every_job_asks_for_what_its_rule_declares(cluster_run):
         if stage is None:  # run-level rules (the demo data) use their own declarations
             continue
         if rule.endswith("_gather"):
-            assert options["--mem"] == str(stages["gather_shards"].mem_mb) and options["-t"] == str(stages["gather_shards"].runtime)
+            assert options["--mem"] == str(stages["gather_shards"].mem_mb) and options["-t"] == str(
+                stages["gather_shards"].runtime
+            )
             continue
         assert options["--mem"] == str(stage.mem_mb) and options["-t"] == str(stage.runtime), (rule, options)
-        assert ("--gpus" in options or "--gres" in options) == stage.gpu, (rule, options)  # the tiny config leaves device on auto
+        assert ("--gpus" in options or "--gres" in options) == stage.gpu, (
+            rule,
+            options,
+        )  # the tiny config leaves device on auto
         if isinstance(stage.threads, int):
             assert options["--cpus-per-task"] == str(stage.threads), (rule, options)
 

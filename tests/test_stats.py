@@ -23,6 +23,7 @@ def test_differences_are_described_with_their_noise():
 def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 3, (40, 200))
+
     def confusions(error_rate):
         pred = np.where(rng.random(gt.shape) < error_rate, rng.integers(0, 3, gt.shape), gt)
         return np.stack([np.bincount(g * 3 + p, minlength=9).reshape(3, 3) for g, p in zip(gt, pred)])
@@ -45,14 +46,18 @@ def test_auc_from_histograms():
     pos, neg = rng.normal(1, 1, 4000), rng.normal(0, 1, 4000)
     edges = np.linspace(-5, 6, 2001)
     exact = (pos[:, None] > neg[None, :1000]).mean()
-    assert auc_from_histograms(np.histogram(pos, edges)[0], np.histogram(neg[:1000], edges)[0]) == pytest.approx(exact, abs=0.01)
+    assert auc_from_histograms(np.histogram(pos, edges)[0], np.histogram(neg[:1000], edges)[0]) == pytest.approx(
+        exact, abs=0.01
+    )
 
 
 def load_benchmark_script(name: str):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -66,8 +71,15 @@ def test_the_training_speed_table_takes_each_ratio_within_its_round():
 
     # The machine runs twice as fast in the second round: cells spread; bf16 / fp32 is 1.5, 1.0, 1.1 in the
     # three rounds, so its median is 1.1, where the ratio of the medians would say 1.25.
-    rounds = [{"limit": lim, "limit_bf16": lim, "loops": [timing(lim * 0.9), timing(lim * 0.8)],
-               "loop_bf16": timing(lim * 0.9 * gain)} for lim, gain in ((10.0, 1.5), (20.0, 1.0), (12.0, 1.1))]  # fmt: skip
+    rounds = [
+        {
+            "limit": lim,
+            "limit_bf16": lim,
+            "loops": [timing(lim * 0.9), timing(lim * 0.8)],
+            "loop_bf16": timing(lim * 0.9 * gain),
+        }
+        for lim, gain in ((10.0, 1.5), (20.0, 1.0), (12.0, 1.1))
+    ]
     cells = [c.strip() for c in speed.table_row("net", rounds, bf16=True).strip("|").split("|")]
     assert cells[1] == "12.0 (10.0–20.0)"  # median and range of the fp32 limit
     assert cells[3] == "10.8 (9.0–18.0) (5 %)"
@@ -85,10 +97,20 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
 
     def metrics(miou, val):
         path = tmp_path / f"m{miou}.json"
-        path.write_text(json.dumps({"cam_miou": miou, "cam_miou_val": val, "cam_bg_threshold_best": 0.3, "seed_split": "train",
-                                    "cam_val_split": None if val is None else "val", "cam": {"precision": 50.0, "recall": 60.0},
-                                    "classifier_map": {"train": 99.04, "val": 75.04},
-                                    "provenance": {"machine": {"cpu": "CPU X", "cpu_flags": ["avx2"]}, "git": {"commit": "abc"}}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "cam_miou": miou,
+                    "cam_miou_val": val,
+                    "cam_bg_threshold_best": 0.3,
+                    "seed_split": "train",
+                    "cam_val_split": None if val is None else "val",
+                    "cam": {"precision": 50.0, "recall": 60.0},
+                    "classifier_map": {"train": 99.04, "val": 75.04},
+                    "provenance": {"machine": {"cpu": "CPU X", "cpu_flags": ["avx2"]}, "git": {"commit": "abc"}},
+                }
+            )
+        )
         return path
 
     for seed, (cam, method) in enumerate([(38.0, 40.0), (39.0, 42.0), (38.5, 41.0)]):
@@ -102,7 +124,10 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
     text = repeats.table(rows, "cam")
     puzzle = next(line for line in text.splitlines() if line.startswith("| puzzle"))
     # differences 2, 3, 3: mean 2.67, t-interval ± 4.303 · 0.577 / √3
-    assert "41.17 ± 1.04 (40.00 / 42.00 / 41.50)" in puzzle and "+2.67 [+1.23, +4.10] (n = 3: +2.00 / +3.00 / +3.00)" in puzzle
+    assert (
+        "41.17 ± 1.04 (40.00 / 42.00 / 41.50)" in puzzle
+        and "+2.67 [+1.23, +4.10] (n = 3: +2.00 / +3.00 / +3.00)" in puzzle
+    )
     cam = next(line for line in text.splitlines() if line.startswith("| cam"))
     assert "baseline" in cam and "35.50 ± 0.50 (35.00 / 36.00 / 35.50)" in cam
     with pytest.raises(SystemExit, match="baseline 'gradcam' has no rows"):
@@ -116,9 +141,17 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
     record = tmp_path / "refinements.csv"
     for seed, (none, pamr, chain) in enumerate([(38.0, 42.0, 43.0), (39.0, 43.0, 44.5), (38.5, 42.0, 43.5)]):
         path = tmp_path / f"m{seed}.json"
-        path.write_text(json.dumps({"cam_miou": none, "refinement": "pamr", "pseudo_mask_bg_threshold": 0.3,
-                                    "pseudo_mask": {"precision": 55.0, "recall": 62.0},
-                                    "pseudo_mask_miou_by_refinement": {"pamr": pamr, "none": none, "pamr+crf": chain}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "cam_miou": none,
+                    "refinement": "pamr",
+                    "pseudo_mask_bg_threshold": 0.3,
+                    "pseudo_mask": {"precision": 55.0, "recall": 62.0},
+                    "pseudo_mask_miou_by_refinement": {"pamr": pamr, "none": none, "pamr+crf": chain},
+                }
+            )
+        )
         for name in ("none", "pamr", "pamr+crf"):
             repeats.add(record, name, seed, path, "", refinement=name)
     rows = repeats.read_record(record)
@@ -130,7 +163,9 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
     chain = next(line for line in repeats.table(rows, "pamr").splitlines() if line.startswith("| pamr+crf"))
     # differences 1.0, 1.5, 1.5 to the chain without its last link
     assert "+1.33 [+0.62, +2.05] within noise (n = 3: +1.00 / +1.50 / +1.50)" in chain
-    with pytest.raises(SystemExit, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"):
+    with pytest.raises(
+        SystemExit, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"
+    ):
         repeats.add(record, "scg", 0, tmp_path / "m0.json", "", refinement="scg")
 
 
@@ -142,8 +177,17 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
     for seed, (masks, fp32, bf16) in enumerate([(42.3, 37.5, 37.0), (42.9, 38.0, 38.2), (42.2, 36.9, 36.6)]):
         for name, final in (("fp32", fp32), ("bf16", bf16)):
             path = tmp_path / f"{name}{seed}.json"
-            path.write_text(json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": masks, "segmentation_miou": final,
-                                        "pseudo_mask_bg_threshold": 0.3, "segmentation": {"precision": 56.0, "recall": 57.0}}))
+            path.write_text(
+                json.dumps(
+                    {
+                        "cam_miou": 38.0,
+                        "pseudo_mask_miou": masks,
+                        "segmentation_miou": final,
+                        "pseudo_mask_bg_threshold": 0.3,
+                        "segmentation": {"precision": 56.0, "recall": 57.0},
+                    }
+                )
+            )
             repeats.add(record, name, seed, path, "", segmentation=True)
     rows = repeats.read_record(record)
     first = next(r for r in rows if r["method"] == "bf16" and r["seed"] == "0")
@@ -151,7 +195,9 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
     bf16 = next(line for line in repeats.table(rows, "fp32").splitlines() if line.startswith("| bf16"))
     # same pseudo-masks on train (difference 0 in every seed); on val −0.5, +0.2, −0.3
     assert "+0.00 [+0.00, +0.00]" in bf16 and "(n = 3: -0.50 / +0.20 / -0.30)" in bf16
-    (tmp_path / "seeds_only.json").write_text(json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": 42.0, "segmentation_miou": None}))
+    (tmp_path / "seeds_only.json").write_text(
+        json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": 42.0, "segmentation_miou": None})
+    )
     with pytest.raises(SystemExit, match="no final network"):
         repeats.add(record, "fp32", 3, tmp_path / "seeds_only.json", "", segmentation=True)
 
@@ -159,10 +205,13 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
 def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_each_step_mined(tmp_path):
     """Step 1 finds the left half of the cat, step 2 (on the erased image) its right half and a background patch."""
     from conftest import write_voc_tree
+
     from wsss_stages.lib.data.artifacts import save_cams, save_mask, write_manifest
 
     steps = load_benchmark_script("erasing_steps")
-    tree = write_voc_tree(tmp_path / "VOC2012", {"train": ["a"]}, labels={"a": ["cat"]})  # cat at rows 4:12, columns 4:12
+    tree = write_voc_tree(
+        tmp_path / "VOC2012", {"train": ["a"]}, labels={"a": ["cat"]}
+    )  # cat at rows 4:12, columns 4:12
     cat = 8
     halves = np.zeros((2, 1, 24, 32), np.float32)
     halves[0, 0, 4:12, 4:8] = 1.0
@@ -190,7 +239,11 @@ def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_eac
     assert second["fused"]["miou"] == pytest.approx(100 * np.mean([(valid - 80) / (valid - 64), 64 / 80]), abs=0.01)
     assert second["alone"]["miou"] == pytest.approx(100 * np.mean([(valid - 80) / (valid - 32), 32 / 80]), abs=0.01)
     assert first["alone"] == first["fused"]
-    assert (first["mined_share"], first["mined_right"], first["mined_background"]) == pytest.approx((100 * 32 / valid, 100, 0))
+    assert (first["mined_share"], first["mined_right"], first["mined_background"]) == pytest.approx(
+        (100 * 32 / valid, 100, 0)
+    )
     step2_mined = (second["mined_share"], second["mined_right"], second["mined_background"])
-    assert step2_mined == pytest.approx((100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48))  # what step 2 added: 32 cat, 16 background
+    assert step2_mined == pytest.approx(
+        (100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48)
+    )  # what step 2 added: 32 cat, 16 background
     assert steps.table([first, second]).splitlines()[-1].startswith(f"| 2 | {second['fused']['miou']:.2f} (thr 0.50, ")

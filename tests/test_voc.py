@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import write_voc_tree
 from PIL import Image
 
-from conftest import write_voc_tree
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import save_mask
 from wsss_stages.lib.data.voc import VOC_CLASSES, VOCDataset
@@ -55,8 +55,9 @@ def test_labels_fall_back_to_mask_without_xml(voc_tree):
 
 
 def test_image_without_labels_is_left_out_and_logged(voc_tree, caplog):
-    from wsss_stages.lib.data.voc import split_labelled
     import logging
+
+    from wsss_stages.lib.data.voc import split_labelled
 
     (voc_tree / "Annotations" / "b.xml").write_text("<annotation></annotation>")
     ds = VOCDataset(voc_tree)

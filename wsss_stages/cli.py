@@ -22,6 +22,7 @@ import typing
 from wsss_stages import WsssError, __version__
 from wsss_stages.lib.plan.declare import load_plugins
 
+
 def stages() -> dict:
     """The registered stages (core, built-in plug-ins, and the modules named in WSSS_PLUGINS)."""
     return load_plugins().stages
@@ -124,7 +125,8 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     func = stage_function(stage)
     doc = inspect.getdoc(func) or ""
     parser = argparse.ArgumentParser(
-        prog=f"wsss {stage}", description=doc.split("\n\nArgs:")[0],
+        prog=f"wsss {stage}",
+        description=doc.split("\n\nArgs:")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     hints = typing.get_type_hints(func)
@@ -138,15 +140,25 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
 def _top_level_help() -> str:
     registered = stages()
     width = max(map(len, registered))
-    lines = [f"wsss {__version__}: weakly-supervised semantic segmentation stages", "",
-             "usage: wsss STAGE [options]   (wsss STAGE --help for a stage's options)", "", "stages:"]
+    lines = [
+        f"wsss {__version__}: weakly-supervised semantic segmentation stages",
+        "",
+        "usage: wsss STAGE [options]   (wsss STAGE --help for a stage's options)",
+        "",
+        "stages:",
+    ]
     lines += [f"  {name:<{width}}  {stage.help}" for name, stage in registered.items()]
     return "\n".join(lines)
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,1 +1,10 @@
-"""The library the stages share, in four rooms: plan (torch-free: declarations, the stage graph, config, experiments, shards, code fingerprints), data (datasets and artifact formats), nets (networks, training, inference, devices) and evaluation (metrics, sweeps, statistics, reports)."""
+"""The library the stages share, in four rooms.
+
+- ``plan``: torch-free, what the Snakefile imports: declarations, the stage graph, config, experiments,
+  shards, code fingerprints;
+- ``data``: datasets and every artifact format;
+- ``nets``: networks, training, CAM computation, inference, devices and precision;
+- ``evaluation``: metrics, threshold sweeps, statistics, reports and figures.
+
+A room imports only from rooms listed before it (``plan`` from none of the others).
+"""

@@ -13,17 +13,37 @@ log = logging.getLogger(__name__)
 
 def metrics_table(metrics: dict) -> str:
     rows = [
-        ("CAM seeds", metrics["seed_split"], metrics["cam_miou"], f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}"),
-    ]  # fmt: skip
+        (
+            "CAM seeds",
+            metrics["seed_split"],
+            metrics["cam_miou"],
+            f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}",
+        ),
+    ]
     if metrics.get("cam_miou_val") is not None:
-        rows.append(("CAM seeds", metrics["cam_val_split"], metrics["cam_miou_val"], "at the threshold tuned on "
-                     f"{metrics['seed_split']}"))  # fmt: skip
+        rows.append(
+            (
+                "CAM seeds",
+                metrics["cam_val_split"],
+                metrics["cam_miou_val"],
+                f"at the threshold tuned on {metrics['seed_split']}",
+            )
+        )
     rows += [
-        (f"pseudo-masks ({metrics['refinement']})", metrics["seed_split"], metrics["pseudo_mask_miou"],
-         "background of its own" if metrics["pseudo_mask_bg_threshold"] is None else f"background score {metrics['pseudo_mask_bg_threshold']:.2f}"),
-    ]  # fmt: skip
-    rows += [(f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
-             for name, miou in metrics["pseudo_mask_miou_by_refinement"].items() if name != metrics["refinement"]]  # fmt: skip
+        (
+            f"pseudo-masks ({metrics['refinement']})",
+            metrics["seed_split"],
+            metrics["pseudo_mask_miou"],
+            "background of its own"
+            if metrics["pseudo_mask_bg_threshold"] is None
+            else f"background score {metrics['pseudo_mask_bg_threshold']:.2f}",
+        ),
+    ]
+    rows += [
+        (f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
+        for name, miou in metrics["pseudo_mask_miou_by_refinement"].items()
+        if name != metrics["refinement"]
+    ]
     if metrics["segmentation_miou"] is not None:
         rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
     lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
@@ -44,9 +64,23 @@ def pseudo_mask_threshold(mask_dir: Path) -> float | None:
     return None if value is None else float(value)
 
 
-def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Path, segmentation: Path | None, cam_val: Path | None,
-                      compare: list[str], classifier_info: Path, classifier_map: Path, seeds: Path, out_json: Path, out_md: Path,
-                      experiment: str, refinement: str, threads: int = 1) -> None:
+def summarize_metrics(
+    *,
+    cam_best: Path,
+    pseudo_masks: Path,
+    pseudo_mask_dir: Path,
+    segmentation: Path | None,
+    cam_val: Path | None,
+    compare: list[str],
+    classifier_info: Path,
+    classifier_map: Path,
+    seeds: Path,
+    out_json: Path,
+    out_md: Path,
+    experiment: str,
+    refinement: str,
+    threads: int = 1,
+) -> None:
     """Write results/<experiment>/metrics.json and metrics.md and print the table.
 
     Args:
@@ -94,8 +128,11 @@ def summarize_metrics(*, cam_best: Path, pseudo_masks: Path, pseudo_mask_dir: Pa
         by_refinement[name] = read_json(Path(path))["miou"]
     metrics["pseudo_mask_miou_by_refinement"] = by_refinement
     info = read_json(classifier_info)
-    metrics["provenance"] = {**provenance(), "classifier": {k: info.get(k) for k in ("weights_source", "precision_used", "device_used")},
-                             "cam_precision": read_manifest(seeds).get("dtype")}  # fmt: skip
+    metrics["provenance"] = {
+        **provenance(),
+        "classifier": {k: info.get(k) for k in ("weights_source", "precision_used", "device_used")},
+        "cam_precision": read_manifest(seeds).get("dtype"),
+    }
     write_json(out_json, metrics)
     table = metrics_table(metrics)
     with atomic_path(out_md) as tmp:

@@ -19,9 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.lib.data.artifacts import atomic_dir, atomic_path, load_cams, load_mask, named_items, read_json, read_manifest
-from wsss_stages.lib.evaluation.figures import colour_labels, save_panel
+from wsss_stages.lib.data.artifacts import (
+    atomic_dir,
+    atomic_path,
+    load_cams,
+    load_mask,
+    named_items,
+    read_json,
+    read_manifest,
+)
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.figures import colour_labels, save_panel
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,9 @@ def plot_per_class(tables: dict[str, Path], path: Path) -> None:
     plt.close(fig)
 
 
-def deeplab_masks(model: Path, dataset: VOCDataset, ids: list[str], threads: int) -> tuple[dict[str, np.ndarray], list[float]]:
+def deeplab_masks(
+    model: Path, dataset: VOCDataset, ids: list[str], threads: int
+) -> tuple[dict[str, np.ndarray], list[float]]:
     """The segmentation network's masks for the sample (single scale, flip) and its loss history."""
     import torch
 
@@ -82,9 +92,22 @@ def deeplab_masks(model: Path, dataset: VOCDataset, ids: list[str], threads: int
     return masks, meta["loss_history"]
 
 
-def write_gallery(*, cams: Path, pseudo_masks: list[str], per_class: list[str], classifier_info: Path, segmentation_model: Path | None,
-                  data_root: Path, out_dir: Path, out_curves: Path, out_per_class: Path, split: str, mask_folder: str | None,
-                  images: int, threads: int = 1) -> None:
+def write_gallery(
+    *,
+    cams: Path,
+    pseudo_masks: list[str],
+    per_class: list[str],
+    classifier_info: Path,
+    segmentation_model: Path | None,
+    data_root: Path,
+    out_dir: Path,
+    out_curves: Path,
+    out_per_class: Path,
+    split: str,
+    mask_folder: str | None,
+    images: int,
+    threads: int = 1,
+) -> None:
     """Write the gallery, the training curves and the per-class IoU bars of one experiment.
 
     Args:
@@ -113,9 +136,15 @@ def write_gallery(*, cams: Path, pseudo_masks: list[str], per_class: list[str], 
     with atomic_dir(out_dir) as tmp:
         for image_id in sample:
             maps, _ = load_cams(Path(cams) / f"{image_id}.npz")
-            panels = [("image", dataset.load_image(image_id)), ("ground truth", colour_labels(dataset.load_mask(image_id))),
-                      ("strongest seed CAM", maps.max(0) if maps.shape[0] else np.zeros(maps.shape[1:]))]  # fmt: skip
-            panels += [(f"pseudo-mask: {name}", colour_labels(load_mask(Path(folder) / f"{image_id}.png"))) for name, folder in folders]
+            panels = [
+                ("image", dataset.load_image(image_id)),
+                ("ground truth", colour_labels(dataset.load_mask(image_id))),
+                ("strongest seed CAM", maps.max(0) if maps.shape[0] else np.zeros(maps.shape[1:])),
+            ]
+            panels += [
+                (f"pseudo-mask: {name}", colour_labels(load_mask(Path(folder) / f"{image_id}.png")))
+                for name, folder in folders
+            ]
             if image_id in predicted:
                 panels.append(("DeepLab", colour_labels(predicted[image_id])))
             save_panel(tmp / f"{image_id}.png", image_id, panels)

@@ -24,15 +24,26 @@ from wsss_stages.lib.evaluation.stats import NOISE, describe_difference, mean_st
 
 log = logging.getLogger(__name__)
 
-SCORES = (("cam_miou", "CAM seeds"), ("cam_miou_val", "CAM seeds (val)"), ("pseudo_mask_miou", "pseudo-masks"), ("val_miou", "final val"))
-SUMMARY_KEYS = {"cam_miou": "cam_miou", "cam_miou_val": "cam_miou_val", "pseudo_mask_miou": "pseudo_mask_miou",
-                "val_miou": "segmentation_miou"}
+SCORES = (
+    ("cam_miou", "CAM seeds"),
+    ("cam_miou_val", "CAM seeds (val)"),
+    ("pseudo_mask_miou", "pseudo-masks"),
+    ("val_miou", "final val"),
+)
+SUMMARY_KEYS = {
+    "cam_miou": "cam_miou",
+    "cam_miou_val": "cam_miou_val",
+    "pseudo_mask_miou": "pseudo_mask_miou",
+    "val_miou": "segmentation_miou",
+}
 
 
 def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, dict[str, float]]:
     """experiment → wall seconds of the jobs its repeats need, of those built in its own folders, and
     their CPU seconds, each summed over the repeats; plus the count of jobs never measured."""
-    totals: dict[str, dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "own_seconds": 0.0, "cpu_seconds": 0.0, "missing": 0})
+    totals: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"seconds": 0.0, "own_seconds": 0.0, "cpu_seconds": 0.0, "missing": 0}
+    )
     for folder, tsv in jobs:
         name = groups.get(folder, folder)
         row, entry = read_job_time(Path(tsv)), totals[name]
@@ -46,7 +57,9 @@ def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, 
     return totals
 
 
-def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], labels: dict[str, str], times: dict) -> list[dict]:
+def leaderboard_rows(
+    summaries: list[tuple[str, dict]], groups: dict[str, str], labels: dict[str, str], times: dict
+) -> list[dict]:
     """One row per experiment (in order of first appearance); repeats in the order given."""
     repeats: dict[str, list[dict]] = defaultdict(list)
     for folder, summary in summaries:
@@ -56,8 +69,15 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
     for name, runs in repeats.items():
         first, n = runs[0], len(runs)
         cost = times.get(name, {"seconds": None, "own_seconds": None, "cpu_seconds": None, "missing": 0})
-        row = {"experiment": name, "method": labels.get(name, ""), "refinement": first["refinement"], "repeats": n,
-               "cam_bg_threshold": first["cam_bg_threshold_best"], "seed_split": first["seed_split"], "val_split": first["val_split"]}
+        row = {
+            "experiment": name,
+            "method": labels.get(name, ""),
+            "refinement": first["refinement"],
+            "repeats": n,
+            "cam_bg_threshold": first["cam_bg_threshold_best"],
+            "seed_split": first["seed_split"],
+            "val_split": first["val_split"],
+        }
         for key, summary_key in SUMMARY_KEYS.items():
             values = [run.get(summary_key) for run in runs]
             row[key], row[f"{key}_std"] = mean_std(values)
@@ -66,9 +86,15 @@ def leaderboard_rows(summaries: list[tuple[str, dict]], groups: dict[str, str], 
             row[f"delta_{key}"], row[f"delta_{key}_lo"], row[f"delta_{key}_hi"] = delta
         for key, on_seed_split in (("classifier_map", True), ("classifier_map_val", False)):
             row[key], row[f"{key}_std"] = mean_std([classifier_map(run, on_seed_split) for run in runs])
-        per_repeat = (lambda v: None if v is None else v / n)  # noqa: E731
-        row.update({"wall_seconds": per_repeat(cost["seconds"]), "own_wall_seconds": per_repeat(cost["own_seconds"]),
-                    "cpu_seconds": per_repeat(cost["cpu_seconds"]), "jobs_unmeasured": cost["missing"]})  # fmt: skip
+        per_repeat = lambda v, n=n: None if v is None else v / n
+        row.update(
+            {
+                "wall_seconds": per_repeat(cost["seconds"]),
+                "own_wall_seconds": per_repeat(cost["own_seconds"]),
+                "cpu_seconds": per_repeat(cost["cpu_seconds"]),
+                "jobs_unmeasured": cost["missing"],
+            }
+        )
         rows.append(row)
     return rows
 
@@ -91,9 +117,22 @@ def refinement_rows(summaries: list[tuple[str, dict]], groups: dict[str, str]) -
             prefix = refinement.rpartition("+")[0]
             delta = paired_to(values, [run.get("none") for run in runs]) if refinement != "none" else (None, None, None)
             link = paired_to(values, [run.get(prefix) for run in runs]) if prefix else (None, None, None)
-            rows.append({"experiment": name, "refinement": refinement, "repeats": sum(v is not None for v in values),
-                         "pseudo_mask_miou": mean, "pseudo_mask_miou_std": std, "delta": delta[0], "delta_lo": delta[1], "delta_hi": delta[2],
-                         "prefix": prefix or None, "delta_prefix": link[0], "delta_prefix_lo": link[1], "delta_prefix_hi": link[2]})  # fmt: skip
+            rows.append(
+                {
+                    "experiment": name,
+                    "refinement": refinement,
+                    "repeats": sum(v is not None for v in values),
+                    "pseudo_mask_miou": mean,
+                    "pseudo_mask_miou_std": std,
+                    "delta": delta[0],
+                    "delta_lo": delta[1],
+                    "delta_hi": delta[2],
+                    "prefix": prefix or None,
+                    "delta_prefix": link[0],
+                    "delta_prefix_lo": link[1],
+                    "delta_prefix_hi": link[2],
+                }
+            )
     return rows
 
 
@@ -104,18 +143,31 @@ def paired_to(values: list, reference: list) -> tuple:
 
 
 def render_refinements(rows: list[dict]) -> str:
-    lines = ["## Refinements of the same CAMs", "",
-             "Every refinement an experiment scored on the seed split (`make_pseudo_masks.refinement` and `compare`): mIoU in %, "
-             "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), and for a "
-             "chain to the chain without its last link, with its 95 % t-interval, marked as above.", "",
-             "| experiment | refinement | n | pseudo-masks | Δ vs seeds | Δ of the last link |",
-             "| --- | --- | ---: | ---: | --- | --- |"]  # fmt: skip
+    lines = [
+        "## Refinements of the same CAMs",
+        "",
+        "Every refinement an experiment scored on the seed split (`make_pseudo_masks.refinement` and `compare`): mIoU "
+        "in %, "
+        "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), and for a "
+        "chain to the chain without its last link, with its 95 % t-interval, marked as above.",
+        "",
+        "| experiment | refinement | n | pseudo-masks | Δ vs seeds | Δ of the last link |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
     for row in rows:
-        text = fmt(row["pseudo_mask_miou"]) + (f" ± {row['pseudo_mask_miou_std']:.2f}" if row["pseudo_mask_miou_std"] is not None else "")
-        delta = "seeds" if row["refinement"] == "none" else describe_difference(row["delta"], row["delta_lo"], row["delta_hi"])
+        text = fmt(row["pseudo_mask_miou"]) + (
+            f" ± {row['pseudo_mask_miou_std']:.2f}" if row["pseudo_mask_miou_std"] is not None else ""
+        )
+        delta = (
+            "seeds"
+            if row["refinement"] == "none"
+            else describe_difference(row["delta"], row["delta_lo"], row["delta_hi"])
+        )
         link = ""
         if row["prefix"]:
-            link = f"vs {row['prefix']}: " + describe_difference(row["delta_prefix"], row["delta_prefix_lo"], row["delta_prefix_hi"])
+            link = f"vs {row['prefix']}: " + describe_difference(
+                row["delta_prefix"], row["delta_prefix_lo"], row["delta_prefix_hi"]
+            )
         lines.append(f"| {row['experiment']} | {row['refinement']} | {row['repeats']} | {text} | {delta} | {link} |")
     return "\n".join(lines) + "\n"
 
@@ -134,27 +186,40 @@ def render_markdown(rows: list[dict]) -> str:
 
     seed_split = rows[0]["seed_split"]
     val_split = next((r["val_split"] for r in rows if r["val_split"]), "val")
-    lines = ["# Leaderboard", "",
-             f"mIoU in %, mean ± sample std over the repeats (training seeds; n = repeats): CAM seeds at their best "
-             f"background threshold and pseudo-masks on `{seed_split}` (thresholds swept there), the seeds on `{val_split}` "
-             f"at that threshold (never tuned there), the DeepLab trained on "
-             f"the pseudo-masks on `{val_split}`. Δ: the paired difference to the first experiment ({rows[0]['experiment']}), "
-             "repeat by repeat (same seed), with its 95 % t-interval; differences below "
-             f"{NOISE:g} points are marked *within noise*, intervals that hold 0 *spans 0*. Wall time: every job one "
-             "repeat needs, shared ones included; *own*: the jobs built in the experiment's own folders; CPU: their "
-             "CPU time. Classifier mAP: multi-label, background excluded, one forward per image (score_classifier). "
-             "Best mean per column in bold.", "",
-             "| experiment | method | refinement | n | CAM seeds | Δ seeds | bg thr | seeds (val) | Δ seeds (val) | pseudo-masks | "
-             f"Δ pseudo-masks | final val | Δ final val | classifier mAP ({seed_split} / val) | wall time (s) | own (s) | CPU (s) |",
-             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "# Leaderboard",
+        "",
+        f"mIoU in %, mean ± sample std over the repeats (training seeds; n = repeats): CAM seeds at their best "
+        f"background threshold and pseudo-masks on `{seed_split}` (thresholds swept there), the seeds on `{val_split}` "
+        f"at that threshold (never tuned there), the DeepLab trained on "
+        f"the pseudo-masks on `{val_split}`. Δ: the paired difference to the first experiment "
+        f"({rows[0]['experiment']}), "
+        "repeat by repeat (same seed), with its 95 % t-interval; differences below "
+        f"{NOISE:g} points are marked *within noise*, intervals that hold 0 *spans 0*. Wall time: every job one "
+        "repeat needs, shared ones included; *own*: the jobs built in the experiment's own folders; CPU: their "
+        "CPU time. Classifier mAP: multi-label, background excluded, one forward per image (score_classifier). "
+        "Best mean per column in bold.",
+        "",
+        "| experiment | method | refinement | n | CAM seeds | Δ seeds | bg thr | seeds (val) | Δ seeds (val) | "
+        "pseudo-masks | "
+        f"Δ pseudo-masks | final val | Δ final val | classifier mAP ({seed_split} / val) | wall time (s) | own (s) | "
+        f"CPU (s) |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | "
+        "---: |",
+    ]
     for row in rows:
-        wall = fmt(row["wall_seconds"], 0) + (f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else "")
-        lines.append(f"| {row['experiment']} | {row['method']} | {row['refinement']} | {row['repeats']} | "
-                     f"{score(row, 'cam_miou')} | {delta(row, 'cam_miou')} | {fmt(row['cam_bg_threshold'])} | "
-                     f"{score(row, 'cam_miou_val')} | {delta(row, 'cam_miou_val')} | "
-                     f"{score(row, 'pseudo_mask_miou')} | {delta(row, 'pseudo_mask_miou')} | {score(row, 'val_miou')} | "
-                     f"{delta(row, 'val_miou')} | {fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)} | {wall} | "
-                     f"{fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |")  # fmt: skip
+        wall = fmt(row["wall_seconds"], 0) + (
+            f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else ""
+        )
+        lines.append(
+            f"| {row['experiment']} | {row['method']} | {row['refinement']} | {row['repeats']} | "
+            f"{score(row, 'cam_miou')} | {delta(row, 'cam_miou')} | {fmt(row['cam_bg_threshold'])} | "
+            f"{score(row, 'cam_miou_val')} | {delta(row, 'cam_miou_val')} | "
+            f"{score(row, 'pseudo_mask_miou')} | {delta(row, 'pseudo_mask_miou')} | {score(row, 'val_miou')} | "
+            f"{delta(row, 'val_miou')} | {fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)} | "
+            f"{wall} | "
+            f"{fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -180,8 +245,17 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_leaderboard(*, out_md: Path, out_csv: Path, out_plot: Path | None, summaries: list[str], groups: list[str], jobs: list[str],
-                      labels: list[str], threads: int = 1) -> None:
+def write_leaderboard(
+    *,
+    out_md: Path,
+    out_csv: Path,
+    out_plot: Path | None,
+    summaries: list[str],
+    groups: list[str],
+    jobs: list[str],
+    labels: list[str],
+    threads: int = 1,
+) -> None:
     """Write the leaderboard of several experiments and their repeats.
 
     Args:

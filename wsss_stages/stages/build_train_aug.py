@@ -62,7 +62,9 @@ def build_train_aug(*, sbd: Path, voc: Path, threads: int = 1) -> None:
     train_aug = sorted((set(voc_train) | set(sbd_ids)) - set(voc_val))
     missing = [i for i in sorted(set(sbd_ids) | official) if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:
-        raise WsssError(f"{len(missing)} image(s) of SBD / VOC lists are not in {voc / 'JPEGImages'}, first: {missing[:3]}")
+        raise WsssError(
+            f"{len(missing)} image(s) of SBD / VOC lists are not in {voc / 'JPEGImages'}, first: {missing[:3]}"
+        )
     with atomic_dir(out_masks) as tmp:
         for image_id in progress(sorted(official), desc="VOC masks"):
             shutil.copyfile(voc / "SegmentationClass" / f"{image_id}.png", tmp / f"{image_id}.png")
@@ -70,5 +72,12 @@ def build_train_aug(*, sbd: Path, voc: Path, threads: int = 1) -> None:
             save_mask(tmp / f"{image_id}.png", sbd_mask(sbd / "cls" / f"{image_id}.mat"))
     with atomic_path(out_list) as tmp:
         tmp.write_text("".join(f"{i}\n" for i in train_aug))
-    log.info("train_aug: %d images (VOC train %d, SBD %d, minus VOC val %d); %d masks in %s", len(train_aug), len(voc_train),
-             len(sbd_ids), len(voc_val), len(official | set(sbd_ids)), out_masks)  # fmt: skip
+    log.info(
+        "train_aug: %d images (VOC train %d, SBD %d, minus VOC val %d); %d masks in %s",
+        len(train_aug),
+        len(voc_train),
+        len(sbd_ids),
+        len(voc_val),
+        len(official | set(sbd_ids)),
+        out_masks,
+    )

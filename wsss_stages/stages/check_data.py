@@ -22,8 +22,8 @@ from PIL import Image
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import IGNORE, write_json
-from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 SHOWN = 50  # problems listed in the error message (all of them are in the log)
@@ -86,7 +86,9 @@ def check_labels(dataset: VOCDataset, image_id: str, has_mask: bool) -> str | No
     return f"{path}: unknown class name(s) {unknown}" if unknown else None
 
 
-def check_one(image_id: str, *, dataset: VOCDataset, scored: frozenset, saliency: bool, masks: bool) -> tuple[list[str], bool]:
+def check_one(
+    image_id: str, *, dataset: VOCDataset, scored: frozenset, saliency: bool, masks: bool
+) -> tuple[list[str], bool]:
     """The problems of one image and whether it is a scored image without a mask."""
     size, problem = check_image_file(dataset.image_path(image_id))
     problems = [problem] if problem else []
@@ -99,8 +101,17 @@ def check_one(image_id: str, *, dataset: VOCDataset, scored: frozenset, saliency
     return [p for p in problems if p], image_id in scored and not has_mask
 
 
-def check_data(*, data_root: Path, out_report: Path, splits: list[str], scored_splits: list[str], mask_folder: str | None,
-               allow_missing_masks: bool, fingerprint: str, threads: int = 1) -> None:
+def check_data(
+    *,
+    data_root: Path,
+    out_report: Path,
+    splits: list[str],
+    scored_splits: list[str],
+    mask_folder: str | None,
+    allow_missing_masks: bool,
+    fingerprint: str,
+    threads: int = 1,
+) -> None:
     """Check every file the run will read; write a report, or fail listing every problem.
 
     Args:
@@ -118,7 +129,7 @@ def check_data(*, data_root: Path, out_report: Path, splits: list[str], scored_s
     dataset = VOCDataset(Path(data_root).resolve(), mask_folder)
     problems, members = [], {}
     try:
-        dataset.class_names
+        _ = dataset.class_names  # reads the class list: a missing or malformed one is a problem to report
     except WsssError as error:
         problems.append(str(error))
     for split in splits:
@@ -138,19 +149,29 @@ def check_data(*, data_root: Path, out_report: Path, splits: list[str], scored_s
     for image_problems, _ in results:
         problems += image_problems
     if missing and masks is not None and not allow_missing_masks:
-        problems.append(f"{len(missing)} image(s) of the scored splits {scored_splits} have no mask in {masks}, "
-                        f"first: {missing[:5]} (set check_data.allow_missing_masks to score without them)")
+        problems.append(
+            f"{len(missing)} image(s) of the scored splits {scored_splits} have no mask in {masks}, "
+            f"first: {missing[:5]} (set check_data.allow_missing_masks to score without them)"
+        )
     seconds = time.perf_counter() - start
     for problem in problems:
         log.error("%s", problem)
     if problems:
-        listed = "\n  ".join(problems[:SHOWN]) + (f"\n  … and {len(problems) - SHOWN} more (see the log)" if len(problems) > SHOWN else "")
+        listed = "\n  ".join(problems[:SHOWN]) + (
+            f"\n  … and {len(problems) - SHOWN} more (see the log)" if len(problems) > SHOWN else ""
+        )
         raise WsssError(f"{len(problems)} problem(s) in {dataset.root}:\n  {listed}")
     if missing:
         log.warning("%d scored image(s) have no mask and will not be scored, first: %s", len(missing), missing[:5])
-    report = {"data_root": str(Path(dataset.root).resolve()), "fingerprint": fingerprint, "images": len(unique),
-              "splits": {s: len(ids) for s, ids in members.items()}, "saliency_maps": saliency,
-              "missing_masks": {"count": len(missing), "first": missing[:10]}, "seconds": round(seconds, 2),
-              "seconds_per_1000_images": round(1000 * seconds / max(len(unique), 1), 2)}  # fmt: skip
+    report = {
+        "data_root": str(Path(dataset.root).resolve()),
+        "fingerprint": fingerprint,
+        "images": len(unique),
+        "splits": {s: len(ids) for s, ids in members.items()},
+        "saliency_maps": saliency,
+        "missing_masks": {"count": len(missing), "first": missing[:10]},
+        "seconds": round(seconds, 2),
+        "seconds_per_1000_images": round(1000 * seconds / max(len(unique), 1), 2),
+    }
     write_json(out_report, report)
     log.info("%d images of %s checked in %.1f s: no problem", len(unique), dataset.root, seconds)

@@ -15,7 +15,8 @@ def convert_dataset(*, kind: str, source: dict, out_dir: Path, threads: int = 1)
 
     Args:
         kind: coco or folder (config key dataset)
-        source: the config section of that kind (coco: splits -> images, annotations; folder: images, labels, classes, masks)
+        source: the config section of that kind (coco: splits -> images, annotations; folder: images, labels, classes,
+            masks)
         out_dir: the tree to create, e.g. results/convert_dataset/<key>/VOC2012
         threads: unused (one process)
     """

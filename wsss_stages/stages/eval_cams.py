@@ -1,4 +1,6 @@
-"""Stage eval_cams: background-threshold sweep of CAM-format maps on a split with masks (tune on train, never on val)."""
+"""Stage eval_cams: background-threshold sweep of CAM-format maps on a split with masks.
+
+Thresholds are tuned on train, never on val."""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks
 from wsss_stages.lib.evaluation.metrics import confusion_matrix
-from wsss_stages.lib.nets.runtime import progress
 from wsss_stages.lib.evaluation.sweeps import write_sweep
 from wsss_stages.lib.evaluation.thresholds import strongest
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.runtime import progress
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,19 @@ def sweep_confusions(dataset: VOCDataset, cams_dir: Path, ids: list[str], thresh
     return conf
 
 
-def eval_cams(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out_per_class: Path, out_plot: Path, split: str,
-              thresholds: list[float], mask_folder: str | None, threads: int = 1) -> None:
+def eval_cams(
+    *,
+    cams: Path,
+    data_root: Path,
+    out_csv: Path,
+    out_best: Path,
+    out_per_class: Path,
+    out_plot: Path,
+    split: str,
+    thresholds: list[float],
+    mask_folder: str | None,
+    threads: int = 1,
+) -> None:
     """Sweep the CAM background threshold; write the sweep table, the best threshold and per-class scores.
 
     Args:
@@ -50,6 +63,22 @@ def eval_cams(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out
     cams = Path(cams)
     ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
     conf = sweep_confusions(dataset, cams, ids, list(thresholds))
-    best = write_sweep(conf, list(thresholds), dataset.class_names, split, len(ids), out_csv=out_csv, out_best=out_best,
-                       out_per_class=out_per_class, out_plot=out_plot, title="CAM background threshold")
-    log.info("best CAM background threshold %.2f: mIoU %.2f on %d images of '%s'", best["best_threshold"], best["miou"], len(ids), split)
+    best = write_sweep(
+        conf,
+        list(thresholds),
+        dataset.class_names,
+        split,
+        len(ids),
+        out_csv=out_csv,
+        out_best=out_best,
+        out_per_class=out_per_class,
+        out_plot=out_plot,
+        title="CAM background threshold",
+    )
+    log.info(
+        "best CAM background threshold %.2f: mIoU %.2f on %d images of '%s'",
+        best["best_threshold"],
+        best["miou"],
+        len(ids),
+        split,
+    )

@@ -7,8 +7,17 @@ from pathlib import Path
 from wsss_stages.lib.evaluation.evaluation import evaluate_mask_folder
 
 
-def eval_segmentation(*, masks: Path, data_root: Path, out_json: Path, out_csv: Path, out_per_image: Path, split: str,
-                      mask_folder: str | None, threads: int = 1) -> None:
+def eval_segmentation(
+    *,
+    masks: Path,
+    data_root: Path,
+    out_json: Path,
+    out_csv: Path,
+    out_per_image: Path,
+    split: str,
+    mask_folder: str | None,
+    threads: int = 1,
+) -> None:
     """mIoU, per-class IoU, precision and recall of predicted masks (val in the standard protocol).
 
     Args:
@@ -21,5 +30,12 @@ def eval_segmentation(*, masks: Path, data_root: Path, out_json: Path, out_csv: 
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         threads: unused (one process)
     """
-    evaluate_mask_folder(masks=masks, data_root=data_root, split=split, out_json=out_json, out_csv=out_csv, out_per_image=out_per_image,
-                         mask_folder=mask_folder)
+    evaluate_mask_folder(
+        masks=masks,
+        data_root=data_root,
+        split=split,
+        out_json=out_json,
+        out_csv=out_csv,
+        out_per_image=out_per_image,
+        mask_folder=mask_folder,
+    )

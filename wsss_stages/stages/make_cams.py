@@ -10,18 +10,32 @@ import logging
 from pathlib import Path
 
 from wsss_stages import WsssError
-from wsss_stages.lib.nets.cams import write_cams
-from wsss_stages.lib.plan.declare import load_plugins
-from wsss_stages.lib.nets.runtime import set_threads
-from wsss_stages.lib.plan.shards import Shard
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.cams import write_cams
+from wsss_stages.lib.nets.runtime import set_threads
+from wsss_stages.lib.plan.declare import load_plugins
+from wsss_stages.lib.plan.shards import Shard
 
 log = logging.getLogger(__name__)
 
 
-def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path, splits: list[str], val_split: str | None,
-              scales: list[float], flip: bool, precision: str, cam_type: str, cam_options: dict, device: str, shard: str = "0/1",
-              threads: int = 1) -> None:
+def make_cams(
+    *,
+    model: Path,
+    data_root: Path,
+    out_dir: Path,
+    out_val_dir: Path,
+    splits: list[str],
+    val_split: str | None,
+    scales: list[float],
+    flip: bool,
+    precision: str,
+    cam_type: str,
+    cam_options: dict,
+    device: str,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Compute normalised multi-scale CAMs for every labelled image of the given splits.
 
     Args:
@@ -47,6 +61,18 @@ def make_cams(*, model: Path, data_root: Path, out_dir: Path, out_val_dir: Path,
     dataset = VOCDataset(data_root)
     ids = list(dict.fromkeys(i for split in splits for i in dataset.split_ids(split)))
     for folder, wanted in ((out_dir, ids), (out_val_dir, dataset.split_ids(val_split) if val_split else [])):
-        written = write_cams(model=model, dataset=dataset, ids=wanted, out_dir=folder, scales=scales, flip=flip, precision=precision,
-                             device=device, source=source, options=cam_options, log=log, shard=Shard.parse(shard))  # fmt: skip
+        written = write_cams(
+            model=model,
+            dataset=dataset,
+            ids=wanted,
+            out_dir=folder,
+            scales=scales,
+            flip=flip,
+            precision=precision,
+            device=device,
+            source=source,
+            options=cam_options,
+            log=log,
+            shard=Shard.parse(shard),
+        )
         log.info("wrote %d CAM files to %s", len(written), folder)

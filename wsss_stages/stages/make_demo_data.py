@@ -34,8 +34,19 @@ CLASSES = ("background", "boat", "cat", "car", "bird")
 WATER_WITH_BOAT, WATER_OTHERWISE = 0.8, 0.05
 CLUTTER_PROBABILITY = 0.3
 TEXTURES = ("water", "grass", "sand", "cobbles")
-BODY_COLOURS = np.array([[150, 110, 80], [120, 120, 130], [170, 140, 100], [100, 90, 120], [140, 100, 100],
-                         [110, 130, 110], [160, 150, 140], [90, 100, 90]], np.float32)  # fmt: skip
+BODY_COLOURS = np.array(
+    [
+        [150, 110, 80],
+        [120, 120, 130],
+        [170, 140, 100],
+        [100, 90, 120],
+        [140, 100, 100],
+        [110, 130, 110],
+        [160, 150, 140],
+        [90, 100, 90],
+    ],
+    np.float32,
+)
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +106,12 @@ def marking_mask(cls: int, size: int, centre: tuple[float, float], radius: float
     if name == "cat":  # disc
         return r <= radius * 0.85
     if name == "car":  # plus sign
-        return ((np.abs(dx) <= radius * 0.4) & (np.abs(dy) <= radius)) | ((np.abs(dy) <= radius * 0.4) & (np.abs(dx) <= radius))
-    return (np.abs(dy) <= radius) & (np.abs(dx) <= radius) & (((dx + radius) // max(radius * 0.67, 1)) % 2 == 0)  # bird: bars
+        return ((np.abs(dx) <= radius * 0.4) & (np.abs(dy) <= radius)) | (
+            (np.abs(dy) <= radius * 0.4) & (np.abs(dx) <= radius)
+        )
+    return (
+        (np.abs(dy) <= radius) & (np.abs(dx) <= radius) & (((dx + radius) // max(radius * 0.67, 1)) % 2 == 0)
+    )  # bird: bars
 
 
 MARK_COLOURS = {"boat": (230, 40, 40), "cat": (40, 225, 235), "car": (250, 250, 250), "bird": (220, 40, 220)}
@@ -157,8 +172,9 @@ def _saliency(foreground: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val: int, image_size: int, seed: int,
-                   threads: int = 1) -> None:
+def make_demo_data(
+    *, out_dir: Path, num_train: int, num_seed_eval: int, num_val: int, image_size: int, seed: int, threads: int = 1
+) -> None:
     """Write the demo dataset as a VOC2012-layout folder.
 
     Args:
@@ -171,8 +187,10 @@ def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val
         threads: unused (one process)
     """
     out_dir = Path(out_dir)
-    splits = {"train_aug": [f"demo_train_{i:05d}" for i in range(num_train)],
-              "val": [f"demo_val_{i:05d}" for i in range(num_val)]}  # fmt: skip
+    splits = {
+        "train_aug": [f"demo_train_{i:05d}" for i in range(num_train)],
+        "val": [f"demo_val_{i:05d}" for i in range(num_val)],
+    }
     splits["train"] = splits["train_aug"][:num_seed_eval]
     with atomic_dir(out_dir) as tmp:
         for folder in ("JPEGImages", "SegmentationClass", "Annotations", "SaliencyMaps", "ImageSets/Segmentation"):
@@ -180,12 +198,18 @@ def make_demo_data(*, out_dir: Path, num_train: int, num_seed_eval: int, num_val
         (tmp / "classes.txt").write_text("\n".join(CLASSES) + "\n")
         for split in ("train_aug", "val"):
             for index, image_id in enumerate(splits[split]):
-                image, mask, saliency, names = render_image(index, "train" if split == "train_aug" else "val", image_size, seed)
+                image, mask, saliency, names = render_image(
+                    index, "train" if split == "train_aug" else "val", image_size, seed
+                )
                 Image.fromarray(image).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=95)
                 save_mask(tmp / "SegmentationClass" / f"{image_id}.png", mask)
                 Image.fromarray(saliency).save(tmp / "SaliencyMaps" / f"{image_id}.png")
-                (tmp / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, image_size, image_size, names))
+                (tmp / "Annotations" / f"{image_id}.xml").write_text(
+                    annotation_xml(image_id, image_size, image_size, names)
+                )
         for split, ids in splits.items():
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         write_manifest(tmp, "voc-tree", splits["train_aug"] + splits["val"], classes=list(CLASSES))
-    log.info("wrote %d train_aug (%d with scored masks) and %d val images to %s", num_train, num_seed_eval, num_val, out_dir)
+    log.info(
+        "wrote %d train_aug (%d with scored masks) and %d val images to %s", num_train, num_seed_eval, num_val, out_dir
+    )

@@ -9,15 +9,24 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import IGNORE, atomic_dir, load_score_like, read_maps_manifest, save_mask, write_manifest
+from wsss_stages.lib.data.artifacts import (
+    IGNORE,
+    atomic_dir,
+    load_score_like,
+    read_maps_manifest,
+    save_mask,
+    write_manifest,
+)
+from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.lib.plan.shards import Shard
-from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 
 log = logging.getLogger(__name__)
 
 
-def scores_to_mask(scores: np.ndarray, classes: np.ndarray, ignore_band: tuple[float, float] | None = None) -> np.ndarray:
+def scores_to_mask(
+    scores: np.ndarray, classes: np.ndarray, ignore_band: tuple[float, float] | None = None
+) -> np.ndarray:
     """Label map from score maps ``[1+K, H, W]`` (channel 0 = background).
 
     Without a band every pixel takes its argmax class. With ``(bg_below, fg_above)`` the
@@ -44,8 +53,16 @@ def _write_one(image_id: str, *, source: Path, kind: str, threshold: float | Non
     save_mask(out_dir / f"{image_id}.png", scores_to_mask(scores, classes, band))
 
 
-def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] | None, bg_threshold: float | None, bg_threshold_sweep: Path | None, shard: str = "0/1",
-                      threads: int = 1) -> None:
+def make_pseudo_masks(
+    *,
+    scores: Path,
+    out_dir: Path,
+    ignore_band: list[float] | None,
+    bg_threshold: float | None,
+    bg_threshold_sweep: Path | None,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Write one palette PNG per image (255 = ignore) from a make_cams or refiner folder.
 
     Args:
@@ -64,13 +81,25 @@ def make_pseudo_masks(*, scores: Path, out_dir: Path, ignore_band: list[float] |
     band = None
     if ignore_band is not None:
         if len(ignore_band) != 2 or not 0 <= ignore_band[0] <= ignore_band[1] <= 1:
-            raise WsssError(f"ignore band {ignore_band} must be two numbers 0 <= low <= high <= 1 (config key: make_pseudo_masks.ignore_band)")
+            raise WsssError(
+                f"ignore band {ignore_band} must be two numbers 0 <= low <= high <= 1 (config key: "
+                f"make_pseudo_masks.ignore_band)"
+            )
         band = (float(ignore_band[0]), float(ignore_band[1]))
     part = Shard.parse(shard)
     ids = part.take(manifest["ids"])
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_write_one, source=Path(scores), kind=kind, threshold=threshold, band=band, out_dir=tmp)
+        work = functools.partial(
+            _write_one, source=Path(scores), kind=kind, threshold=threshold, band=band, out_dir=tmp
+        )
         parallel_map(work, ids, threads, desc="make_pseudo_masks")
-        write_manifest(tmp, "masks", ids, source=str(scores), bg_threshold=threshold, ignore_band=band,
-                       **part.manifest_fields(manifest["ids"]))
+        write_manifest(
+            tmp,
+            "masks",
+            ids,
+            source=str(scores),
+            bg_threshold=threshold,
+            ignore_band=band,
+            **part.manifest_fields(manifest["ids"]),
+        )
     log.info("wrote %d pseudo-masks from %s (%s)", len(ids), scores, kind)

@@ -2,7 +2,8 @@
 
 Not a pipeline stage (no rule runs it): the command a user runs after training, e.g.
 
-    wsss predict --model results/voc12_cpu/train_segmentation/crf/model.pt --images my_photos/ --out-dir my_masks/ --overlays true
+    wsss predict --model results/voc12_cpu/train_segmentation/crf/model.pt --images my_photos/ --out-dir my_masks/
+    --overlays true
 
 Writes ``<name>.png`` palette masks (the VOC colours, class index = pixel value) and, when asked,
 ``<name>_overlay.jpg`` (the image with the mask blended over it), with a progress bar.
@@ -46,8 +47,19 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarr
     return blended.round().astype(np.uint8)
 
 
-def predict(*, model: Path, images: Path, out_dir: Path, overlays: bool = False, scales: list[float] = (1.0,), flip: bool = True,
-            crf: bool = False, precision: str = "auto", device: str = "auto", threads: int = 1) -> None:
+def predict(
+    *,
+    model: Path,
+    images: Path,
+    out_dir: Path,
+    overlays: bool = False,
+    scales: list[float] = (1.0,),
+    flip: bool = True,
+    crf: bool = False,
+    precision: str = "auto",
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
     """Predict a palette-PNG mask (and optionally an overlay) for every image of a folder.
 
     Args:
@@ -77,5 +89,7 @@ def predict(*, model: Path, images: Path, out_dir: Path, overlays: bool = False,
             save_mask(tmp / f"{path.stem}.png", mask)
             if overlays:
                 Image.fromarray(overlay(image, mask)).save(tmp / f"{path.stem}_overlay.jpg", quality=90)
-        write_manifest(tmp, "masks", [p.stem for p in files], model=str(model), class_names=meta["class_names"], images=str(images))
+        write_manifest(
+            tmp, "masks", [p.stem for p in files], model=str(model), class_names=meta["class_names"], images=str(images)
+        )
     log.info("predicted %d images of %s into %s", len(files), images, out_dir)

@@ -11,13 +11,24 @@ from pathlib import Path
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks, score_predictions
 from wsss_stages.lib.evaluation.thresholds import cam_labels, resolve_threshold
-from wsss_stages.lib.data.voc import VOCDataset
 
 
-def score_cams(*, cams: Path, data_root: Path, out_json: Path, out_csv: Path, out_per_image: Path, split: str, mask_folder: str | None,
-               bg_threshold: float | None, bg_threshold_sweep: Path | None, threads: int = 1) -> None:
+def score_cams(
+    *,
+    cams: Path,
+    data_root: Path,
+    out_json: Path,
+    out_csv: Path,
+    out_per_image: Path,
+    split: str,
+    mask_folder: str | None,
+    bg_threshold: float | None,
+    bg_threshold_sweep: Path | None,
+    threads: int = 1,
+) -> None:
     """Score CAMs thresholded at a fixed background threshold on a split with masks.
 
     Args:
@@ -38,6 +49,13 @@ def score_cams(*, cams: Path, data_root: Path, out_json: Path, out_csv: Path, ou
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
     ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
-    score_predictions(dataset=dataset, ids=ids, predict=lambda i: cam_labels(*load_cams(cams / f"{i}.npz"), threshold).astype("uint8"),
-                      split=split, out_json=out_json, out_csv=out_csv, out_per_image=out_per_image,
-                      what=f"CAMs at background threshold {threshold:.2f}")  # fmt: skip
+    score_predictions(
+        dataset=dataset,
+        ids=ids,
+        predict=lambda i: cam_labels(*load_cams(cams / f"{i}.npz"), threshold).astype("uint8"),
+        split=split,
+        out_json=out_json,
+        out_csv=out_csv,
+        out_per_image=out_per_image,
+        what=f"CAMs at background threshold {threshold:.2f}",
+    )

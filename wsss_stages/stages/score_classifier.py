@@ -13,15 +13,24 @@ import logging
 from pathlib import Path
 
 from wsss_stages.lib.data.artifacts import write_json
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.classification import classification_map
 from wsss_stages.lib.nets.runtime import inference_dtype, pick_device, set_threads
-from wsss_stages.lib.data.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
 
-def score_classifier(*, model: Path, data_root: Path, out_json: Path, splits: list[str], size: int, precision: str, device: str,
-                     threads: int = 1) -> None:
+def score_classifier(
+    *,
+    model: Path,
+    data_root: Path,
+    out_json: Path,
+    splits: list[str],
+    size: int,
+    precision: str,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Write the classification mAP of a classifier on each split's labelled images.
 
     Args:
@@ -39,7 +48,10 @@ def score_classifier(*, model: Path, data_root: Path, out_json: Path, splits: li
     scores = {}
     for split in splits:
         ids = [i for i in dataset.split_ids(split) if dataset.labels(i).size]
-        scores[split] = {"map": classification_map(model, dataset, ids, torch_device, precision=precision, size=size), "images": len(ids)}
+        scores[split] = {
+            "map": classification_map(model, dataset, ids, torch_device, precision=precision, size=size),
+            "images": len(ids),
+        }
         log.info("%s: classification mAP %.2f %% on %d images", split, scores[split]["map"], len(ids))
     dtype = inference_dtype(precision, torch_device)
     write_json(out_json, {"size": size, "precision": str(dtype or "torch.float32"), "splits": scores})

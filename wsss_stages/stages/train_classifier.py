@@ -12,8 +12,20 @@ from wsss_stages.lib.nets.classifier import train_cam_classifier
 from wsss_stages.lib.nets.runtime import set_threads
 
 
-def train_classifier(*, data_root: Path, out_model: Path, out_info: Path, split: str, backbone: dict, training: dict, method: str,
-                     method_options: dict, seed: int, device: str, threads: int = 1) -> None:
+def train_classifier(
+    *,
+    data_root: Path,
+    out_model: Path,
+    out_info: Path,
+    split: str,
+    backbone: dict,
+    training: dict,
+    method: str,
+    method_options: dict,
+    seed: int,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Train a CAM classifier with the chosen method (poly LR, 10x LR on the head), resumable.
 
     Checkpoints go to results/<experiment>/.checkpoints/train_classifier/ and are resumed when the
@@ -33,5 +45,15 @@ def train_classifier(*, data_root: Path, out_model: Path, out_info: Path, split:
         threads: CPU threads to use
     """
     set_threads(threads)
-    train_cam_classifier(data_root=data_root, split=split, out_model=out_model, out_info=out_info, backbone=backbone,
-                         training=training, method=method, method_options=method_options, seed=seed, device=device)  # fmt: skip
+    train_cam_classifier(
+        data_root=data_root,
+        split=split,
+        out_model=out_model,
+        out_info=out_info,
+        backbone=backbone,
+        training=training,
+        method=method,
+        method_options=method_options,
+        seed=seed,
+        device=device,
+    )

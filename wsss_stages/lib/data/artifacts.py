@@ -48,9 +48,9 @@ import os
 import shutil
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -99,7 +99,11 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
 
 
 # ----------------------------------------------------------------------------- damaged artifacts
-RUN_LEVEL_STAGES = ("make_demo_data", "check_data", "convert_dataset")  # results/<stage>/…; the rest results/<experiment>/<stage>/…
+RUN_LEVEL_STAGES = (
+    "make_demo_data",
+    "check_data",
+    "convert_dataset",
+)  # results/<stage>/…; the rest results/<experiment>/<stage>/…
 
 
 def writer_of(path: Path | str) -> str | None:
@@ -107,7 +111,7 @@ def writer_of(path: Path | str) -> str | None:
     parts = Path(path).parts
     if "results" not in parts:
         return None
-    below = parts[len(parts) - parts[::-1].index("results"):]
+    below = parts[len(parts) - parts[::-1].index("results") :]
     if below and below[0] in RUN_LEVEL_STAGES:
         return below[0]
     return below[1] if len(below) > 2 else None
@@ -117,9 +121,13 @@ def damaged(path: Path | str, problem: str) -> WsssError:
     """The error for an artifact that cannot be used: which file, what is wrong, who wrote it, how to rebuild it."""
     stage = writer_of(path)
     if stage is None:
-        return WsssError(f"{path} is damaged ({problem}); it is not an artifact of the pipeline: replace it in the data tree")
-    return WsssError(f"{path} is damaged ({problem}); stage {stage} wrote it: rebuild it with "
-                     f"`snakemake --cores all --forcerun {stage}` (and the --configfile/--config of the run)")
+        return WsssError(
+            f"{path} is damaged ({problem}); it is not an artifact of the pipeline: replace it in the data tree"
+        )
+    return WsssError(
+        f"{path} is damaged ({problem}); stage {stage} wrote it: rebuild it with "
+        f"`snakemake --cores all --forcerun {stage}` (and the --configfile/--config of the run)"
+    )
 
 
 @lru_cache(maxsize=64)
@@ -157,7 +165,11 @@ def named_items(items: list[str], what: str) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- manifests
 def file_sizes(folder: Path) -> dict[str, int]:
     """Size in bytes of every file directly in ``folder`` (links followed), the manifest and hidden files aside."""
-    return {p.name: p.stat().st_size for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
+    return {
+        p.name: p.stat().st_size
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+    }
 
 
 def write_manifest(folder: Path, kind: str, ids: Sequence[str], **extra) -> None:
@@ -219,7 +231,9 @@ def cams_to_scores(cams: np.ndarray, bg_threshold: float) -> np.ndarray:
     return np.concatenate([np.full((1, h, w), bg_threshold, np.float32), cams.astype(np.float32)])
 
 
-def load_score_like(folder: Path, image_id: str, kind: str, bg_threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+def load_score_like(
+    folder: Path, image_id: str, kind: str, bg_threshold: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Score maps and their classes (background first) from a score folder, or from a CAM folder
     by prepending the constant background score ``bg_threshold``."""
     if kind == "cams":

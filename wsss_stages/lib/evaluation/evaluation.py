@@ -9,9 +9,9 @@ import numpy as np
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_mask, read_manifest, save_confusions, write_csv, write_json
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
 from wsss_stages.lib.nets.runtime import progress
-from wsss_stages.lib.data.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,14 @@ def ids_with_masks(dataset: VOCDataset, split: str, available: set[str] | None =
 
 def per_class_rows(scores: dict) -> list[dict]:
     return [
-        {"class": name, "iou": iou, "precision": scores["per_class_precision"][name],
-         "recall": scores["per_class_recall"][name]}
+        {
+            "class": name,
+            "iou": iou,
+            "precision": scores["per_class_precision"][name],
+            "recall": scores["per_class_recall"][name],
+        }
         for name, iou in scores["per_class_iou"].items()
-    ]  # fmt: skip
+    ]
 
 
 def summary(scores: dict) -> dict:
@@ -47,8 +51,17 @@ def summary(scores: dict) -> dict:
     return {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)}
 
 
-def score_predictions(*, dataset: VOCDataset, ids: list[str], predict, split: str, out_json: Path, out_csv: Path,
-                      out_per_image: Path, what: str) -> dict:
+def score_predictions(
+    *,
+    dataset: VOCDataset,
+    ids: list[str],
+    predict,
+    split: str,
+    out_json: Path,
+    out_csv: Path,
+    out_per_image: Path,
+    what: str,
+) -> dict:
     """Score ``predict(image_id) -> label map`` on ``ids`` against the ground truth; write the metrics JSON,
     the per-class CSV and the per-image confusion matrices (for paired bootstrap intervals)."""
     per_image = np.zeros((len(ids), dataset.num_classes, dataset.num_classes), np.int64)
@@ -60,19 +73,43 @@ def score_predictions(*, dataset: VOCDataset, ids: list[str], predict, split: st
     conf = per_image.sum(0)
     scores = scores_from_confusion(conf, dataset.class_names)
     missing = ids_without_masks(dataset, split)
-    write_json(out_json, {"split": split, "images": len(ids), "images_without_masks": {"count": len(missing), "first": missing[:10]},
-                          **summary(scores),
-                          "per_class_iou": scores["per_class_iou"], "confusion_matrix": conf.tolist()})  # fmt: skip
+    write_json(
+        out_json,
+        {
+            "split": split,
+            "images": len(ids),
+            "images_without_masks": {"count": len(missing), "first": missing[:10]},
+            **summary(scores),
+            "per_class_iou": scores["per_class_iou"],
+            "confusion_matrix": conf.tolist(),
+        },
+    )
     write_csv(out_csv, per_class_rows(scores))
     save_confusions(out_per_image, ids, per_image)
     log.info("%s: mIoU %.2f on %d images of '%s'", what, scores["miou"], len(ids), split)
     return scores
 
 
-def evaluate_mask_folder(*, masks: Path, data_root: Path, split: str, out_json: Path, out_csv: Path, out_per_image: Path,
-                         mask_folder: str | None = None) -> dict:
+def evaluate_mask_folder(
+    *,
+    masks: Path,
+    data_root: Path,
+    split: str,
+    out_json: Path,
+    out_csv: Path,
+    out_per_image: Path,
+    mask_folder: str | None = None,
+) -> dict:
     """Score ``<id>.png`` masks of ``split`` against the ground truth."""
     dataset = VOCDataset(data_root, mask_folder)
     ids = ids_with_masks(dataset, split, set(read_manifest(masks, "masks")["ids"]))
-    return score_predictions(dataset=dataset, ids=ids, predict=lambda i: load_mask(Path(masks) / f"{i}.png"), split=split,
-                             out_json=out_json, out_csv=out_csv, out_per_image=out_per_image, what=str(masks))  # fmt: skip
+    return score_predictions(
+        dataset=dataset,
+        ids=ids,
+        predict=lambda i: load_mask(Path(masks) / f"{i}.png"),
+        split=split,
+        out_json=out_json,
+        out_csv=out_csv,
+        out_per_image=out_per_image,
+        what=str(masks),
+    )

@@ -21,7 +21,12 @@ def read_job_time(path: Path) -> dict | None:
         value = last.get(key, "NA")
         return None if value in ("NA", "", "-") else float(value)
 
-    return {"job": path.stem, "seconds": number("s"), "peak_rss_mib": number("max_rss"), "cpu_seconds": number("cpu_time")}
+    return {
+        "job": path.stem,
+        "seconds": number("s"),
+        "peak_rss_mib": number("max_rss"),
+        "cpu_seconds": number("cpu_time"),
+    }
 
 
 def read_job_times(paths: list[str], experiment: str) -> list[dict]:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +27,9 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
-def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+def paired_t_interval(
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
+) -> tuple[float, float | None, float | None]:
     """Mean of the paired differences a_i − b_i and its t-interval (None bounds with one pair)."""
     from scipy.stats import t
 
@@ -47,7 +49,9 @@ def miou_of(confusion: np.ndarray) -> float:
     return float((tp[present] / union[present]).mean() * 100.0) if present.any() else float("nan")
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, iterations: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, iterations: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """mIoU(a) − mIoU(b) and its bootstrap interval from per-image confusion matrices ``[N, C, C]``
     of the same N images."""
     if a.shape != b.shape:
@@ -73,7 +77,7 @@ def paired_difference(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.nd
 
 
 def describe_difference(mean: float | None, lo: float | None, hi: float | None) -> str:
-    """"+1.50 [-2.00, +5.00] within noise"-style text: "within noise" below :data:`NOISE` points,
+    """ "+1.50 [-2.00, +5.00] within noise"-style text: "within noise" below :data:`NOISE` points,
     "spans 0" when the interval holds no sign."""
     if mean is None:
         return "—"
@@ -103,10 +107,20 @@ def affinity_report(same: np.ndarray, diff: np.ndarray, beta: float, images: int
     def mean(hist: np.ndarray, power: float = 1.0) -> float | None:
         return float((hist * centres**power).sum() / hist.sum()) if hist.sum() else None
 
-    return {"images": images, "radius": radius, "pairs_same": int(same.sum()), "pairs_different": int(diff.sum()),
-            "roc_auc": auc_from_histograms(same, diff), "mean_affinity_same": mean(same), "mean_affinity_different": mean(diff),
-            "mean_affinity_same_after_beta": mean(same, beta), "mean_affinity_different_after_beta": mean(diff, beta), "beta": beta,
-            "histogram_same": same.tolist(), "histogram_different": diff.tolist()}  # fmt: skip
+    return {
+        "images": images,
+        "radius": radius,
+        "pairs_same": int(same.sum()),
+        "pairs_different": int(diff.sum()),
+        "roc_auc": auc_from_histograms(same, diff),
+        "mean_affinity_same": mean(same),
+        "mean_affinity_different": mean(diff),
+        "mean_affinity_same_after_beta": mean(same, beta),
+        "mean_affinity_different_after_beta": mean(diff, beta),
+        "beta": beta,
+        "histogram_same": same.tolist(),
+        "histogram_different": diff.tolist(),
+    }
 
 
 def merge_affinity_reports(reports: list[dict]) -> dict:

@@ -4,21 +4,29 @@ edits never rerun classifier training."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.models import load_model, to_tensor
 from wsss_stages.lib.nets.runtime import autocast, for_inference, inference_dtype, progress
 from wsss_stages.lib.nets.seed_methods import average_precision
 from wsss_stages.lib.nets.training import resize_with_maps
-from wsss_stages.lib.data.voc import VOCDataset
 
 
-def classification_map(model: Path, dataset: VOCDataset, ids: Sequence[str], device: torch.device, *, precision: str = "fp32",
-                       size: int | None = None, load_image: Callable[[str], np.ndarray] | None = None) -> float:
+def classification_map(
+    model: Path,
+    dataset: VOCDataset,
+    ids: Sequence[str],
+    device: torch.device,
+    *,
+    precision: str = "fp32",
+    size: int | None = None,
+    load_image: Callable[[str], np.ndarray] | None = None,
+) -> float:
     """Multi-label mAP (%, background excluded) of a classifier on ``ids``, one forward per image: the
     image as ``load_image`` gives it (the dataset's own by default), its longer side resized to ``size``
     (None: as it is). A classifier that does not classify gives weak CAMs whatever comes after."""
@@ -31,7 +39,11 @@ def classification_map(model: Path, dataset: VOCDataset, ids: Sequence[str], dev
             image = load_image(image_id)
             if size:
                 image, _ = resize_with_maps(image, {}, size / max(image.shape[:2]))
-            x = to_tensor(image, meta["mean"], meta["std"])[None].to(device).contiguous(memory_format=torch.channels_last)
+            x = (
+                to_tensor(image, meta["mean"], meta["std"])[None]
+                .to(device)
+                .contiguous(memory_format=torch.channels_last)
+            )
             scores.append(net(x)[0].float().cpu().numpy())
             targets.append(dataset.label_vector(image_id))
     return average_precision(np.stack(scores), np.stack(targets))

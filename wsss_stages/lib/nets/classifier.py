@@ -12,23 +12,31 @@ per-pixel uint8 maps (saliency, edges …) that are rescaled, flipped and croppe
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from wsss_stages import WsssError
-from wsss_stages.lib.nets import distributed
 from wsss_stages.lib.data.artifacts import write_json
-from wsss_stages.lib.plan.declare import import_object, load_plugins
+from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets import distributed
 from wsss_stages.lib.nets.models import CamClassifier, backbone_from_config, model_meta
 from wsss_stages.lib.nets.runtime import device_name, pick_device, training_dtype
 from wsss_stages.lib.nets.seed_methods import dataset_mean_rgb, erasing_loader
-from wsss_stages.lib.nets.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, make_optimizer, save_model,
-                                      seed_everything)  # fmt: skip
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.training import (
+    Augment,
+    EpochDataset,
+    TrainLoop,
+    checkpoint_dir_for,
+    files_fingerprint,
+    make_optimizer,
+    save_model,
+    seed_everything,
+)
+from wsss_stages.lib.plan.declare import import_object, load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,20 @@ def method_implementation(method: str, options: dict, context: MethodContext):
     return import_object(registered.impl)(options, context)
 
 
-def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_info: Path, backbone: dict, training: dict,
-                         method: str, method_options: dict, seed: int, device: str, erase_masks: Path | None = None) -> None:
+def train_cam_classifier(
+    *,
+    data_root: Path,
+    split: str,
+    out_model: Path,
+    out_info: Path,
+    backbone: dict,
+    training: dict,
+    method: str,
+    method_options: dict,
+    seed: int,
+    device: str,
+    erase_masks: Path | None = None,
+) -> None:
     """Train a classifier (poly LR, 10x LR on the new head), resumable; final weights written atomically.
 
     ``backbone`` and ``training`` are the config sections of that name; ``erase_masks``: a folder of
@@ -71,7 +91,9 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
     if negatives:  # no class at all: still a valid all-negative training example
         log.info("%d of %d training images hold no class (all-negative examples)", negatives, len(ids))
     if len(ids) < training["batch_size"]:
-        raise WsssError(f"split '{split}' has {len(ids)} labelled images, fewer than batch_size={training['batch_size']}")
+        raise WsssError(
+            f"split '{split}' has {len(ids)} labelled images, fewer than batch_size={training['batch_size']}"
+        )
     features = backbone_from_config(backbone)
     context = MethodContext(dataset, ids, features.mean, features.std, seed)
     impl = method_implementation(method, method_options, context)
@@ -89,27 +111,79 @@ def train_cam_classifier(*, data_root: Path, split: str, out_model: Path, out_in
         return load_image(image_id), maps, {"labels": torch.from_numpy(dataset.label_vector(image_id))}
 
     torch_device = pick_device(device)
-    log.info("training %s classifier (%s) on %d images of '%s' (%d classes) on %s", backbone["name"], method, len(ids), split,
-             dataset.num_classes - 1, torch_device)  # fmt: skip
-    optimizer = make_optimizer(net, net.head_parameters(), training["lr"], training["head_lr_mult"], training["weight_decay"],
-                               training["momentum"])  # fmt: skip
-    signature = {"data_root": str(Path(data_root).resolve()), "split": split, "ids": len(ids), "backbone": backbone,
-                 "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every", "checkpoint_steps")}, "seed": seed,
-                 "method": method, "method_options": method_options,
-                 "erase_masks": files_fingerprint(sorted(Path(erase_masks).glob("*.png"))) if erase_masks else None,
-                 "inputs": files_fingerprint([dataset.image_path(i) for i in ids])}  # fmt: skip
-    loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), training["batch_size"], training["epochs"], torch_device,
-                     checkpoint_dir_for(out_model), signature, backbone["freeze_bn"], training["workers"], training["checkpoint_every"],
-                     seed, training_dtype(training["precision"], torch_device), training["checkpoint_steps"])  # fmt: skip
+    log.info(
+        "training %s classifier (%s) on %d images of '%s' (%d classes) on %s",
+        backbone["name"],
+        method,
+        len(ids),
+        split,
+        dataset.num_classes - 1,
+        torch_device,
+    )
+    optimizer = make_optimizer(
+        net,
+        net.head_parameters(),
+        training["lr"],
+        training["head_lr_mult"],
+        training["weight_decay"],
+        training["momentum"],
+    )
+    signature = {
+        "data_root": str(Path(data_root).resolve()),
+        "split": split,
+        "ids": len(ids),
+        "backbone": backbone,
+        "training": {k: v for k, v in training.items() if k not in ("workers", "checkpoint_every", "checkpoint_steps")},
+        "seed": seed,
+        "method": method,
+        "method_options": method_options,
+        "erase_masks": files_fingerprint(sorted(Path(erase_masks).glob("*.png"))) if erase_masks else None,
+        "inputs": files_fingerprint([dataset.image_path(i) for i in ids]),
+    }
+    loop = TrainLoop(
+        net,
+        optimizer,
+        EpochDataset(len(ids), load, augment),
+        training["batch_size"],
+        training["epochs"],
+        torch_device,
+        checkpoint_dir_for(out_model),
+        signature,
+        backbone["freeze_bn"],
+        training["workers"],
+        training["checkpoint_every"],
+        seed,
+        training_dtype(training["precision"], torch_device),
+        training["checkpoint_steps"],
+    )
     history = loop.run(lambda model, x, targets: impl.loss(model, x, targets, loop.progress))
-    meta = model_meta("classifier", backbone["name"], backbone["output_stride"], dataset.num_classes - 1, dataset.class_names,
-                      mean=list(features.mean), std=list(features.std), loss_history=history, method=method,
-                      background=getattr(net, "background", False))  # fmt: skip
+    meta = model_meta(
+        "classifier",
+        backbone["name"],
+        backbone["output_stride"],
+        dataset.num_classes - 1,
+        dataset.class_names,
+        mean=list(features.mean),
+        std=list(features.std),
+        loss_history=history,
+        method=method,
+        background=getattr(net, "background", False),
+    )
     save_model(Path(out_model), net, meta)
     dtype = training_dtype(training["precision"], torch_device)
     if not distributed.current().main:
         return
-    write_json(Path(out_info), {"split": split, "images": len(ids), **signature, "loss_history": history,
-                                "timing": loop.timing, "weights_source": features.weights_source, "precision_used": str(dtype or torch.float32),
-                                "device_used": device_name(torch_device)})  # fmt: skip
+    write_json(
+        Path(out_info),
+        {
+            "split": split,
+            "images": len(ids),
+            **signature,
+            "loss_history": history,
+            "timing": loop.timing,
+            "weights_source": features.weights_source,
+            "precision_used": str(dtype or torch.float32),
+            "device_used": device_name(torch_device),
+        },
+    )
     log.info("saved %s", out_model)

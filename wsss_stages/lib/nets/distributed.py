@@ -27,9 +27,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from wsss_stages import WsssError
 
@@ -50,7 +50,9 @@ class World:
 
 def current() -> World:
     """This process's place among the training processes (torchrun's environment; one process without it)."""
-    return World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
 
 
 def setup(device):
@@ -74,7 +76,9 @@ def setup(device):
 
 def per_process_batch(batch_size: int, world: World) -> int:
     if batch_size % world.size:
-        raise WsssError(f"batch_size {batch_size} (the global batch) is not divisible by the {world.size} training processes")
+        raise WsssError(
+            f"batch_size {batch_size} (the global batch) is not divisible by the {world.size} training processes"
+        )
     return batch_size // world.size
 
 

@@ -42,14 +42,15 @@ def to_tensor(image: np.ndarray, mean: tuple | list, std: tuple | list) -> torch
     return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
-
 # ============================================================================ backbones
 class Backbone(nn.Module):
     head_width: int = 256  # ASPP / decoder width that suits this backbone
     weights_source: str = "none (random initialisation)"  # where its pretrained weights came from (provenance)
     low_channels: int
     high_channels: int
-    level_channels: tuple[int, ...]  # every stage's output, shallow to deep ("levels"; irn's boundary branch reads them all)
+    level_channels: tuple[
+        int, ...
+    ]  # every stage's output, shallow to deep ("levels"; irn's boundary branch reads them all)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     output_stride: int
@@ -61,7 +62,9 @@ class Backbone(nn.Module):
         as psa and irn fix ResNet's first layers: no gradient is computed below the first trained one.
         Needs the modules registered in forward order, which every supported backbone has."""
         if not 0 <= count <= len(self.stage_names):
-            raise WsssError(f"backbone.frozen_stages: {count} is not valid: this backbone has {len(self.stage_names)} stages")
+            raise WsssError(
+                f"backbone.frozen_stages: {count} is not valid: this backbone has {len(self.stage_names)} stages"
+            )
         if count == 0:
             return
         named = list(self.named_modules())
@@ -69,7 +72,9 @@ class Backbone(nn.Module):
         end = max(i for i, (name, _) in enumerate(named) if name == last or name.startswith(last + "."))
         later = [name for name, _ in named[end + 1 :]]
         whole = {name for name, _ in named[1 : end + 1] if not any(a.startswith(name + ".") for a in later)}
-        self.frozen = tuple(m for name, m in named[1 : end + 1] if name in whole and name.rpartition(".")[0] not in whole)
+        self.frozen = tuple(
+            m for name, m in named[1 : end + 1] if name in whole and name.rpartition(".")[0] not in whole
+        )
         for module in self.frozen:
             for p in module.parameters():
                 p.requires_grad_(False)
@@ -161,13 +166,18 @@ class TorchvisionResNet(Backbone):
         try:
             net = getattr(torchvision.models, name)(weights=weights, replace_stride_with_dilation=dilate)
         except (AttributeError, NotImplementedError) as exc:
-            raise WsssError(f"torchvision:{name} cannot run at output stride {output_stride} ({exc}); "
-                            "use a bottleneck ResNet (resnet50/101/152) or the timm model of that name") from None
+            raise WsssError(
+                f"torchvision:{name} cannot run at output stride {output_stride} ({exc}); "
+                "use a bottleneck ResNet (resnet50/101/152) or the timm model of that name"
+            ) from None
         self.output_stride = output_stride
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         # the stem (stride 4) and layer1 … layer4: irn's five stages
-        self.level_channels = (net.conv1.out_channels, *(_block_out(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)))
+        self.level_channels = (
+            net.conv1.out_channels,
+            *(_block_out(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)),
+        )
         self.low_channels, self.high_channels = self.level_channels[1], self.level_channels[-1]
         self.stage_names = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -213,7 +223,9 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16, fr
         backbone.weights_source = f"file {path.resolve()}"
         _load_into(backbone, state, str(path))
     elif pretrained_hub:
-        backbone.weights_source = "torchvision hub (DEFAULT weights)" if name.startswith("torchvision:") else "timm hub (pretrained=True)"
+        backbone.weights_source = (
+            "torchvision hub (DEFAULT weights)" if name.startswith("torchvision:") else "timm hub (pretrained=True)"
+        )
     backbone.freeze_stages(frozen_stages)
     return backbone
 
@@ -221,7 +233,9 @@ def build_backbone(name: str, weights: str = "none", output_stride: int = 16, fr
 def backbone_from_config(section: dict) -> Backbone:
     """The backbone a training stage's ``backbone`` config section describes (name, weights,
     output_stride, frozen_stages; freeze_bn is the training loop's)."""
-    return build_backbone(section["name"], section["weights"], section["output_stride"], section.get("frozen_stages", 0))
+    return build_backbone(
+        section["name"], section["weights"], section["output_stride"], section.get("frozen_stages", 0)
+    )
 
 
 def _load_into(backbone: Backbone, state: dict[str, torch.Tensor], source: str) -> None:
@@ -230,7 +244,9 @@ def _load_into(backbone: Backbone, state: dict[str, torch.Tensor], source: str) 
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
     if missing:
-        raise WsssError(f"weights from {source} do not fit the backbone: {len(missing)} tensors missing, e.g. {missing[:3]}")
+        raise WsssError(
+            f"weights from {source} do not fit the backbone: {len(missing)} tensors missing, e.g. {missing[:3]}"
+        )
     target.load_state_dict(usable, strict=False)
     log.info("loaded %d backbone tensors from %s", len(usable), source)
 
@@ -255,9 +271,12 @@ def lite_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 # stage boundaries of EfficientNet-Lite0..4: blocks per timm stage (depth multiplier applied)
 _LITE_STAGE_DEPTHS = {
-    0: (1, 2, 2, 3, 3, 4, 1), 1: (1, 3, 3, 4, 4, 5, 1), 2: (1, 3, 3, 4, 4, 5, 1),
-    3: (1, 3, 3, 5, 5, 6, 1), 4: (1, 4, 4, 6, 6, 8, 1),
-}  # fmt: skip
+    0: (1, 2, 2, 3, 3, 4, 1),
+    1: (1, 3, 3, 4, 4, 5, 1),
+    2: (1, 3, 3, 4, 4, 5, 1),
+    3: (1, 3, 3, 5, 5, 6, 1),
+    4: (1, 4, 4, 6, 6, 8, 1),
+}
 
 
 def lite_state_dict_from(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -268,8 +287,14 @@ def lite_state_dict_from(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
         raise WsssError(f"unrecognised EfficientNet-Lite layout with {n_blocks} blocks")
     position = [(stage, idx) for stage, depth in enumerate(depths) for idx in range(depth)]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-    with_expand = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                   "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    with_expand = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
     without_expand = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     out = {}
     for key, value in state.items():
@@ -330,13 +355,17 @@ class ASPP(nn.Module):
         super().__init__()
         branches = [nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))]
         branches += [
-            nn.Sequential(nn.Conv2d(cin, cout, 3, padding=r, dilation=r, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=r, dilation=r, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+            )
             for r in rates
         ]
         self.branches = nn.ModuleList(branches)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
         self.project = nn.Sequential(
-            nn.Conv2d(cout * (len(branches) + 1), cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout * (len(branches) + 1), cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
             nn.Dropout(0.1),
         )
 
@@ -352,9 +381,13 @@ class DeepLabV3Plus(nn.Module):
         width = width or backbone.head_width
         rates = tuple(r * 16 // backbone.output_stride for r in (6, 12, 18))
         self.aspp = ASPP(backbone.high_channels, width, rates)
-        self.reduce_low = nn.Sequential(nn.Conv2d(backbone.low_channels, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU(inplace=True))
+        self.reduce_low = nn.Sequential(
+            nn.Conv2d(backbone.low_channels, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU(inplace=True)
+        )
         self.decoder = nn.Sequential(
-            _conv_bn(width + 48, width), _conv_bn(width, width), nn.Conv2d(width, num_classes, 1),
+            _conv_bn(width + 48, width),
+            _conv_bn(width, width),
+            nn.Conv2d(width, num_classes, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -376,7 +409,9 @@ class DeepLabV2(nn.Module):
         self.backbone = backbone
         scale = 8 / backbone.output_stride
         rates = [max(1, round(r * scale)) for r in (6, 12, 18, 24)]
-        self.classifiers = nn.ModuleList(nn.Conv2d(backbone.high_channels, num_classes, 3, padding=r, dilation=r) for r in rates)
+        self.classifiers = nn.ModuleList(
+            nn.Conv2d(backbone.high_channels, num_classes, 3, padding=r, dilation=r) for r in rates
+        )
         for conv in self.classifiers:
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
@@ -392,8 +427,14 @@ class DeepLabV2(nn.Module):
 
 # ============================================================================ saving / loading
 def model_meta(kind: str, backbone_name: str, output_stride: int, num_classes: int, class_names, **extra) -> dict:
-    return {"kind": kind, "backbone": backbone_name, "output_stride": output_stride,
-            "num_classes": num_classes, "class_names": list(class_names), **extra}  # fmt: skip
+    return {
+        "kind": kind,
+        "backbone": backbone_name,
+        "output_stride": output_stride,
+        "num_classes": num_classes,
+        "class_names": list(class_names),
+        **extra,
+    }
 
 
 def build_from_meta(meta: dict) -> nn.Module:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from wsss_stages.lib.nets.runtime import progress
 

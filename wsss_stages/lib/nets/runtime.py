@@ -6,7 +6,8 @@ stage (dense CRF, scoring) neither pays for the import nor depends on training c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -21,7 +22,7 @@ def progress(iterable: Iterable, **kwargs) -> tqdm:
     return tqdm(iterable, mininterval=10.0, maxinterval=60.0, dynamic_ncols=False, ncols=100, **kwargs)
 
 
-def pick_device(device: str = "auto") -> "torch.device":
+def pick_device(device: str = "auto") -> torch.device:
     """CUDA when present, else CPU. Of the GPUs CUDA_VISIBLE_DEVICES exposes: the process's own under
     torchrun (LOCAL_RANK), else one that no other wsss job on this machine holds (lib/distributed.py)."""
     import torch
@@ -40,14 +41,14 @@ def pick_device(device: str = "auto") -> "torch.device":
     return torch.device("cuda", index)
 
 
-def device_name(device: "torch.device") -> str:
-    """"cpu", or the GPU's model name."""
+def device_name(device: torch.device) -> str:
+    """ "cpu", or the GPU's model name."""
     import torch
 
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-def native_bf16(device: "torch.device") -> bool:
+def native_bf16(device: torch.device) -> bool:
     """bf16 convolutions run in hardware here: a CUDA device with bf16, or a CPU with AMX tiles or
     AVX512-BF16. Inference pays on both CPU kinds (``benchmarks/precision.py``: lite0 CAM forward at
     512 px 1.53x on an AVX512-BF16 Xeon without AMX; 3.4x reported on AMD EPYC)."""
@@ -59,7 +60,7 @@ def native_bf16(device: "torch.device") -> bool:
     return any(probe and probe() for probe in probes)  # private helpers, hence the guard
 
 
-def inference_dtype(precision: str, device: "torch.device") -> "torch.dtype | None":
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for inference: ``fp32`` → None, ``bf16`` → bfloat16, ``auto`` → bf16 where native."""
     import torch
 
@@ -70,7 +71,7 @@ def inference_dtype(precision: str, device: "torch.device") -> "torch.dtype | No
     return None
 
 
-def training_dtype(precision: str, device: "torch.device") -> "torch.dtype | None":
+def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for training: ``fp32`` → None; ``bf16``; ``fp16`` (CUDA only, with a gradient
     scaler); ``auto`` → bf16 on GPUs that have it, fp16 on those that do not (V100, T4), and fp32 on
     every CPU. bf16 inference pays on CPUs with AMX or AVX512-BF16, but a lite0 training step
@@ -93,14 +94,14 @@ def training_dtype(precision: str, device: "torch.device") -> "torch.dtype | Non
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def autocast(device: "torch.device", dtype: "torch.dtype | None"):
+def autocast(device: torch.device, dtype: torch.dtype | None):
     """Mixed-precision context for inference (a no-op for fp32)."""
     import torch
 
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def for_inference(net, device: "torch.device"):
+def for_inference(net, device: torch.device):
     """Eval mode on ``device`` in channels-last layout (oneDNN and cuDNN convolutions run faster in it)."""
     import torch
 

@@ -13,8 +13,8 @@ The functions are small and pure so that tests can check them exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ def normalised_fill(mean_rgb: Sequence[float], mean: Sequence[float], std: Seque
 
 
 # ============================================================================ Hide-and-Seek
-def hide_patches(x: torch.Tensor, patch_size: int, prob: float, fill: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def hide_patches(
+    x: torch.Tensor, patch_size: int, prob: float, fill: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide each cell of a ``patch_size`` grid of ``x [3, H, W]`` with probability ``prob``.
 
     Returns the image and the hidden-pixel mask ``[H, W]``; pixels outside hidden cells are untouched.
@@ -102,8 +104,15 @@ def max_normalised(maps: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return F.relu(maps - eps) / (maps.flatten(2).max(-1).values[:, :, None, None] + eps)
 
 
-def puzzle_losses(model, x: torch.Tensor, labels: torch.Tensor, n: int = 2, level: str = "feature", distance: str = "l1",
-                  reduction: str = "masking") -> dict[str, torch.Tensor]:
+def puzzle_losses(
+    model,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    n: int = 2,
+    level: str = "feature",
+    distance: str = "l1",
+    reduction: str = "masking",
+) -> dict[str, torch.Tensor]:
     """L_cls (full image), L_p-cls (merged tiles) and L_re (between the full image's and the merged
     tiles' class maps), with the authors' options:
 
@@ -118,8 +127,10 @@ def puzzle_losses(model, x: torch.Tensor, labels: torch.Tensor, n: int = 2, leve
     merged = model.classifier(merge_tiles(model.backbone(tile_image(x, n))["high"], n))
     if merged.shape[-2:] != full.shape[-2:]:  # odd feature sizes: compare on the full image's grid
         merged = F.interpolate(merged, size=full.shape[-2:], mode="bilinear", align_corners=False)
-    terms = {"cls": F.multilabel_soft_margin_loss(full.mean((2, 3)), labels),
-             "pcls": F.multilabel_soft_margin_loss(merged.mean((2, 3)), labels)}  # fmt: skip
+    terms = {
+        "cls": F.multilabel_soft_margin_loss(full.mean((2, 3)), labels),
+        "pcls": F.multilabel_soft_margin_loss(merged.mean((2, 3)), labels),
+    }
     a, b = (max_normalised(full), max_normalised(merged)) if level == "cam" else (full, merged)
     gap = (a - b).abs() if distance == "l1" else (a - b) ** 2
     if reduction == "masking":

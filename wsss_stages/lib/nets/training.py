@@ -17,9 +17,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.nets import distributed
 from wsss_stages.lib.data.artifacts import IGNORE, atomic_path, read_manifest
-from wsss_stages.lib.nets.runtime import autocast, progress
+from wsss_stages.lib.nets import distributed
 from wsss_stages.lib.nets.models import freeze_batchnorm, to_tensor
+from wsss_stages.lib.nets.runtime import autocast, progress
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,21 @@ class EpochDataset(torch.utils.data.Dataset):
 
 
 # ============================================================================ optimisation
-def make_optimizer(model: nn.Module, head_params: list[nn.Parameter], lr: float, head_lr_mult: float,
-                   weight_decay: float, momentum: float) -> torch.optim.SGD:
+def make_optimizer(
+    model: nn.Module,
+    head_params: list[nn.Parameter],
+    lr: float,
+    head_lr_mult: float,
+    weight_decay: float,
+    momentum: float,
+) -> torch.optim.SGD:
     head_ids = {id(p) for p in head_params}
     backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     head = [p for p in head_params if p.requires_grad]
-    groups = [{"params": backbone, "lr": lr, "base_lr": lr}, {"params": head, "lr": lr * head_lr_mult, "base_lr": lr * head_lr_mult}]
+    groups = [
+        {"params": backbone, "lr": lr, "base_lr": lr},
+        {"params": head, "lr": lr * head_lr_mult, "base_lr": lr * head_lr_mult},
+    ]
     return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -142,8 +151,10 @@ class EpochClock:
         self.total = time.perf_counter() - self._start
 
     def summary(self) -> dict:
-        return {"images_per_s": self.images / self.total if self.total else 0.0,
-                "data_share": 100.0 * self.data / self.total if self.total else 0.0}
+        return {
+            "images_per_s": self.images / self.total if self.total else 0.0,
+            "data_share": 100.0 * self.data / self.total if self.total else 0.0,
+        }
 
 
 @dataclass
@@ -190,8 +201,13 @@ class TrainLoop:
                 # the generator draws the workers' base seed, then the permutation, as a shuffled DataLoader does
                 generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
                 batches = distributed.GlobalBatches(len(self.dataset), self.batch_size, world, generator, skip)
-                loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
-                                                     generator=generator, persistent_workers=False)  # fmt: skip
+                loader = torch.utils.data.DataLoader(
+                    self.dataset,
+                    batch_sampler=batches,
+                    num_workers=self.workers,
+                    generator=generator,
+                    persistent_workers=False,
+                )
                 self.model.train()
                 if self.freeze_bn:  # the backbone's statistics only: a new head's BatchNorm must learn
                     freeze_batchnorm(getattr(self.model, "backbone", self.model))
@@ -200,7 +216,9 @@ class TrainLoop:
                 clock = EpochClock()
                 for step, (x, y) in enumerate(clock.wrap(bar), start=skip):
                     poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
-                    self.progress = (epoch * steps_per_epoch + step) / total  # for schedules inside a loss (Puzzle-CAM's α)
+                    self.progress = (
+                        epoch * steps_per_epoch + step
+                    ) / total  # for schedules inside a loss (Puzzle-CAM's α)
                     x = x.to(self.device).contiguous(memory_format=torch.channels_last)
                     with autocast(self.device, self.dtype):
                         loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
@@ -211,22 +229,37 @@ class TrainLoop:
                     scaler.update()
                     losses.append(distributed.mean_over_processes(loss.item(), world))
                     if not math.isfinite(losses[-1]):
-                        raise WsssError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the learning rate")
+                        raise WsssError(
+                            f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {losses[-1]}): lower the "
+                            f"learning rate"
+                        )
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
                     clock.step_done(len(x))
                     done = step + 1
                     stopping = distributed.any_process(stop.received is not None, world)
-                    if done < steps_per_epoch and (stopping or (self.checkpoint_steps and done % self.checkpoint_steps == 0)):
+                    if done < steps_per_epoch and (
+                        stopping or (self.checkpoint_steps and done % self.checkpoint_steps == 0)
+                    ):
                         self._save(epoch, history, step=done, partial=losses)
                     if stopping:
-                        raise WsssError(f"stopped by signal {stop.received or 'on another process'} at epoch {epoch + 1}, "
-                                        f"step {done}: checkpoint saved in {self.checkpoint_dir}; run again to resume")  # fmt: skip
+                        raise WsssError(
+                            f"stopped by signal {stop.received or 'on another process'} at epoch {epoch + 1}, "
+                            f"step {done}: checkpoint saved in {self.checkpoint_dir}; run again to resume"
+                        )
                 if not losses or not math.isfinite(np.mean(losses)):
-                    raise WsssError(f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})")
+                    raise WsssError(
+                        f"training diverged in epoch {epoch + 1} (loss {np.mean(losses) if losses else 'n/a'})"
+                    )
                 history.append(float(np.mean(losses)))
                 self.timing.append(clock.summary())
-                log.info("epoch %d/%d mean loss %.4f; %.1f images/s, %.0f %% of the time waiting for data", epoch + 1, self.epochs,
-                         history[-1], self.timing[-1]["images_per_s"], self.timing[-1]["data_share"])  # fmt: skip
+                log.info(
+                    "epoch %d/%d mean loss %.4f; %.1f images/s, %.0f %% of the time waiting for data",
+                    epoch + 1,
+                    self.epochs,
+                    history[-1],
+                    self.timing[-1]["images_per_s"],
+                    self.timing[-1]["data_share"],
+                )
                 if (epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == self.epochs:
                     self._save(epoch + 1, history)
         return history
@@ -239,8 +272,15 @@ class TrainLoop:
         """``epoch`` epochs done, and ``step`` steps of the next (their losses ``partial``); rank 0 writes."""
         world = distributed.current()
         if world.main:
-            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch, "step": step,
-                     "history": history, "partial": list(partial), "signature": json.dumps(self.signature, sort_keys=True)}  # fmt: skip
+            state = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "history": history,
+                "partial": list(partial),
+                "signature": json.dumps(self.signature, sort_keys=True),
+            }
             with atomic_path(self._checkpoint) as tmp:
                 torch.save(state, tmp)
         distributed.barrier(world)
@@ -261,11 +301,16 @@ class TrainLoop:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:  # the model's code changed since
-            log.warning("checkpoint %s does not fit the current model (%s): starting afresh", self._checkpoint,
-                        str(exc).splitlines()[0])
+            log.warning(
+                "checkpoint %s does not fit the current model (%s): starting afresh",
+                self._checkpoint,
+                str(exc).splitlines()[0],
+            )
             return 0, 0, [], []
         step = int(state.get("step", 0))
-        log.info("resuming from %s after epoch %d%s", self._checkpoint, state["epoch"], f", step {step}" if step else "")
+        log.info(
+            "resuming from %s after epoch %d%s", self._checkpoint, state["epoch"], f", step {step}" if step else ""
+        )
         return int(state["epoch"]), step, list(state["history"]), list(state.get("partial", []))
 
 
@@ -318,7 +363,9 @@ def ids_with_label_maps(dataset, split: str, folder: Path, batch_size: int) -> l
     else:  # e.g. ground-truth masks for a fully-supervised run
         ids = [i for i in dataset.split_ids(split) if (folder / f"{i}.png").is_file()]
     if len(ids) < batch_size:
-        raise WsssError(f"only {len(ids)} images of split '{split}' have a label map in {folder} (batch_size {batch_size})")
+        raise WsssError(
+            f"only {len(ids)} images of split '{split}' have a label map in {folder} (batch_size {batch_size})"
+        )
     return ids
 
 

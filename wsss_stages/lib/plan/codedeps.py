@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def _imported_modules(tree: ast.Module) -> set[str]:
     return {parent for name in names for parent in (*_parents(name), name)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
@@ -62,7 +62,7 @@ def code_files(*modules: str) -> tuple[str, ...]:
     return tuple(sorted(str(p) for p in _closure(modules)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _closure(modules: tuple[str, ...]) -> frozenset[Path]:
     wanted = [name for module in modules for name in (*_parents(module), module)]
     todo = [p for p in map(_module_path, wanted) if p is not None]
@@ -85,12 +85,16 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 node.body = node.body[1:] or [ast.Pass()]
     return tree
 
 
-@lru_cache(maxsize=None)
+@cache
 def behaviour(path: Path) -> str:
     """A file's syntax tree without docstrings, positions or comments, as text."""
     tree = _without_docstrings(ast.parse(path.read_text(), filename=str(path)))
@@ -102,7 +106,7 @@ def _label(path: Path) -> str:
     return str(path.relative_to(PACKAGE_DIR.parent)) if path.is_relative_to(PACKAGE_DIR.parent) else path.name
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_fingerprint(*modules: str) -> str:
     """A short hash of what ``modules`` and everything they import from the package do."""
     digest = hashlib.sha256()

@@ -48,9 +48,13 @@ def _add_choices(section: dict, key: str, plugins: dict) -> None:
     """``section.<key>`` names one of ``plugins``; each plug-in's options are ``section.<plug-in name>``."""
     section["properties"][key]["enum"] = list(plugins)
     for name, plugin in plugins.items():
-        section["properties"][name] = {"type": "object", "additionalProperties": False, "default": {},
-                                       "description": f"options of {key} '{name}': {plugin.description}".rstrip(": "),
-                                       "properties": copy.deepcopy(dict(plugin.schema))}  # fmt: skip
+        section["properties"][name] = {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": f"options of {key} '{name}': {plugin.description}".rstrip(": "),
+            "properties": copy.deepcopy(dict(plugin.schema)),
+        }
 
 
 def _validator_filling_defaults():
@@ -147,9 +151,16 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def _check_cross_keys(config: dict) -> None:
     problems = []
     if config["dataset"] == "coco" and not config["coco"]["splits"]:
-        problems.append("config key 'coco.splits' must name at least one split (train: {images: …, annotations: …}) when dataset is 'coco'")
+        problems.append(
+            "config key 'coco.splits' must name at least one split (train: {images: …, annotations: …}) when dataset "
+            "is 'coco'"
+        )
     for split, paths in config["coco"]["splits"].items() if config["dataset"] == "coco" else ():
-        problems += [f"config key 'coco.splits.{split}.{k}': {paths[k]} does not exist" for k in ("images", "annotations") if not Path(paths[k]).exists()]
+        problems += [
+            f"config key 'coco.splits.{split}.{k}': {paths[k]} does not exist"
+            for k in ("images", "annotations")
+            if not Path(paths[k]).exists()
+        ]
     if config["dataset"] == "folder":
         for key in ("images", "labels", "classes", "masks"):
             value = config["folder"][key]
@@ -158,12 +169,16 @@ def _check_cross_keys(config: dict) -> None:
             elif value is not None and not Path(value).exists():
                 problems.append(f"config key 'folder.{key}': {value} does not exist")
     if config["dataset"] == "voc" and not config["data_root"]:
-        problems.append("config key 'data_root' is required when dataset is 'voc' (--config data_root=/path/to/VOC2012)")
+        problems.append(
+            "config key 'data_root' is required when dataset is 'voc' (--config data_root=/path/to/VOC2012)"
+        )
     if config["dataset"] == "voc" and config["data_root"] and not Path(config["data_root"]).is_dir():
         problems.append(f"config key 'data_root': {config['data_root']} does not exist")
     band = config["make_pseudo_masks"]["ignore_band"]
     if band is not None and band[0] > band[1]:
-        problems.append(f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}")
+        problems.append(
+            f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}"
+        )
     labels = config.get("make_affinity_labels")
     if labels and labels["conf_bg"] > labels["conf_fg"]:
         problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
@@ -171,13 +186,19 @@ def _check_cross_keys(config: dict) -> None:
         problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
     problems += _chain_problems(config)
     per_image = sorted(n for n, stage in REGISTRY.stages.items() if stage.temporary_outputs)
-    problems += [f"config key 'temporary': '{name}' is not a stage with per-image folders ({', '.join(per_image)})"
-                 for name in config["temporary"] if name not in per_image]
+    problems += [
+        f"config key 'temporary': '{name}' is not a stage with per-image folders ({', '.join(per_image)})"
+        for name in config["temporary"]
+        if name not in per_image
+    ]
     for key, kind in (("shards", "shardable"), ("processes", "distributed")):
         if isinstance(config[key], dict):
             allowed = sorted(n for n, stage in REGISTRY.stages.items() if getattr(stage, kind))
-            problems += [f"config key '{key}.{name}': '{name}' is not a {kind} stage ({kind}: {', '.join(allowed)})"
-                         for name in config[key] if name not in allowed]
+            problems += [
+                f"config key '{key}.{name}': '{name}' is not a {kind} stage ({kind}: {', '.join(allowed)})"
+                for name in config[key]
+                if name not in allowed
+            ]
     classifier = config["train_classifier"]
     method = REGISTRY.methods[classifier["method"]]
     if method.check:

@@ -27,9 +27,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from pathlib import Path
+from typing import Any, Union
 
 from wsss_stages import WsssError
 
@@ -87,7 +88,7 @@ class Threshold:
         return self.value == "auto"
 
 
-Param = Union[str, Derived]
+Param = Union[str, Derived]  # noqa: UP007 (a runtime alias: `|` on a str and a class needs Python 3.10 types)
 InputValue = Union[Ref, "list[Ref]", "dict[str, Ref]", None]
 
 
@@ -139,7 +140,9 @@ class Stage:
         """Every argument of the stage function except ``threads``, in command-line order."""
         data = ("data_root",) if self.data else ()
         shard = ("shard",) if self.shardable else ()
-        thresholds = [name for arg in self.threshold_args for name in (arg, f"{arg}_sweep")]  # a number, or a sweep's result
+        thresholds = [
+            name for arg in self.threshold_args for name in (arg, f"{arg}_sweep")
+        ]  # a number, or a sweep's result
         return (*self.input_args, *data, *self.outputs, *self.params, *thresholds, *self.context, *shard)
 
     def output_path(self, name: str, variant: str = "") -> str:
@@ -231,7 +234,7 @@ class Refiner:
     sections: Mapping[str, Any] = field(default_factory=dict)
 
     def output_kind(self, cfg: dict, input_kind: str = "cams") -> str:
-        """"cams" or "scores" for this config (a refiner may write either, by its settings); "same" as
+        """ "cams" or "scores" for this config (a refiner may write either, by its settings); "same" as
         its input for a refiner that keeps the kind it reads (e.g. PAMR)."""
         kind = self.output(cfg) if callable(self.output) else self.output
         return input_kind if kind == "same" else kind

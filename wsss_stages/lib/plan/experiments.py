@@ -56,7 +56,10 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise WsssError(f"invalid config:\n  config key 'experiments.{name}' must be a mapping of config keys")
         fixed = [k for k in overlay if k in RUN_KEYS]
         if fixed:
-            raise WsssError(f"invalid config:\n  config key 'experiments.{name}.{fixed[0]}' belongs to the whole run; set it at the top level")
+            raise WsssError(
+                f"invalid config:\n  config key 'experiments.{name}.{fixed[0]}' belongs to the whole run; set it at "
+                f"the top level"
+            )
         try:
             merged = validate_config(deep_merge(base, overlay))
         except WsssError as error:
@@ -73,7 +76,9 @@ def preset_folders(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if not overlays:
         return {}
     base = base_config(config)
-    most = max([config.get("repeats", 1), *((o or {}).get("repeats", 1) for o in overlays.values() if isinstance(o, dict))])
+    most = max(
+        [config.get("repeats", 1), *((o or {}).get("repeats", 1) for o in overlays.values() if isinstance(o, dict))]
+    )
     return dict(with_repeats(config["experiment"], {**base, "repeats": most}))
 
 

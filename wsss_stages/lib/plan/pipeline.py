@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import re
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from wsss_stages import WsssError
 from wsss_stages.lib.plan.declare import REGISTRY, Ref, Stage, Threshold, lookup, param_value
@@ -38,7 +39,7 @@ def seeds(cfg: dict) -> Ref:
 
 
 def chain_links(chain: str) -> list[str]:
-    """"rw+crf" → ["rw", "crf"]; "none" or "cams" → []."""
+    """ "rw+crf" → ["rw", "crf"]; "none" or "cams" → []."""
     return [] if chain in ("none", SEEDS) else chain.split("+")
 
 
@@ -54,14 +55,16 @@ def check_chain(cfg: dict, chain: str, where: str) -> None:
         refiner = REGISTRY.refiners.get(link)
         if refiner is None:
             known = ", ".join(["none", *REGISTRY.refiners])
-            raise WsssError(f"config key '{where}': unknown refinement '{link}' in '{chain}' (known: {known}, chained with +)")
+            raise WsssError(
+                f"config key '{where}': unknown refinement '{link}' in '{chain}' (known: {known}, chained with +)"
+            )
         if kind not in refiner.accepts:
             raise WsssError(f"config key '{where}': '{link}' cannot refine {kind} (in '{chain}')")
         kind = refiner.output_kind(cfg, kind)
 
 
 def chain_kind(cfg: dict, chain: str) -> str:
-    """"cams" (CAM format: needs a background threshold) or "scores" (carries its own background)."""
+    """ "cams" (CAM format: needs a background threshold) or "scores" (carries its own background)."""
     links = chain_links(chain)
     return REGISTRY.refiners[links[-1]].output_kind(cfg, chain_kind(cfg, chain_source(chain))) if links else "cams"
 
@@ -190,7 +193,10 @@ class Experiments:
         homes = homes or {}
         for name in set(experiments) & set(homes):
             if experiments[name] != homes[name]:
-                raise WsssError(f"invalid config:\n  experiment folder 'results/{name}' is also the base config's own folder; rename the overlay in 'experiments'")
+                raise WsssError(
+                    f"invalid config:\n  experiment folder 'results/{name}' is also the base config's own folder; "
+                    f"rename the overlay in 'experiments'"
+                )
         self.experiments = list(experiments)
         self.homes = [name for name in homes if name not in experiments]
         self.configs = {**homes, **experiments}
@@ -205,7 +211,7 @@ class Experiments:
         """Every folder the run may build in: the experiments' and the base config's own (``homes``)."""
         return list(self.configs)
 
-    @lru_cache(maxsize=None)
+    @cache
     def signature(self, experiment: str, node: Node) -> str:
         cfg = self.configs[experiment]
         stage = REGISTRY.stage(node[0])
@@ -215,15 +221,22 @@ class Experiments:
         ups = [self.signature(experiment, up) for up in upstream(cfg, node)]
         return json.dumps([node, values, ups], sort_keys=True, default=str)
 
-    @lru_cache(maxsize=None)
+    @cache
     def owner(self, experiment: str, node: Node) -> str:
         """The base config's own folder when the base builds ``node`` exactly as ``experiment``
         would (so that runs with and without overlays share it), else the first experiment that
         does (``experiment`` itself when none does, e.g. for nodes only a benchmark target asks for)."""
         mine = self.signature(experiment, node)
-        return next((name for name in [*self.homes, *self.names] if node in self.used_nodes(name) and self.signature(name, node) == mine), experiment)
+        return next(
+            (
+                name
+                for name in [*self.homes, *self.names]
+                if node in self.used_nodes(name) and self.signature(name, node) == mine
+            ),
+            experiment,
+        )
 
-    @lru_cache(maxsize=None)
+    @cache
     def used_nodes(self, experiment: str) -> frozenset[Node]:
         """The nodes an experiment's summary needs, transitively."""
         return frozenset(closure(self.configs[experiment], [("summarize_metrics", "")]))
@@ -240,8 +253,12 @@ class Experiments:
     def job_benchmarks(self, experiment: str, nodes: Iterable[Node] | None = None) -> list[str]:
         """The benchmark file of every job an experiment needs (or of ``nodes``), in its owner's folder."""
         nodes = sorted(self.used_nodes(experiment) if nodes is None else nodes)
-        return [f"results/{owner}/benchmarks/{name}.tsv" for node in nodes
-                for owner in [self.owner(experiment, node)] for name in job_files(self.configs[owner], node)]
+        return [
+            f"results/{owner}/benchmarks/{name}.tsv"
+            for node in nodes
+            for owner in [self.owner(experiment, node)]
+            for name in job_files(self.configs[owner], node)
+        ]
 
 
 # ============================================================================ labels
@@ -284,7 +301,14 @@ def data_check_key(cfg: dict) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-DATA_FOLDERS = ("ImageSets/Segmentation", "JPEGImages", "Annotations", "SegmentationClass", "SegmentationClassAug", "SaliencyMaps")
+DATA_FOLDERS = (
+    "ImageSets/Segmentation",
+    "JPEGImages",
+    "Annotations",
+    "SegmentationClass",
+    "SegmentationClassAug",
+    "SaliencyMaps",
+)
 HASH_CACHE = Path(".snakemake/wsss/data-hashes")  # relative to the workflow directory
 
 
@@ -320,7 +344,7 @@ def linked_data_root(cfg: dict, links: Path = DATA_LINKS) -> str:
     return str(link)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tree_digest(root: str, cache_dir: str | None) -> str:
     """SHA-1 over the names and content hashes of a VOC tree's data files.
 
@@ -329,10 +353,17 @@ def tree_digest(root: str, cache_dir: str | None) -> str:
     file's hash is cached under ``cache_dir`` by (size, mtime), so only new or touched files are
     read again (the first look at full VOC reads its ~2 GB once)."""
     base = Path(root)
-    files = [(f"{folder}/{entry.name}", entry) for folder in DATA_FOLDERS if (base / folder).is_dir()
-             for entry in sorted(os.scandir(base / folder), key=lambda e: e.name) if entry.is_file()]
+    files = [
+        (f"{folder}/{entry.name}", entry)
+        for folder in DATA_FOLDERS
+        if (base / folder).is_dir()
+        for entry in sorted(os.scandir(base / folder), key=lambda e: e.name)
+        if entry.is_file()
+    ]
     files += [(extra, base / extra) for extra in ("classes.txt",) if (base / extra).is_file()]
-    cache_file = Path(cache_dir) / (hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16] + ".json") if cache_dir else None
+    cache_file = (
+        Path(cache_dir) / (hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:16] + ".json") if cache_dir else None
+    )
     cache = _read_hash_cache(cache_file)
     fresh, digest = {}, hashlib.sha1()
     for name, entry in files:

@@ -28,9 +28,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import MANIFEST, atomic_dir, read_manifest, write_json
@@ -48,7 +49,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
         if not match or not 0 <= int(match[1]) < int(match[2]):
             raise WsssError(f"shard must be 'k/N' with 0 <= k < N, not {text!r}")
@@ -113,7 +114,9 @@ def merged_manifest(manifests: Sequence[dict], where: str) -> dict:
         raise WsssError(f"{where}: expected {len(manifests)} shards, the manifests say {sorted(map(str, counts))}")
     seen: list[str] = [i for m in manifests for i in m["ids"]]
     if sorted(seen) != sorted(all_ids):
-        raise WsssError(f"{where}: the shards hold {len(seen)} images, not the {len(all_ids)} of the whole set exactly once")
+        raise WsssError(
+            f"{where}: the shards hold {len(seen)} images, not the {len(all_ids)} of the whole set exactly once"
+        )
     skip = {"ids", "count", "sizes", *SHARD_FIELDS, *AVERAGED_FIELDS}
     for manifest in manifests[1:]:
         for key in set(manifest) | set(first):

@@ -21,15 +21,24 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_mask, write_json, write_manifest
+from wsss_stages.lib.data.artifacts import (
+    atomic_dir,
+    load_cams,
+    load_mask,
+    read_manifest,
+    save_cams,
+    save_mask,
+    write_json,
+    write_manifest,
+)
+from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.thresholds import cam_labels
 from wsss_stages.lib.nets.cams import write_cams
 from wsss_stages.lib.nets.classification import classification_map
 from wsss_stages.lib.nets.classifier import train_cam_classifier
 from wsss_stages.lib.nets.runtime import pick_device, set_threads
 from wsss_stages.lib.nets.seed_methods import dataset_mean_rgb, erasing_loader
-from wsss_stages.lib.evaluation.thresholds import cam_labels
 from wsss_stages.lib.nets.training import checkpoint_dir_for
-from wsss_stages.lib.data.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +79,28 @@ def fuse_steps(step_cams: list[Path], out_dir: Path) -> None:
         write_manifest(tmp, "cams", ids, method="ae_psl", steps=len(step_cams), sources=[str(p) for p in step_cams])
 
 
-def train_erasing(*, classifier: Path, data_root: Path, out_dir: Path, out_report: Path, split: str, cam_splits: list[str], steps: int,
-                  delta: float, map_floor: float, scales: list[float], flip: bool, precision: str, backbone: dict, training: dict,
-                  method: str, method_options: dict, seed: int, device: str, threads: int = 1) -> None:
+def train_erasing(
+    *,
+    classifier: Path,
+    data_root: Path,
+    out_dir: Path,
+    out_report: Path,
+    split: str,
+    cam_splits: list[str],
+    steps: int,
+    delta: float,
+    map_floor: float,
+    scales: list[float],
+    flip: bool,
+    precision: str,
+    backbone: dict,
+    training: dict,
+    method: str,
+    method_options: dict,
+    seed: int,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Run adversarial erasing and write its fused seed CAMs and a per-step report.
 
     Steps 2..T train exactly as step 1 (train_classifier) was trained: the same method and recipe.
@@ -110,24 +138,47 @@ def train_erasing(*, classifier: Path, data_root: Path, out_dir: Path, out_repor
     torch_device = pick_device(device)
     recipe = {"backbone": backbone, "training": training, "method": method, "method_options": method_options}
     cam_ids = list(dict.fromkeys(i for s in cam_splits for i in dataset.split_ids(s)))
-    cam_kwargs = {"dataset": dataset, "ids": cam_ids, "scales": scales, "flip": flip, "precision": precision, "device": device, "log": log}
+    cam_kwargs = {
+        "dataset": dataset,
+        "ids": cam_ids,
+        "scales": scales,
+        "flip": flip,
+        "precision": precision,
+        "device": device,
+        "log": log,
+    }
     report, kept, mined, model = [], [], None, Path(classifier)
     for step in range(1, steps + 1):
         step_dir = work / f"step{step}"
         if step > 1:
             model = step_dir / "model.pt"  # resumes from its own checkpoint when the settings are unchanged
-            train_cam_classifier(data_root=data_root, split=split, out_model=model, out_info=model.with_suffix(".json"),
-                                 erase_masks=mined, seed=seed + step, device=device, **recipe)  # fmt: skip
+            train_cam_classifier(
+                data_root=data_root,
+                split=split,
+                out_model=model,
+                out_info=model.with_suffix(".json"),
+                erase_masks=mined,
+                seed=seed + step,
+                device=device,
+                **recipe,
+            )
         # on its training images erased as it saw them, in fp32 at full size
-        score = classification_map(model, dataset, train_ids, torch_device, load_image=erasing_loader(dataset.load_image, mined, mean_rgb))
+        score = classification_map(
+            model, dataset, train_ids, torch_device, load_image=erasing_loader(dataset.load_image, mined, mean_rgb)
+        )
         log.info("step %d: training mAP %.2f %%", step, score)
         if step > 1 and score < map_floor:
             report.append({"step": step, "training_map": score, "kept": False})
             log.info("step %d: mAP below the floor %.2f: stopping", step, map_floor)
             break
         cams = step_dir / "cams"  # regions are mined from the images as this step's classifier saw them
-        write_cams(model=model, out_dir=cams, load_image=erasing_loader(dataset.load_image, mined, mean_rgb), erased=mined is not None,
-                   **cam_kwargs)  # fmt: skip
+        write_cams(
+            model=model,
+            out_dir=cams,
+            load_image=erasing_loader(dataset.load_image, mined, mean_rgb),
+            erased=mined is not None,
+            **cam_kwargs,
+        )
         fraction = update_mined(cams, mined, step_dir / "mined", delta)
         mined = step_dir / "mined"
         kept.append(cams)

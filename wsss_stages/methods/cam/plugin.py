@@ -21,6 +21,12 @@ class CamMethod:
         return F.multilabel_soft_margin_loss(model(x), targets["labels"])
 
 
-register_method(ClassifierMethod("cam", impl=f"{__name__}:CamMethod", label=lambda options: "CAM",
-                                 description="the GAP classifier (multilabel soft-margin loss)"))
+register_method(
+    ClassifierMethod(
+        "cam",
+        impl=f"{__name__}:CamMethod",
+        label=lambda options: "CAM",
+        description="the GAP classifier (multilabel soft-margin loss)",
+    )
+)
 register_cam_source(CamSource("cam", label=lambda options: None, description="class activation maps ReLU(w_c · f)"))

@@ -24,14 +24,33 @@ import numpy as np
 from wsss_stages.lib.plan.declare import CamSource, ClassifierMethod, register_cam_source, register_method
 
 SCHEMA = {
-    "tau": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.4,
-            "description": "overlap ratio above which a labelled class's map counts as salient foreground (τ)"},
-    "lam": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
-            "description": "weight of the foreground maps against the background maps in the estimated saliency (λ)"},
-    "assignment": {"type": "string", "enum": ["adaptive", "naive"], "default": "adaptive",
-                   "description": "adaptive: classes enter F by their overlap with the saliency; naive: every labelled class is foreground (the ablation)"},
-    "saliency_folder": {"type": "string", "default": "SaliencyMaps", "description": "folder of the data tree with <id>.png saliency maps"},
-}  # fmt: skip
+    "tau": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "default": 0.4,
+        "description": "overlap ratio above which a labelled class's map counts as salient foreground (τ)",
+    },
+    "lam": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "default": 0.5,
+        "description": "weight of the foreground maps against the background maps in the estimated saliency (λ)",
+    },
+    "assignment": {
+        "type": "string",
+        "enum": ["adaptive", "naive"],
+        "default": "adaptive",
+        "description": "adaptive: classes enter F by their overlap with the saliency; naive: every labelled class is "
+        "foreground (the ablation)",
+    },
+    "saliency_folder": {
+        "type": "string",
+        "default": "SaliencyMaps",
+        "description": "folder of the data tree with <id>.png saliency maps",
+    },
+}
 PAD = 255  # value of padded saliency pixels after the crop: saliency is stored 0..254
 
 
@@ -79,15 +98,19 @@ class EpsMethod:
 
         path = self.folder / f"{image_id}.png"
         if not path.is_file():
-            raise WsssError(f"EPS needs a saliency map for every training image: {path} is missing "
-                            "(config key: train_classifier.eps.saliency_folder)")
+            raise WsssError(
+                f"EPS needs a saliency map for every training image: {path} is missing "
+                "(config key: train_classifier.eps.saliency_folder)"
+            )
         with Image.open(path) as image:
             grey = np.asarray(image.convert("L"), dtype=np.float32)
         return {"saliency": np.round(grey / 255.0 * (PAD - 1)).astype(np.uint8)}
 
     def loss(self, model, x, targets: dict, progress: float):
         o = self.options
-        total, _ = eps_loss(model.class_maps(x), targets["labels"], targets["saliency"], o["tau"], o["lam"], o["assignment"] == "naive")
+        total, _ = eps_loss(
+            model.class_maps(x), targets["labels"], targets["saliency"], o["tau"], o["lam"], o["assignment"] == "naive"
+        )
         return total
 
 
@@ -98,14 +121,30 @@ def eps_maps(model, options: dict, classes):
 
 def check_source(cfg: dict) -> list[str]:
     if cfg["train_classifier"]["method"] != "eps":
-        return ["config key 'make_cams.cam_type': eps reads a classifier with a background map (train_classifier.method: eps)"]
+        return [
+            "config key 'make_cams.cam_type': eps reads a classifier with a background map (train_classifier.method: "
+            "eps)"
+        ]
     return []
 
 
-register_method(ClassifierMethod(
-    "eps", impl=f"{__name__}:EpsMethod", schema=SCHEMA,
-    label=lambda o: f"EPS (τ {o['tau']:g}, λ {o['lam']:g})" if o["assignment"] == "adaptive" else "EPS, naive saliency",
-    description="EPS: a background map and saliency supervision",
-))
-register_cam_source(CamSource("eps", impl=f"{__name__}:eps_maps", label=lambda o: None, check=check_source,
-                              description="EPS: softmax over the foreground and background maps, background dropped"))
+register_method(
+    ClassifierMethod(
+        "eps",
+        impl=f"{__name__}:EpsMethod",
+        schema=SCHEMA,
+        label=lambda o: (
+            f"EPS (τ {o['tau']:g}, λ {o['lam']:g})" if o["assignment"] == "adaptive" else "EPS, naive saliency"
+        ),
+        description="EPS: a background map and saliency supervision",
+    )
+)
+register_cam_source(
+    CamSource(
+        "eps",
+        impl=f"{__name__}:eps_maps",
+        label=lambda o: None,
+        check=check_source,
+        description="EPS: softmax over the foreground and background maps, background dropped",
+    )
+)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from wsss_stages.lib.plan.declare import CamSource, register_cam_source
 
 SCHEMA = {
-    "layer": {"type": "string", "enum": ["high", "low"], "default": "high",
-              "description": "feature layer: the last backbone stage (high) or the stride-4 features (low)"},
-}  # fmt: skip
+    "layer": {
+        "type": "string",
+        "enum": ["high", "low"],
+        "default": "high",
+        "description": "feature layer: the last backbone stage (high) or the stride-4 features (low)",
+    },
+}
 
 
 def maps_function(model, options: dict, classes):
@@ -17,8 +21,13 @@ def maps_function(model, options: dict, classes):
     return gradcam_function(model, options["layer"], classes)
 
 
-register_cam_source(CamSource(
-    "gradcam", impl=f"{__name__}:maps_function", needs_grad=True, schema=SCHEMA,
-    label=lambda options: "Grad-CAM" + (" (low layer)" if options.get("layer") == "low" else ""),
-    description="Grad-CAM at make_cams.gradcam.layer, from the same classifier",
-))
+register_cam_source(
+    CamSource(
+        "gradcam",
+        impl=f"{__name__}:maps_function",
+        needs_grad=True,
+        schema=SCHEMA,
+        label=lambda options: "Grad-CAM" + (" (low layer)" if options.get("layer") == "low" else ""),
+        description="Grad-CAM at make_cams.gradcam.layer, from the same classifier",
+    )
+)

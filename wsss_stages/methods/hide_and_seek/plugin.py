@@ -13,11 +13,22 @@ from wsss_stages.lib.plan.declare import ClassifierMethod, register_method
 from wsss_stages.methods.cam.plugin import CamMethod
 
 SCHEMA = {
-    "patch_sizes": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "default": [0, 16, 32, 44, 56],
-                    "description": "grid sizes in pixels at the training scale, one drawn per image; 0 shows the image whole "
-                                   "(the authors' set 0/16/32/44/56: without 0 no image is ever seen whole, and lite0 does not learn)"},
-    "prob": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "probability of hiding each patch"},
-}  # fmt: skip
+    "patch_sizes": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 0},
+        "minItems": 1,
+        "default": [0, 16, 32, 44, 56],
+        "description": "grid sizes in pixels at the training scale, one drawn per image; 0 shows the image whole "
+        "(the authors' set 0/16/32/44/56: without 0 no image is ever seen whole, and lite0 does not learn)",
+    },
+    "prob": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "default": 0.5,
+        "description": "probability of hiding each patch",
+    },
+}
 
 
 class HideAndSeekMethod(CamMethod):
@@ -25,14 +36,22 @@ class HideAndSeekMethod(CamMethod):
         from wsss_stages.lib.nets.seed_methods import HideAndSeek, normalised_fill
 
         mean_rgb = self.context.mean_rgb
-        self.context.log.info("Hide-and-Seek: patches %s px, p=%.2f, filled with the dataset mean RGB %s",
-                              list(self.options["patch_sizes"]), self.options["prob"], [round(v, 1) for v in mean_rgb])
+        self.context.log.info(
+            "Hide-and-Seek: patches %s px, p=%.2f, filled with the dataset mean RGB %s",
+            list(self.options["patch_sizes"]),
+            self.options["prob"],
+            [round(v, 1) for v in mean_rgb],
+        )
         fill = normalised_fill(mean_rgb, self.context.mean, self.context.std)
         return HideAndSeek(augment, self.options["patch_sizes"], self.options["prob"], fill, self.context.seed)
 
 
-register_method(ClassifierMethod(
-    "hide_and_seek", impl=f"{__name__}:HideAndSeekMethod", schema=SCHEMA,
-    label=lambda o: f"Hide-and-Seek ({'/'.join(map(str, o['patch_sizes']))} px, p {o['prob']:g})",
-    description="Hide-and-Seek: grid patches hidden during training",
-))
+register_method(
+    ClassifierMethod(
+        "hide_and_seek",
+        impl=f"{__name__}:HideAndSeekMethod",
+        schema=SCHEMA,
+        label=lambda o: f"Hide-and-Seek ({'/'.join(map(str, o['patch_sizes']))} px, p {o['prob']:g})",
+        description="Hide-and-Seek: grid patches hidden during training",
+    )
+)

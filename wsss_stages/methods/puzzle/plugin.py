@@ -8,21 +8,50 @@ from wsss_stages.lib.plan.declare import ClassifierMethod, register_method
 
 TERMS = ("cls", "pcls", "re")
 SCHEMA = {
-    "alpha": {"type": "number", "minimum": 0, "default": 4.0,
-              "description": "weight of the reconstruction loss, reached linearly over the first half of training (the authors' best 4)"},
-    "terms": {"type": "array", "items": {"type": "string", "enum": list(TERMS)}, "minItems": 1, "uniqueItems": True,
-              "default": list(TERMS),
-              "description": "loss terms (L_cls full image, L_p-cls merged tiles, L_re reconstruction); the ablation drops some"},
-    "alpha_schedule": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
-                       "description": "fraction of training over which α ramps up from 0 (0: α from the start)"},
-    "level": {"type": "string", "enum": ["feature", "cam"], "default": "feature",
-              "description": "L_re compares the raw class maps (feature, the authors' default) or the ReLU'd, max-normalised "
-                             "CAMs (cam: independent of the maps' magnitude, e.g. lite0's, ~5x ResNet-50's)"},
-    "re_loss": {"type": "string", "enum": ["l1", "l2"], "default": "l1", "description": "element-wise distance of L_re"},
-    "re_loss_option": {"type": "string", "enum": ["masking", "selection", "none"], "default": "masking",
-                       "description": "which maps L_re averages: the image's classes over every element (masking, the "
-                                      "authors' best), per image over its classes (selection), or all (none)"},
-}  # fmt: skip
+    "alpha": {
+        "type": "number",
+        "minimum": 0,
+        "default": 4.0,
+        "description": "weight of the reconstruction loss, reached linearly over the first half of training (the "
+        "authors' best 4)",
+    },
+    "terms": {
+        "type": "array",
+        "items": {"type": "string", "enum": list(TERMS)},
+        "minItems": 1,
+        "uniqueItems": True,
+        "default": list(TERMS),
+        "description": "loss terms (L_cls full image, L_p-cls merged tiles, L_re reconstruction); the ablation drops "
+        "some",
+    },
+    "alpha_schedule": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "default": 0.5,
+        "description": "fraction of training over which α ramps up from 0 (0: α from the start)",
+    },
+    "level": {
+        "type": "string",
+        "enum": ["feature", "cam"],
+        "default": "feature",
+        "description": "L_re compares the raw class maps (feature, the authors' default) or the ReLU'd, max-normalised "
+        "CAMs (cam: independent of the maps' magnitude, e.g. lite0's, ~5x ResNet-50's)",
+    },
+    "re_loss": {
+        "type": "string",
+        "enum": ["l1", "l2"],
+        "default": "l1",
+        "description": "element-wise distance of L_re",
+    },
+    "re_loss_option": {
+        "type": "string",
+        "enum": ["masking", "selection", "none"],
+        "default": "masking",
+        "description": "which maps L_re averages: the image's classes over every element (masking, the "
+        "authors' best), per image over its classes (selection), or all (none)",
+    },
+}
 RE_OPTIONS = ("alpha", "alpha_schedule", "level", "re_loss", "re_loss_option")
 
 
@@ -34,8 +63,14 @@ class PuzzleCam:
         from wsss_stages.lib.nets.seed_methods import puzzle_alpha, puzzle_losses
 
         o = self.options
-        terms = puzzle_losses(model, x, targets["labels"], level=o.get("level", "feature"), distance=o.get("re_loss", "l1"),
-                              reduction=o.get("re_loss_option", "masking"))  # fmt: skip
+        terms = puzzle_losses(
+            model,
+            x,
+            targets["labels"],
+            level=o.get("level", "feature"),
+            distance=o.get("re_loss", "l1"),
+            reduction=o.get("re_loss_option", "masking"),
+        )
         # without L_re its options are not in the stage's arguments (relevant() drops them)
         alpha = puzzle_alpha(progress, o["alpha"], o.get("alpha_schedule", 0.5)) if "re" in self.terms else 0.0
         return sum((alpha if name == "re" else 1.0) * terms[name] for name in self.terms)
@@ -44,7 +79,10 @@ class PuzzleCam:
 def check(options: dict, section: dict) -> list[str]:
     stride, crop = section["backbone"]["output_stride"], section["training"]["crop_size"]
     if crop % (2 * stride):
-        return [f"config key 'train_classifier.training.crop_size': Puzzle-CAM needs it divisible by 2 x output_stride ({2 * stride}), not {crop}"]
+        return [
+            f"config key 'train_classifier.training.crop_size': Puzzle-CAM needs it divisible by 2 x output_stride "
+            f"({2 * stride}), not {crop}"
+        ]
     return []
 
 
@@ -60,5 +98,14 @@ def relevant(options: dict) -> dict:
     return options if "re" in options["terms"] else {k: v for k, v in options.items() if k not in RE_OPTIONS}
 
 
-register_method(ClassifierMethod("puzzle", impl=f"{__name__}:PuzzleCam", label=label, schema=SCHEMA, check=check,
-                                 relevant=relevant, description="Puzzle-CAM: tile merging and reconstruction losses"))
+register_method(
+    ClassifierMethod(
+        "puzzle",
+        impl=f"{__name__}:PuzzleCam",
+        label=label,
+        schema=SCHEMA,
+        check=check,
+        relevant=relevant,
+        description="Puzzle-CAM: tile merging and reconstruction losses",
+    )
+)

@@ -20,9 +20,13 @@ class CrfParams:
 
 
 # DeepLab post-processing (EPS / RS+EPM READMEs): bi_w 4, bi_xy 67, bi_rgb 3, pos_w 3, pos_xy 1
-DEEPLAB_CRF = CrfParams(iterations=10, gaussian_sxy=1, gaussian_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4)
+DEEPLAB_CRF = CrfParams(
+    iterations=10, gaussian_sxy=1, gaussian_compat=3, bilateral_sxy=67, bilateral_srgb=3, bilateral_compat=4
+)
 # irn's crf_inference_label (affinity labels): Gaussian 3/3, bilateral 50/5/10, gt_prob 0.7
-IRN_LABEL_CRF = CrfParams(iterations=10, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10)
+IRN_LABEL_CRF = CrfParams(
+    iterations=10, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10
+)
 
 
 def _crf(image: np.ndarray, unary: np.ndarray, n_labels: int, params: CrfParams) -> np.ndarray:
@@ -32,8 +36,12 @@ def _crf(image: np.ndarray, unary: np.ndarray, n_labels: int, params: CrfParams)
     model = dcrf.DenseCRF2D(w, h, n_labels)
     model.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     model.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
-    model.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
-                               rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=params.bilateral_compat)  # fmt: skip
+    model.addPairwiseBilateral(
+        sxy=params.bilateral_sxy,
+        srgb=params.bilateral_srgb,
+        rgbim=np.ascontiguousarray(image, dtype=np.uint8),
+        compat=params.bilateral_compat,
+    )
     q = model.inference(params.iterations)
     return np.asarray(q, dtype=np.float32).reshape(n_labels, h, w)
 
@@ -46,8 +54,9 @@ def crf_on_scores(image: np.ndarray, scores: np.ndarray, params: CrfParams = Crf
     return _crf(image, unary, len(probs), params)
 
 
-def crf_on_labels(image: np.ndarray, labels: np.ndarray, n_labels: int, gt_prob: float = 0.7,
-                  params: CrfParams = IRN_LABEL_CRF) -> np.ndarray:
+def crf_on_labels(
+    image: np.ndarray, labels: np.ndarray, n_labels: int, gt_prob: float = 0.7, params: CrfParams = IRN_LABEL_CRF
+) -> np.ndarray:
     """Refine a label map (values 0..n_labels-1) → the CRF's argmax labels (irn's crf_inference_label)."""
     onehot = np.full((n_labels, labels.size), (1 - gt_prob) / max(n_labels - 1, 1), np.float32)
     onehot[labels.ravel(), np.arange(labels.size)] = gt_prob

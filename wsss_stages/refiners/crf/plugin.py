@@ -12,9 +12,9 @@ from __future__ import annotations
 import yaml
 
 from wsss_stages import WsssError
-from wsss_stages.refiners.crf.densecrf import DEEPLAB_CRF
 from wsss_stages.lib.plan.declare import Derived, Output, Ref, Refiner, Stage, Threshold, lookup, register_refiner
 from wsss_stages.lib.plan.pipeline import SEEDS, chain_kind, chain_ref, chain_threshold
+from wsss_stages.refiners.crf.densecrf import DEEPLAB_CRF
 
 PARAMETERS = ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb", "bilateral_compat")
 
@@ -74,8 +74,8 @@ properties:
 """)
 # the chained CRF's parameters: the same keys as the seeds' CRF, with DeepLab's values as defaults
 SECTION["properties"]["chained"]["properties"].update(
-    {k: {**SECTION["properties"][k], "default": getattr(DEEPLAB_CRF, k)} for k in PARAMETERS})
-
+    {k: {**SECTION["properties"][k], "default": getattr(DEEPLAB_CRF, k)} for k in PARAMETERS}
+)
 
 
 def settings(cfg: dict, source: str) -> dict:
@@ -87,8 +87,10 @@ def setting_keys(name: str) -> tuple[str, str]:
     return (f"refine_crf.{name}", f"refine_crf.chained.{name}")
 
 
-CRF = Derived(tuple(k for name in PARAMETERS for k in setting_keys(name)),
-              lambda cfg, source: {k: settings(cfg, source)[k] for k in PARAMETERS})
+CRF = Derived(
+    tuple(k for name in PARAMETERS for k in setting_keys(name)),
+    lambda cfg, source: {k: settings(cfg, source)[k] for k in PARAMETERS},
+)
 THRESHOLDS = Derived(setting_keys("thresholds"), lambda cfg, source: list(settings(cfg, source)["thresholds"]))
 
 
@@ -112,20 +114,49 @@ def tunable(cfg: dict, source: str) -> dict:
 
 
 TUNE = Stage(
-    "tune_crf", "sweep the CRF background score next to a chain's CAM-format maps on the seed split",
-    inputs=tunable, input_args=("cams",),
-    outputs={"out_csv": Output("{source}/sweep.csv"), "out_best": Output("{source}/best.json"),
-             "out_per_class": Output("{source}/per_class.csv"), "out_plot": Output("{source}/sweep.png")},
+    "tune_crf",
+    "sweep the CRF background score next to a chain's CAM-format maps on the seed split",
+    inputs=tunable,
+    input_args=("cams",),
+    outputs={
+        "out_csv": Output("{source}/sweep.csv"),
+        "out_best": Output("{source}/best.json"),
+        "out_per_class": Output("{source}/per_class.csv"),
+        "out_plot": Output("{source}/sweep.png"),
+    },
     params={"split": "splits.seeds", "thresholds": THRESHOLDS, "crf": CRF, "mask_folder": "mask_folder"},
-    variant="source", threads="all", mem_mb=4000, runtime=240, module="wsss_stages.refiners.crf.tune_crf",
+    variant="source",
+    threads="all",
+    mem_mb=4000,
+    runtime=240,
+    module="wsss_stages.refiners.crf.tune_crf",
 )
 REFINE = Stage(
-    "refine_crf", "dense CRF on a chain's maps (CAMs with a background score, or score maps)",
-    inputs=lambda cfg, source: {"scores": chain_ref(cfg, source)}, input_args=("scores",),
+    "refine_crf",
+    "dense CRF on a chain's maps (CAMs with a background score, or score maps)",
+    inputs=lambda cfg, source: {"scores": chain_ref(cfg, source)},
+    input_args=("scores",),
     outputs={"out_dir": Output("{source}/scores", directory=True)},
-    params={"crf": CRF}, thresholds=background, threshold_args=("bg_threshold",),
-    variant="source", threads="all", mem_mb=4000, runtime=240, module="wsss_stages.refiners.crf.refine_crf", shardable=True,
+    params={"crf": CRF},
+    thresholds=background,
+    threshold_args=("bg_threshold",),
+    variant="source",
+    threads="all",
+    mem_mb=4000,
+    runtime=240,
+    module="wsss_stages.refiners.crf.refine_crf",
+    shardable=True,
 )
 
-register_refiner(Refiner("crf", "dense CRF", stages=(TUNE, REFINE), apply="refine_crf", artifact="out_dir", output="scores",
-                         accepts=("cams", "scores"), sections={"refine_crf": SECTION}))
+register_refiner(
+    Refiner(
+        "crf",
+        "dense CRF",
+        stages=(TUNE, REFINE),
+        apply="refine_crf",
+        artifact="out_dir",
+        output="scores",
+        accepts=("cams", "scores"),
+        sections={"refine_crf": SECTION},
+    )
+)

@@ -8,24 +8,41 @@ from pathlib import Path
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import atomic_dir, load_score_like, read_maps_manifest, save_scores, write_manifest
-from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_scores
+from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.lib.plan.shards import Shard
-from wsss_stages.lib.evaluation.thresholds import resolve_threshold
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_scores
 
 log = logging.getLogger(__name__)
 
 
-def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, out_dir: Path, threshold: float | None,
-                params: CrfParams) -> None:
+def _refine_one(
+    image_id: str,
+    *,
+    dataset: VOCDataset,
+    source: Path,
+    kind: str,
+    out_dir: Path,
+    threshold: float | None,
+    params: CrfParams,
+) -> None:
     scores, classes = load_score_like(source, image_id, kind, threshold)
     probs = crf_on_scores(dataset.load_image(image_id), scores, params)
     save_scores(out_dir / f"{image_id}.npz", probs, classes.tolist())
 
 
-def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_threshold: float | None, bg_threshold_sweep: Path | None,
-               shard: str = "0/1", threads: int = 1) -> None:
+def refine_crf(
+    *,
+    scores: Path,
+    data_root: Path,
+    out_dir: Path,
+    crf: dict,
+    bg_threshold: float | None,
+    bg_threshold_sweep: Path | None,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Dense CRF on [threshold, CAMs] (a make_cams folder) or on score maps (e.g. random_walk); writes score maps.
 
     Args:
@@ -50,9 +67,24 @@ def refine_crf(*, scores: Path, data_root: Path, out_dir: Path, crf: dict, bg_th
     ids = part.take(manifest["ids"])
     dataset = VOCDataset(data_root)
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_refine_one, dataset=dataset, source=Path(scores), kind=kind, out_dir=tmp,
-                                 threshold=threshold, params=params)  # fmt: skip
+        work = functools.partial(
+            _refine_one,
+            dataset=dataset,
+            source=Path(scores),
+            kind=kind,
+            out_dir=tmp,
+            threshold=threshold,
+            params=params,
+        )
         parallel_map(work, ids, threads, desc="refine_crf")
-        write_manifest(tmp, "scores", ids, refinement="crf", source=str(scores), bg_threshold=threshold, crf=params.__dict__,
-                       **part.manifest_fields(manifest["ids"]))
+        write_manifest(
+            tmp,
+            "scores",
+            ids,
+            refinement="crf",
+            source=str(scores),
+            bg_threshold=threshold,
+            crf=params.__dict__,
+            **part.manifest_fields(manifest["ids"]),
+        )
     log.info("refined %d images with dense CRF (%d processes)", len(ids), threads)

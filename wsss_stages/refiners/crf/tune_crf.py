@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages.lib.data.artifacts import cams_to_scores, load_cams, read_manifest
-from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_scores
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks
 from wsss_stages.lib.evaluation.metrics import confusion_matrix
-from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.lib.evaluation.sweeps import write_sweep
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.parallel import parallel_map
+from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_scores
 
 log = logging.getLogger(__name__)
 
 
-def _confusions_one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, thresholds: list[float], params: CrfParams) -> np.ndarray:
+def _confusions_one(
+    image_id: str, *, dataset: VOCDataset, cams_dir: Path, thresholds: list[float], params: CrfParams
+) -> np.ndarray:
     cams, classes = load_cams(cams_dir / f"{image_id}.npz")
     image, gt = dataset.load_image(image_id), dataset.load_mask(image_id)
     labels = np.concatenate([[0], classes])
@@ -37,8 +39,20 @@ def _confusions_one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, thres
     return out
 
 
-def tune_crf(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out_per_class: Path, out_plot: Path, split: str,
-             thresholds: list[float], crf: dict, mask_folder: str | None, threads: int = 1) -> None:
+def tune_crf(
+    *,
+    cams: Path,
+    data_root: Path,
+    out_csv: Path,
+    out_best: Path,
+    out_per_class: Path,
+    out_plot: Path,
+    split: str,
+    thresholds: list[float],
+    crf: dict,
+    mask_folder: str | None,
+    threads: int = 1,
+) -> None:
     """Score the CRF-refined CAMs at each background threshold on a split with masks.
 
     Args:
@@ -58,8 +72,26 @@ def tune_crf(*, cams: Path, data_root: Path, out_csv: Path, out_best: Path, out_
     cams = Path(cams)
     ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
     params = CrfParams(**crf)
-    work = functools.partial(_confusions_one, dataset=dataset, cams_dir=cams, thresholds=list(thresholds), params=params)
+    work = functools.partial(
+        _confusions_one, dataset=dataset, cams_dir=cams, thresholds=list(thresholds), params=params
+    )
     conf = np.sum(parallel_map(work, ids, threads, desc="tune_crf"), axis=0)
-    best = write_sweep(conf, list(thresholds), dataset.class_names, split, len(ids), out_csv=out_csv, out_best=out_best,
-                       out_per_class=out_per_class, out_plot=out_plot, title="CRF background score")
-    log.info("best CRF background score %.2f: mIoU %.2f on %d images of '%s'", best["best_threshold"], best["miou"], len(ids), split)
+    best = write_sweep(
+        conf,
+        list(thresholds),
+        dataset.class_names,
+        split,
+        len(ids),
+        out_csv=out_csv,
+        out_best=out_best,
+        out_per_class=out_per_class,
+        out_plot=out_plot,
+        title="CRF background score",
+    )
+    log.info(
+        "best CRF background score %.2f: mIoU %.2f on %d images of '%s'",
+        best["best_threshold"],
+        best["miou"],
+        len(ids),
+        split,
+    )

@@ -14,7 +14,7 @@ keep summing to 1.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,9 @@ def _shifted(x: torch.Tensor, offsets: Sequence[tuple[int, int]], dilation: int)
     _, h, w = x.shape
     d = dilation
     padded = F.pad(x[None], (d, d, d, d), mode="replicate")[0]
-    return torch.stack([padded[:, d + dy * d : d + dy * d + h, d + dx * d : d + dx * d + w] for dy, dx in offsets], dim=1)
+    return torch.stack(
+        [padded[:, d + dy * d : d + dy * d + h, d + dx * d : d + dx * d + w] for dy, dx in offsets], dim=1
+    )
 
 
 def pamr_affinity(image: torch.Tensor, dilations: Sequence[int] = DILATIONS) -> torch.Tensor:
@@ -40,7 +42,9 @@ def pamr_affinity(image: torch.Tensor, dilations: Sequence[int] = DILATIONS) -> 
     return torch.softmax(logits.mean(0), dim=0)
 
 
-def pamr(image: torch.Tensor, maps: torch.Tensor, iterations: int = 10, dilations: Sequence[int] = DILATIONS) -> torch.Tensor:
+def pamr(
+    image: torch.Tensor, maps: torch.Tensor, iterations: int = 10, dilations: Sequence[int] = DILATIONS
+) -> torch.Tensor:
     """Refined ``maps`` ``[K, H, W]`` (the image ``[3, H, W]`` at the same size)."""
     kappa = pamr_affinity(image, dilations)
     for _ in range(iterations):
@@ -48,12 +52,16 @@ def pamr(image: torch.Tensor, maps: torch.Tensor, iterations: int = 10, dilation
     return maps
 
 
-def pamr_at_stride(image: torch.Tensor, maps: torch.Tensor, stride: int, iterations: int, dilations: Sequence[int]) -> torch.Tensor:
+def pamr_at_stride(
+    image: torch.Tensor, maps: torch.Tensor, stride: int, iterations: int, dilations: Sequence[int]
+) -> torch.Tensor:
     """PAMR at 1/stride of the image's resolution (the reference runs at stride 4, where its dilations
     reach that many times further), upsampled back bilinearly. ``image`` ``[3, H, W]`` in [0, 1]."""
     h, w = image.shape[-2:]
     size = (max(1, round(h / stride)), max(1, round(w / stride)))
-    small_image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0] if stride > 1 else image
+    small_image = (
+        F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0] if stride > 1 else image
+    )
     small = F.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0] if stride > 1 else maps
     refined = pamr(small_image, small, iterations, dilations)
     return F.interpolate(refined[None], size=(h, w), mode="bilinear", align_corners=False)[0] if stride > 1 else refined

@@ -17,7 +17,8 @@ SECTION = yaml.safe_load("""
 type: object
 additionalProperties: false
 default: {}
-description: pixel-adaptive mask refinement (visinf/1-stage-wseg's pamr.py defaults, not the RecurSeed copy's 1 iteration and dilation 1)
+description: pixel-adaptive mask refinement (visinf/1-stage-wseg's pamr.py defaults, not the RecurSeed copy's 1
+    iteration and dilation 1)
 properties:
   iterations: {type: integer, minimum: 1, default: 10, description: propagation steps}
   dilations:
@@ -40,12 +41,34 @@ properties:
 """)
 
 REFINE = Stage(
-    "refine_pamr", "PAMR on a chain's maps (CAMs stay CAMs, score maps stay score maps)",
-    inputs=lambda cfg, source: {"scores": chain_ref(cfg, source)}, input_args=("scores",),
+    "refine_pamr",
+    "PAMR on a chain's maps (CAMs stay CAMs, score maps stay score maps)",
+    inputs=lambda cfg, source: {"scores": chain_ref(cfg, source)},
+    input_args=("scores",),
     outputs={"out_dir": Output("{source}/maps", directory=True)},
-    params={"iterations": "refine_pamr.iterations", "dilations": "refine_pamr.dilations", "stride": "refine_pamr.stride"},
-    variant="source", threads="all", mem_mb=4000, runtime=120, module="wsss_stages.refiners.pamr.refine_pamr", shardable=True,
+    params={
+        "iterations": "refine_pamr.iterations",
+        "dilations": "refine_pamr.dilations",
+        "stride": "refine_pamr.stride",
+    },
+    variant="source",
+    threads="all",
+    mem_mb=4000,
+    runtime=120,
+    module="wsss_stages.refiners.pamr.refine_pamr",
+    shardable=True,
 )
 
-register_refiner(Refiner("pamr", "PAMR", stages=(REFINE,), apply="refine_pamr", artifact="out_dir", output="same",
-                         threshold="refine_pamr.bg_threshold", accepts=("cams", "scores"), sections={"refine_pamr": SECTION}))
+register_refiner(
+    Refiner(
+        "pamr",
+        "PAMR",
+        stages=(REFINE,),
+        apply="refine_pamr",
+        artifact="out_dir",
+        output="same",
+        threshold="refine_pamr.bg_threshold",
+        accepts=("cams", "scores"),
+        sections={"refine_pamr": SECTION},
+    )
+)

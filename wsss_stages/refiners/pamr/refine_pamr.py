@@ -11,17 +11,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, load_scores, read_maps_manifest, save_cams, save_scores, write_manifest
-from wsss_stages.refiners.pamr.pamr import pamr_at_stride
+from wsss_stages.lib.data.artifacts import (
+    atomic_dir,
+    load_cams,
+    load_scores,
+    read_maps_manifest,
+    save_cams,
+    save_scores,
+    write_manifest,
+)
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.lib.plan.shards import Shard
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.pamr.pamr import pamr_at_stride
 
 log = logging.getLogger(__name__)
 
 
-def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, out_dir: Path, stride: int, iterations: int,
-                dilations: list[int]) -> None:
+def _refine_one(
+    image_id: str,
+    *,
+    dataset: VOCDataset,
+    source: Path,
+    kind: str,
+    out_dir: Path,
+    stride: int,
+    iterations: int,
+    dilations: list[int],
+) -> None:
     torch.set_num_threads(1)  # one image per process
     load, save = (load_cams, save_cams) if kind == "cams" else (load_scores, save_scores)
     maps, classes = load(source / f"{image_id}.npz")
@@ -31,8 +48,17 @@ def _refine_one(image_id: str, *, dataset: VOCDataset, source: Path, kind: str, 
     save(out_dir / f"{image_id}.npz", refined.clamp(0, 1).numpy(), classes.tolist())
 
 
-def refine_pamr(*, scores: Path, data_root: Path, out_dir: Path, iterations: int, dilations: list[int], stride: int, shard: str = "0/1",
-                threads: int = 1) -> None:
+def refine_pamr(
+    *,
+    scores: Path,
+    data_root: Path,
+    out_dir: Path,
+    iterations: int,
+    dilations: list[int],
+    stride: int,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Refine every image of a CAM or score-map folder with PAMR.
 
     Args:
@@ -50,9 +76,27 @@ def refine_pamr(*, scores: Path, data_root: Path, out_dir: Path, iterations: int
     ids = part.take(manifest["ids"])
     dataset = VOCDataset(data_root)
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_refine_one, dataset=dataset, source=Path(scores), kind=kind, out_dir=tmp, stride=stride,
-                                 iterations=iterations, dilations=list(dilations))  # fmt: skip
+        work = functools.partial(
+            _refine_one,
+            dataset=dataset,
+            source=Path(scores),
+            kind=kind,
+            out_dir=tmp,
+            stride=stride,
+            iterations=iterations,
+            dilations=list(dilations),
+        )
         parallel_map(work, ids, threads, desc="refine_pamr")
-        write_manifest(tmp, kind, ids, refinement="pamr", source=str(scores), iterations=iterations, dilations=list(dilations),
-                       stride=stride, bg_threshold=manifest.get("bg_threshold"), **part.manifest_fields(manifest["ids"]))  # fmt: skip
+        write_manifest(
+            tmp,
+            kind,
+            ids,
+            refinement="pamr",
+            source=str(scores),
+            iterations=iterations,
+            dilations=list(dilations),
+            stride=stride,
+            bg_threshold=manifest.get("bg_threshold"),
+            **part.manifest_fields(manifest["ids"]),
+        )
     log.info("refined %d images with PAMR (%s, %d iterations, stride %d)", len(ids), kind, iterations, stride)

@@ -41,8 +41,12 @@ def path_points(dy: int, dx: int) -> list[tuple[int, int]]:
     """irn's path from (0, 0) to (dy, dx): the points of their bounding box whose distance from the
     segment's line is below 1 (both ends included)."""
     length_sq = dy * dy + dx * dx
-    return [(y, x) for y in range(min(0, dy), max(0, dy) + 1) for x in range(min(0, dx), max(0, dx) + 1)
-            if (dy * x - dx * y) ** 2 / length_sq < 1]  # fmt: skip
+    return [
+        (y, x)
+        for y in range(min(0, dy), max(0, dy) + 1)
+        for x in range(min(0, dx), max(0, dx) + 1)
+        if (dy * x - dx * y) ** 2 / length_sq < 1
+    ]
 
 
 def boundary_affinity(boundary: torch.Tensor):
@@ -204,7 +208,9 @@ def pair_loss(affinity, labels: torch.Tensor, radius: int) -> tuple[torch.Tensor
 # ============================================================================ random walk
 def transition_matrix(embedding: torch.Tensor, radius: int = 5, beta: float = 10.0) -> torch.Tensor:
     """The walk's matrix from an embedding ``[D, h, w]`` (see :func:`transition_from`)."""
-    return transition_from(embedding_affinity(embedding), *embedding.shape[-2:], radius=radius, beta=beta, device=embedding.device)
+    return transition_from(
+        embedding_affinity(embedding), *embedding.shape[-2:], radius=radius, beta=beta, device=embedding.device
+    )
 
 
 def transition_from(affinity, h: int, w: int, *, radius: int = 5, beta: float = 10.0, device=None) -> torch.Tensor:
@@ -240,7 +246,9 @@ def random_walk(scores: torch.Tensor, transition: torch.Tensor, steps: int) -> t
     return x.T.reshape(c, h, w)
 
 
-def pair_affinity_histograms(affinity, truth: torch.Tensor, radius: int, bins: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_affinity_histograms(
+    affinity, truth: torch.Tensor, radius: int, bins: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Histograms over [0, 1] of the affinities (an affinity function, or an embedding ``[D, h, w]``) of
     ground-truth same-class and different-class pairs within ``radius``; ``truth`` ``[h, w]`` (255 =
     void) matches the affinity's grid."""

@@ -45,7 +45,9 @@ def combine(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return labels
 
 
-def irn_labels(cams: np.ndarray, classes: np.ndarray, conf_fg: float, conf_bg: float, image: np.ndarray | None) -> np.ndarray:
+def irn_labels(
+    cams: np.ndarray, classes: np.ndarray, conf_fg: float, conf_bg: float, image: np.ndarray | None
+) -> np.ndarray:
     """irn's labels at foreground / background thresholds ``conf_fg`` > ``conf_bg``."""
     return combine(confident_labels(cams, classes, conf_fg, image), confident_labels(cams, classes, conf_bg, image))
 
@@ -56,13 +58,16 @@ def quantile_thresholds(cams: np.ndarray, q_fg: float, q_bg: float) -> tuple[flo
     return float(np.quantile(strongest, q_fg)), float(np.quantile(strongest, q_bg))
 
 
-def psa_labels(cams: np.ndarray, classes: np.ndarray, alpha_low: float, alpha_high: float, image: np.ndarray,
-               params: CrfParams) -> np.ndarray:
+def psa_labels(
+    cams: np.ndarray, classes: np.ndarray, alpha_low: float, alpha_high: float, image: np.ndarray, params: CrfParams
+) -> np.ndarray:
     """psa's labels from a soft CRF at two background powers."""
     keys = np.concatenate([[0], classes])
 
     def crf_argmax(alpha: float) -> np.ndarray:
-        background = np.power(1.0 - cams.max(0, keepdims=True), alpha) if cams.shape[0] else np.ones((1, *cams.shape[1:]))
+        background = (
+            np.power(1.0 - cams.max(0, keepdims=True), alpha) if cams.shape[0] else np.ones((1, *cams.shape[1:]))
+        )
         return keys[crf_on_scores(image, np.concatenate([background, cams]), params).argmax(0)]
 
     low, high = crf_argmax(alpha_low), crf_argmax(alpha_high)
@@ -72,8 +77,19 @@ def psa_labels(cams: np.ndarray, classes: np.ndarray, alpha_low: float, alpha_hi
     return labels
 
 
-COUNTS = ("valid", "fg_labelled", "fg_right", "bg_labelled", "bg_right", "pairs_gt_same", "pairs_gt_diff", "pairs_same",
-          "pairs_same_right", "pairs_diff", "pairs_diff_right")  # fmt: skip
+COUNTS = (
+    "valid",
+    "fg_labelled",
+    "fg_right",
+    "bg_labelled",
+    "bg_right",
+    "pairs_gt_same",
+    "pairs_gt_diff",
+    "pairs_same",
+    "pairs_same_right",
+    "pairs_diff",
+    "pairs_diff_right",
+)
 
 
 def label_counts(labels: np.ndarray, gt: np.ndarray, stride: int, radius: int) -> dict[str, int]:
@@ -85,8 +101,13 @@ def label_counts(labels: np.ndarray, gt: np.ndarray, stride: int, radius: int) -
     and equal, "different" when both are confident and differ."""
     valid = gt != IGNORE
     fg, bg = (labels != IGNORE) & (labels > 0) & valid, (labels == 0) & valid
-    counts = {"valid": int(valid.sum()), "fg_labelled": int(fg.sum()), "fg_right": int((fg & (labels == gt)).sum()),
-              "bg_labelled": int(bg.sum()), "bg_right": int((bg & (gt == 0)).sum())}  # fmt: skip
+    counts = {
+        "valid": int(valid.sum()),
+        "fg_labelled": int(fg.sum()),
+        "fg_right": int((fg & (labels == gt)).sum()),
+        "bg_labelled": int(bg.sum()),
+        "bg_right": int((bg & (gt == 0)).sum()),
+    }
     small, truth = labels[::stride, ::stride], gt[::stride, ::stride]
     pairs = dict.fromkeys(COUNTS[5:], 0)
     for dy, dx in fitting_offsets(radius, *small.shape):
@@ -111,7 +132,12 @@ def label_scores(counts: dict[str, int]) -> dict[str, float | None]:
     def pct(a: str, b: str) -> float | None:
         return round(100.0 * counts[a] / counts[b], 2) if counts[b] else None
 
-    return {"coverage": round(100.0 * (counts["fg_labelled"] + counts["bg_labelled"]) / max(counts["valid"], 1), 2),
-            "fg_precision": pct("fg_right", "fg_labelled"), "bg_precision": pct("bg_right", "bg_labelled"),
-            "same_pair_precision": pct("pairs_same_right", "pairs_same"), "same_pair_recall": pct("pairs_same_right", "pairs_gt_same"),
-            "diff_pair_precision": pct("pairs_diff_right", "pairs_diff"), "diff_pair_recall": pct("pairs_diff_right", "pairs_gt_diff")}  # fmt: skip
+    return {
+        "coverage": round(100.0 * (counts["fg_labelled"] + counts["bg_labelled"]) / max(counts["valid"], 1), 2),
+        "fg_precision": pct("fg_right", "fg_labelled"),
+        "bg_precision": pct("bg_right", "bg_labelled"),
+        "same_pair_precision": pct("pairs_same_right", "pairs_same"),
+        "same_pair_recall": pct("pairs_same_right", "pairs_gt_same"),
+        "diff_pair_precision": pct("pairs_diff_right", "pairs_diff"),
+        "diff_pair_recall": pct("pairs_diff_right", "pairs_gt_diff"),
+    }

@@ -23,7 +23,8 @@ def fitting_offsets(radius: int, h: int, w: int) -> list[tuple[int, int]]:
 
 
 def shifted_pair(t, dy: int, dx: int):
-    """Overlapping crops ``(a, b)`` of ``t[..., H, W]`` such that ``b[y, x] = t[y + dy, x + dx]`` and ``a[y, x]`` is its partner."""
+    """Overlapping crops ``(a, b)`` of ``t[..., H, W]`` such that ``b[y, x] = t[y + dy, x + dx]`` and ``a[y, x]``
+    is its partner."""
     h, w = t.shape[-2:]
     y0, y1 = max(0, -dy), h - max(0, dy)
     x0, x1 = max(0, -dx), w - max(0, dx)

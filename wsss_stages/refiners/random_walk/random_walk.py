@@ -25,37 +25,67 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_stages.refiners.random_walk.affinity import random_walk as propagate
-from wsss_stages.refiners.random_walk.affinity import (boundary_affinity, build_affinitynet, embedding_affinity, pair_affinity_histograms,
-                                      transition_from, transition_matrix)  # fmt: skip
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, load_mask, read_manifest, save_cams, save_scores, write_json, write_manifest
+from wsss_stages.lib.data.artifacts import (
+    atomic_dir,
+    load_cams,
+    load_mask,
+    read_manifest,
+    save_cams,
+    save_scores,
+    write_json,
+    write_manifest,
+)
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.figures import colour_labels, save_panel
 from wsss_stages.lib.evaluation.stats import affinity_report
 from wsss_stages.lib.nets.models import load_model, to_tensor
 from wsss_stages.lib.nets.runtime import pick_device, progress, set_threads
 from wsss_stages.lib.plan.shards import Shard
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.random_walk.affinity import (
+    boundary_affinity,
+    build_affinitynet,
+    embedding_affinity,
+    pair_affinity_histograms,
+    transition_from,
+    transition_matrix,
+)
+from wsss_stages.refiners.random_walk.affinity import random_walk as propagate
 
 log = logging.getLogger(__name__)
 
 
-def walk_with_boundary(boundary: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
-                       radius: int) -> torch.Tensor:
+def walk_with_boundary(
+    boundary: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int, radius: int
+) -> torch.Tensor:
     """irn's walk: the CAMs at the boundary map's stride, multiplied by (1 − boundary), walked on the
     path-max affinities, upsampled and divided by their joint maximum (CAM format)."""
     small = F.adaptive_avg_pool2d(cams[None], boundary.shape[-2:])[0] * (1.0 - boundary)
-    transition = transition_from(boundary_affinity(boundary), *boundary.shape[-2:], radius=radius, beta=beta, device=boundary.device)
+    transition = transition_from(
+        boundary_affinity(boundary), *boundary.shape[-2:], radius=radius, beta=beta, device=boundary.device
+    )
     walked = propagate(small, transition, 2**exp_times)
     up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
     return up / up.max().clamp_min(1e-5)
 
 
-def walk_with_background(embedding: torch.Tensor, cams: torch.Tensor, size: tuple[int, int], *, beta: float, exp_times: int,
-                         radius: int, bg_power: float) -> torch.Tensor:
+def walk_with_background(
+    embedding: torch.Tensor,
+    cams: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    beta: float,
+    exp_times: int,
+    radius: int,
+    bg_power: float,
+) -> torch.Tensor:
     """psa's walk: score maps ``[1 + K, H, W]`` (background first, summing to 1 per pixel) from the CAMs
     ``[K, H, W]`` and a background channel (1 − max CAM)^bg_power walked together; argmax = class."""
-    background = (1.0 - cams.max(0, keepdim=True).values).clamp_min(0) ** bg_power if cams.shape[0] else torch.ones_like(cams[:1])
+    background = (
+        (1.0 - cams.max(0, keepdim=True).values).clamp_min(0) ** bg_power
+        if cams.shape[0]
+        else torch.ones_like(cams[:1])
+    )
     small = F.adaptive_avg_pool2d(torch.cat([background, cams])[None], embedding.shape[-2:])[0]
     walked = propagate(small, transition_matrix(embedding, radius, beta), 2**exp_times)
     up = F.interpolate(walked[None], size=size, mode="bilinear", align_corners=False)[0].clamp_min(0)
@@ -74,17 +104,41 @@ def pair_map(affinity, size: tuple[int, int]) -> torch.Tensor:
 def save_figure(path: Path, image_id: str, image, cam, labels, cut, walked, truth, method: str) -> None:
     """image | strongest CAM | affinity labels | boundary (or 1 − affinity) | walked result | ground truth."""
     strongest = walked[1:].max(0) if method == "psa" else walked.max(0)
-    save_panel(path, f"{image_id}: random walk ({method})", [
-        ("image", image), ("strongest CAM", cam.max(0) if cam.shape[0] else np.zeros(image.shape[:2])),
-        ("affinity labels (white: unsure)", colour_labels(labels)),
-        ("boundary" if method == "irn" else "1 - affinity to neighbours", cut),
-        ("walked, strongest class" if method != "psa" else "walked, strongest class (bg walked)", strongest),
-        ("ground truth", colour_labels(truth))])  # fmt: skip
+    save_panel(
+        path,
+        f"{image_id}: random walk ({method})",
+        [
+            ("image", image),
+            ("strongest CAM", cam.max(0) if cam.shape[0] else np.zeros(image.shape[:2])),
+            ("affinity labels (white: unsure)", colour_labels(labels)),
+            ("boundary" if method == "irn" else "1 - affinity to neighbours", cut),
+            ("walked, strongest class" if method != "psa" else "walked, strongest class (bg walked)", strongest),
+            ("ground truth", colour_labels(truth)),
+        ],
+    )
 
 
-def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, out_figures: Path,
-                method: str, beta: float, exp_times: int, radius: int, bg_power: float | None, split: str, mask_folder: str | None,
-                figures: int, device: str, shard: str = "0/1", threads: int = 1) -> None:
+def random_walk(
+    *,
+    model: Path,
+    cams: Path,
+    labels: Path,
+    data_root: Path,
+    out_dir: Path,
+    out_diagnostics: Path,
+    out_figures: Path,
+    method: str,
+    beta: float,
+    exp_times: int,
+    radius: int,
+    bg_power: float | None,
+    split: str,
+    mask_folder: str | None,
+    figures: int,
+    device: str,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Refine every image of a CAM folder by a random walk on AffinityNet affinities.
 
     Args:
@@ -143,21 +197,49 @@ def random_walk(*, model: Path, cams: Path, labels: Path, data_root: Path, out_d
                 same, diff = same + counts[0], diff + counts[1]
             maps = torch.from_numpy(cam).to(device)
             if method == "irn":
-                walked = walk_with_boundary(boundary, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius)
+                walked = walk_with_boundary(
+                    boundary, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius
+                )
                 save_cams(tmp / f"{image_id}.npz", walked.cpu().numpy(), classes.tolist())
             else:
-                walked = walk_with_background(embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius,
-                                              bg_power=bg_power)  # fmt: skip
+                walked = walk_with_background(
+                    embedding, maps, image.shape[:2], beta=beta, exp_times=exp_times, radius=radius, bg_power=bg_power
+                )
                 save_scores(tmp / f"{image_id}.npz", walked.cpu().numpy(), [0, *classes.tolist()])
             if image_id in pictured:
                 cut = boundary.cpu().float() if method == "irn" else pair_map(affinity, grid)
-                save_figure(pictures / f"{image_id}.png", image_id, image, cam, load_mask(Path(labels) / f"{image_id}.png"),
-                            cut.numpy(), walked.cpu().numpy(), dataset.load_mask(image_id), method)  # fmt: skip
+                save_figure(
+                    pictures / f"{image_id}.png",
+                    image_id,
+                    image,
+                    cam,
+                    load_mask(Path(labels) / f"{image_id}.png"),
+                    cut.numpy(),
+                    walked.cpu().numpy(),
+                    dataset.load_mask(image_id),
+                    method,
+                )
             seconds.append(time.perf_counter() - start)
-        write_manifest(tmp, "scores" if method == "psa" else "cams", ids, refinement="rw", method=method, beta=beta,
-                       exp_times=exp_times, radius=radius, bg_power=bg_power,
-                       seconds_per_image=float(np.mean(seconds)) if seconds else None, **part.manifest_fields(all_ids))  # fmt: skip
+        write_manifest(
+            tmp,
+            "scores" if method == "psa" else "cams",
+            ids,
+            refinement="rw",
+            method=method,
+            beta=beta,
+            exp_times=exp_times,
+            radius=radius,
+            bg_power=bg_power,
+            seconds_per_image=float(np.mean(seconds)) if seconds else None,
+            **part.manifest_fields(all_ids),
+        )
     report = affinity_report(same.numpy(), diff.numpy(), beta, len(scored & set(ids)), radius)
     write_json(out_diagnostics, report)
-    log.info("random walk on %d images, %.3f s per image; affinity ROC-AUC %s on %d images of '%s'", len(ids),
-             float(np.mean(seconds)) if seconds else 0.0, report["roc_auc"], report["images"], split)  # fmt: skip
+    log.info(
+        "random walk on %d images, %.3f s per image; affinity ROC-AUC %s on %d images of '%s'",
+        len(ids),
+        float(np.mean(seconds)) if seconds else 0.0,
+        report["roc_auc"],
+        report["images"],
+        split,
+    )

@@ -1,4 +1,5 @@
-"""Stage train_affinitynet: train AffinityNet on affinity labels: pixel pairs within a radius, losses balanced per group."""
+"""Stage train_affinitynet: train AffinityNet on affinity labels (pixel pairs within a radius, losses balanced per
+group)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,59 @@ from pathlib import Path
 import torch
 
 from wsss_stages import WsssError
-from wsss_stages.refiners.random_walk.affinity import AffinityNet, BoundaryNet, boundary_affinity, downsample_labels, embedding_affinity, pair_loss
 from wsss_stages.lib.data.artifacts import load_mask
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.models import load_model, model_meta
 from wsss_stages.lib.nets.runtime import pick_device, set_threads, training_dtype
-from wsss_stages.lib.nets.training import (Augment, EpochDataset, TrainLoop, checkpoint_dir_for, files_fingerprint, ids_with_label_maps, make_optimizer,
-                                      save_model, seed_everything)  # fmt: skip
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.nets.training import (
+    Augment,
+    EpochDataset,
+    TrainLoop,
+    checkpoint_dir_for,
+    files_fingerprint,
+    ids_with_label_maps,
+    make_optimizer,
+    save_model,
+    seed_everything,
+)
+from wsss_stages.refiners.random_walk.affinity import (
+    AffinityNet,
+    BoundaryNet,
+    boundary_affinity,
+    downsample_labels,
+    embedding_affinity,
+    pair_loss,
+)
 
 log = logging.getLogger(__name__)
 
 
-def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_model: Path, network: str, boundary_levels: str, split: str,
-                      stride: int, radius: int,
-                      dim: int, freeze_backbone: bool, epochs: int, batch_size: int, crop_size: int, scale_range: list[float], lr: float,
-                      weight_decay: float, momentum: float, workers: int, precision: str, seed: int, device: str,
-                      threads: int = 1) -> None:
+def train_affinitynet(
+    *,
+    classifier: Path,
+    labels: Path,
+    data_root: Path,
+    out_model: Path,
+    network: str,
+    boundary_levels: str,
+    split: str,
+    stride: int,
+    radius: int,
+    dim: int,
+    freeze_backbone: bool,
+    epochs: int,
+    batch_size: int,
+    crop_size: int,
+    scale_range: list[float],
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    workers: int,
+    precision: str,
+    seed: int,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Train the network whose pair affinities the walk uses, on the classifier's backbone (resumable):
     psa's AffinityNet embedding, or irn's class-boundary branch (affinity = 1 − max boundary on the
     path). Both learn from the same affinity labels with the same balanced pair loss.
@@ -61,7 +99,11 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
     cls, cls_meta = load_model(classifier, ("classifier",))
     if network not in ("embedding", "boundary"):
         raise WsssError(f"the pair network must be embedding or boundary, not {network!r}")
-    net = BoundaryNet(cls.backbone, boundary_levels) if network == "boundary" else AffinityNet(cls.backbone, stride, dim, freeze_backbone)
+    net = (
+        BoundaryNet(cls.backbone, boundary_levels)
+        if network == "boundary"
+        else AffinityNet(cls.backbone, stride, dim, freeze_backbone)
+    )
     augment = Augment(crop_size, tuple(scale_range), cls_meta["mean"], cls_meta["std"], seed)
 
     def load(index: int):
@@ -75,19 +117,62 @@ def train_affinitynet(*, classifier: Path, labels: Path, data_root: Path, out_mo
         return pair_loss(affinity, labels, radius)[0]
 
     device = pick_device(device)
-    log.info("training the %s network (stride %d, radius %d) on %d images of '%s' on %s", network,
-             BoundaryNet.stride if network == "boundary" else stride, radius, len(ids), split, device)  # fmt: skip
+    log.info(
+        "training the %s network (stride %d, radius %d) on %d images of '%s' on %s",
+        network,
+        BoundaryNet.stride if network == "boundary" else stride,
+        radius,
+        len(ids),
+        split,
+        device,
+    )
     optimizer = make_optimizer(net, net.head_parameters(), lr / 10, 10.0, weight_decay, momentum)
-    signature = {"classifier": files_fingerprint([classifier]), "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
-                 "stride": stride, "radius": radius, "dim": dim, "freeze_backbone": freeze_backbone, "epochs": epochs, "batch_size": batch_size,
-                 "crop_size": crop_size, "scale_range": list(scale_range), "lr": lr, "weight_decay": weight_decay,
-                 "momentum": momentum, "seed": seed, "precision": precision, "network": network, "boundary_levels": boundary_levels}  # fmt: skip
-    loop = TrainLoop(net, optimizer, EpochDataset(len(ids), load, augment), batch_size, epochs, device,
-                     checkpoint_dir_for(out_model), signature, freeze_bn=True, workers=workers, seed=seed,
-                     dtype=training_dtype(precision, device))  # fmt: skip
+    signature = {
+        "classifier": files_fingerprint([classifier]),
+        "labels": files_fingerprint([labels / f"{i}.png" for i in ids]),
+        "stride": stride,
+        "radius": radius,
+        "dim": dim,
+        "freeze_backbone": freeze_backbone,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "crop_size": crop_size,
+        "scale_range": list(scale_range),
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "seed": seed,
+        "precision": precision,
+        "network": network,
+        "boundary_levels": boundary_levels,
+    }
+    loop = TrainLoop(
+        net,
+        optimizer,
+        EpochDataset(len(ids), load, augment),
+        batch_size,
+        epochs,
+        device,
+        checkpoint_dir_for(out_model),
+        signature,
+        freeze_bn=True,
+        workers=workers,
+        seed=seed,
+        dtype=training_dtype(precision, device),
+    )
     history = loop.run(loss_fn)
-    meta = model_meta("boundarynet" if network == "boundary" else "affinitynet", cls_meta["backbone"], cls_meta["output_stride"], cls_meta["num_classes"],
-                      cls_meta["class_names"], mean=cls_meta["mean"], std=cls_meta["std"], stride=BoundaryNet.stride if network == "boundary" else stride, dim=dim,
-                      loss_history=history, **({"boundary_levels": boundary_levels} if network == "boundary" else {}))  # fmt: skip
+    meta = model_meta(
+        "boundarynet" if network == "boundary" else "affinitynet",
+        cls_meta["backbone"],
+        cls_meta["output_stride"],
+        cls_meta["num_classes"],
+        cls_meta["class_names"],
+        mean=cls_meta["mean"],
+        std=cls_meta["std"],
+        stride=BoundaryNet.stride if network == "boundary" else stride,
+        dim=dim,
+        loss_history=history,
+        **({"boundary_levels": boundary_levels} if network == "boundary" else {}),
+    )
     save_model(Path(out_model), net, meta)
     log.info("saved %s", out_model)

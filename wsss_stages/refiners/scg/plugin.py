@@ -19,10 +19,14 @@ additionalProperties: false
 default: {}
 description: self-correlation maps from the classifier's features (RecurSeed's SCG thresholds)
 properties:
-  first_threshold: {$ref: "#/$defs/unit_interval", default: 0.5, description: first-order cosine correlations below it are zeroed}
-  second_threshold: {type: number, minimum: 0, default: 0.1, description: "second-order correlations below it / (h·w) are zeroed"}
-  fg_threshold: {$ref: "#/$defs/unit_interval", default: 0.3, description: CAM score from which a pixel is a class's confident foreground}
-  bg_threshold_seeds: {$ref: "#/$defs/unit_interval", default: 0.05, description: CAM score up to which a pixel is the class's confident background}
+  first_threshold: {$ref: "#/$defs/unit_interval", default: 0.5, description: first-order cosine correlations below it
+      are zeroed}
+  second_threshold: {type: number, minimum: 0, default: 0.1, description: "second-order correlations below it / (h·w)
+      are zeroed"}
+  fg_threshold: {$ref: "#/$defs/unit_interval", default: 0.3, description: CAM score from which a pixel is a class's
+      confident foreground}
+  bg_threshold_seeds: {$ref: "#/$defs/unit_interval", default: 0.05, description: CAM score up to which a pixel is the
+      class's confident background}
   bg_threshold:
     $ref: "#/$defs/threshold_or_auto"
     default: auto
@@ -32,13 +36,31 @@ properties:
 KEYS = ("first_threshold", "second_threshold", "fg_threshold", "bg_threshold_seeds")
 
 REFINE = Stage(
-    "refine_scg", "self-correlation maps (SCG) from the classifier's features and a chain's CAMs",
+    "refine_scg",
+    "self-correlation maps (SCG) from the classifier's features and a chain's CAMs",
     inputs=lambda cfg, source: {"model": Ref("train_classifier", "out_model"), "cams": chain_ref(cfg, source)},
     input_args=("model", "cams"),
     outputs={"out_dir": Output("{source}/maps", directory=True)},
     params={**{k: f"refine_scg.{k}" for k in KEYS}, "device": "device"},
-    variant="source", threads="heavy", mem_mb=4000, runtime=120, gpu=True, module="wsss_stages.refiners.scg.refine_scg", shardable=True,
+    variant="source",
+    threads="heavy",
+    mem_mb=4000,
+    runtime=120,
+    gpu=True,
+    module="wsss_stages.refiners.scg.refine_scg",
+    shardable=True,
 )
 
-register_refiner(Refiner("scg", "SCG", stages=(REFINE,), apply="refine_scg", artifact="out_dir", output="cams",
-                         threshold="refine_scg.bg_threshold", accepts=("cams",), sections={"refine_scg": SECTION}))
+register_refiner(
+    Refiner(
+        "scg",
+        "SCG",
+        stages=(REFINE,),
+        apply="refine_scg",
+        artifact="out_dir",
+        output="cams",
+        threshold="refine_scg.bg_threshold",
+        accepts=("cams",),
+        sections={"refine_scg": SECTION},
+    )
+)

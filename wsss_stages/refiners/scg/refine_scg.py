@@ -11,17 +11,29 @@ import torch
 import torch.nn.functional as F
 
 from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.models import load_model, to_tensor
 from wsss_stages.lib.nets.runtime import pick_device, progress, set_threads
-from wsss_stages.refiners.scg.scg import high_order_correlation, scg_maps
 from wsss_stages.lib.plan.shards import Shard
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.scg.scg import high_order_correlation, scg_maps
 
 log = logging.getLogger(__name__)
 
 
-def refine_scg(*, model: Path, cams: Path, data_root: Path, out_dir: Path, first_threshold: float, second_threshold: float, fg_threshold: float,
-               bg_threshold_seeds: float, device: str, shard: str = "0/1", threads: int = 1) -> None:
+def refine_scg(
+    *,
+    model: Path,
+    cams: Path,
+    data_root: Path,
+    out_dir: Path,
+    first_threshold: float,
+    second_threshold: float,
+    fg_threshold: float,
+    bg_threshold_seeds: float,
+    device: str,
+    shard: str = "0/1",
+    threads: int = 1,
+) -> None:
     """Self-correlation maps of every image of a CAM folder.
 
     Args:
@@ -50,14 +62,30 @@ def refine_scg(*, model: Path, cams: Path, data_root: Path, out_dir: Path, first
             image = dataset.load_image(image_id)
             levels = backbone(to_tensor(image, meta["mean"], meta["std"])[None].to(device))
             grid = tuple(levels["high"].shape[-2:])
-            hsc = high_order_correlation([levels["low"][0], levels["high"][0]], grid, first_threshold, second_threshold).cpu()
+            hsc = high_order_correlation(
+                [levels["low"][0], levels["high"][0]], grid, first_threshold, second_threshold
+            ).cpu()
             maps, classes = load_cams(Path(cams) / f"{image_id}.npz")
             small = F.adaptive_avg_pool2d(torch.from_numpy(maps)[None], grid)[0]
-            small = small / small.flatten(1).max(1).values.clamp_min(1e-5)[:, None, None]  # peaks at 1 again after pooling
+            small = (
+                small / small.flatten(1).max(1).values.clamp_min(1e-5)[:, None, None]
+            )  # peaks at 1 again after pooling
             refined = scg_maps(hsc, small, fg_threshold, bg_threshold_seeds)
-            full = F.interpolate(refined[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0].clamp(0, 1)
+            full = F.interpolate(refined[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0].clamp(
+                0, 1
+            )
             save_cams(tmp / f"{image_id}.npz", full.numpy(), classes.tolist())
-        write_manifest(tmp, "cams", ids, refinement="scg", source=str(cams), model=str(model), first_threshold=first_threshold,
-                       second_threshold=second_threshold, fg_threshold=fg_threshold, bg_threshold_seeds=bg_threshold_seeds,
-                       **part.manifest_fields(manifest["ids"]))  # fmt: skip
+        write_manifest(
+            tmp,
+            "cams",
+            ids,
+            refinement="scg",
+            source=str(cams),
+            model=str(model),
+            first_threshold=first_threshold,
+            second_threshold=second_threshold,
+            fg_threshold=fg_threshold,
+            bg_threshold_seeds=bg_threshold_seeds,
+            **part.manifest_fields(manifest["ids"]),
+        )
     log.info("self-correlation maps of %d images", len(ids))

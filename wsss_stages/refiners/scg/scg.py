@@ -19,7 +19,7 @@ matrices, about 7 MB per image; 1200 pixels, 17 MB, for a 640×480 COCO image), 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +42,18 @@ def correlation_of_level(features: torch.Tensor, first_threshold: float, second_
     return torch.maximum(first, second)
 
 
-def high_order_correlation(levels: Sequence[torch.Tensor], size: tuple[int, int], first_threshold: float = 0.5,
-                           second_threshold: float = 0.1) -> torch.Tensor:
+def high_order_correlation(
+    levels: Sequence[torch.Tensor], size: tuple[int, int], first_threshold: float = 0.5, second_threshold: float = 0.1
+) -> torch.Tensor:
     """HSC ``[n, n]``: the levels' ``[D_l, h_l, w_l]`` features resized to ``size`` (h, w), averaged."""
-    maps = [correlation_of_level(F.interpolate(f[None].float(), size=size, mode="bilinear", align_corners=False)[0], first_threshold,
-                                 second_threshold) for f in levels]  # fmt: skip
+    maps = [
+        correlation_of_level(
+            F.interpolate(f[None].float(), size=size, mode="bilinear", align_corners=False)[0],
+            first_threshold,
+            second_threshold,
+        )
+        for f in levels
+    ]
     return torch.stack(maps).mean(0)
 
 

@@ -12,10 +12,18 @@ import numpy as np
 from PIL import Image
 
 from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import IGNORE, atomic_dir, load_cams, read_manifest, save_mask, write_json, write_manifest
+from wsss_stages.lib.data.artifacts import (
+    IGNORE,
+    atomic_dir,
+    load_cams,
+    read_manifest,
+    save_mask,
+    write_json,
+    write_manifest,
+)
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.parallel import parallel_map
 from wsss_stages.refiners.sec.sec import localization_cues
-from wsss_stages.lib.data.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +31,31 @@ log = logging.getLogger(__name__)
 def load_saliency(path: Path) -> np.ndarray:
     """An 8-bit saliency map as values in [0, 1]; a missing one is an error naming the file."""
     if not path.is_file():
-        raise WsssError(f"SEC's background cue needs a saliency map for every image: {path} is missing "
-                        "(config key: make_sec_cues.saliency_folder)")
+        raise WsssError(
+            f"SEC's background cue needs a saliency map for every image: {path} is missing "
+            "(config key: make_sec_cues.saliency_folder)"
+        )
     with Image.open(path) as image:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def _cues_one(image_id: str, *, dataset: VOCDataset, cams_dir: Path, saliency_dir: Path, out_dir: Path, fg_fraction: float,
-              bg_fraction: float, scored: frozenset) -> np.ndarray | None:
+def _cues_one(
+    image_id: str,
+    *,
+    dataset: VOCDataset,
+    cams_dir: Path,
+    saliency_dir: Path,
+    out_dir: Path,
+    fg_fraction: float,
+    bg_fraction: float,
+    scored: frozenset,
+) -> np.ndarray | None:
     cams, classes = load_cams(cams_dir / f"{image_id}.npz")
     saliency = load_saliency(saliency_dir / f"{image_id}.png")
     if saliency.shape != cams.shape[1:]:
-        raise WsssError(f"saliency map {saliency_dir / (image_id + '.png')} is {saliency.shape}, its CAMs {cams.shape[1:]}")
+        raise WsssError(
+            f"saliency map {saliency_dir / (image_id + '.png')} is {saliency.shape}, its CAMs {cams.shape[1:]}"
+        )
     cues = localization_cues(cams, classes, saliency, fg_fraction, bg_fraction)
     save_mask(out_dir / f"{image_id}.png", cues)
     if image_id not in scored:
@@ -51,14 +72,30 @@ def cue_report(stats: np.ndarray, images: int) -> dict:
     """Coverage and precision of the background and foreground cues over the scored pixels."""
     bg, bg_right, fg, fg_right, known = (int(v) for v in stats)
     percent = lambda a, b: round(100.0 * a / b, 2) if b else None  # noqa: E731
-    return {"images_scored": images, "cue_pixels_percent": percent(bg + fg, known),
-            "background_cue_percent": percent(bg, known), "foreground_cue_percent": percent(fg, known),
-            "background_precision": percent(bg_right, bg), "foreground_precision": percent(fg_right, fg),
-            "precision": percent(bg_right + fg_right, bg + fg)}  # fmt: skip
+    return {
+        "images_scored": images,
+        "cue_pixels_percent": percent(bg + fg, known),
+        "background_cue_percent": percent(bg, known),
+        "foreground_cue_percent": percent(fg, known),
+        "background_precision": percent(bg_right, bg),
+        "foreground_precision": percent(fg_right, fg),
+        "precision": percent(bg_right + fg_right, bg + fg),
+    }
 
 
-def make_sec_cues(*, cams: Path, data_root: Path, out_dir: Path, out_diagnostics: Path, split: str, mask_folder: str | None,
-                  fg_fraction: float, bg_fraction: float, saliency_folder: str, threads: int = 1) -> None:
+def make_sec_cues(
+    *,
+    cams: Path,
+    data_root: Path,
+    out_dir: Path,
+    out_diagnostics: Path,
+    split: str,
+    mask_folder: str | None,
+    fg_fraction: float,
+    bg_fraction: float,
+    saliency_folder: str,
+    threads: int = 1,
+) -> None:
     """Write SEC's cues for every image of a CAM-format folder.
 
     Args:
@@ -77,12 +114,28 @@ def make_sec_cues(*, cams: Path, data_root: Path, out_dir: Path, out_diagnostics
     ids = read_manifest(cams, "cams")["ids"]
     scored = frozenset(i for i in dataset.split_ids(split) if dataset.has_mask(i)) & frozenset(ids)
     with atomic_dir(out_dir) as tmp:
-        work = functools.partial(_cues_one, dataset=dataset, cams_dir=Path(cams), saliency_dir=dataset.root / saliency_folder, out_dir=tmp,
-                                 fg_fraction=fg_fraction, bg_fraction=bg_fraction, scored=scored)  # fmt: skip
+        work = functools.partial(
+            _cues_one,
+            dataset=dataset,
+            cams_dir=Path(cams),
+            saliency_dir=dataset.root / saliency_folder,
+            out_dir=tmp,
+            fg_fraction=fg_fraction,
+            bg_fraction=bg_fraction,
+            scored=scored,
+        )
         results = parallel_map(work, ids, threads, desc="make_sec_cues")
         write_manifest(tmp, "cues", ids, source=str(cams), fg_fraction=fg_fraction, bg_fraction=bg_fraction)
     stats = [r for r in results if r is not None]
     report = cue_report(np.sum(stats, axis=0) if stats else np.zeros(5, np.int64), len(stats))
     write_json(out_diagnostics, {"split": split, **report})
-    log.info("SEC cues for %d images; on %d scored images of '%s': %s%% of the pixels cued, foreground right %s%%, background right %s%%",
-             len(ids), len(stats), split, report["cue_pixels_percent"], report["foreground_precision"], report["background_precision"])
+    log.info(
+        "SEC cues for %d images; on %d scored images of '%s': %s%% of the pixels cued, foreground right %s%%, "
+        "background right %s%%",
+        len(ids),
+        len(stats),
+        split,
+        report["cue_pixels_percent"],
+        report["foreground_precision"],
+        report["background_precision"],
+    )

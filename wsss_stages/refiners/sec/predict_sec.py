@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, read_manifest, save_scores, write_manifest
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks, score_predictions
 from wsss_stages.lib.nets.inference import load_segmentation_net, predict_probs
 from wsss_stages.lib.nets.models import to_tensor
 from wsss_stages.lib.nets.runtime import autocast, pick_device, progress, set_threads
-from wsss_stages.lib.data.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,23 @@ def labelled_scores(probs: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return kept / np.clip(kept.sum(0, keepdims=True), 1e-8, None)
 
 
-def predict_sec(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_val_json: Path, out_val_csv: Path, out_val_per_image: Path,
-                val_split: str, mask_folder: str | None, scales: list[float], flip: bool, precision: str, device: str,
-                threads: int = 1) -> None:
+def predict_sec(
+    *,
+    model: Path,
+    cams: Path,
+    data_root: Path,
+    out_dir: Path,
+    out_val_json: Path,
+    out_val_csv: Path,
+    out_val_per_image: Path,
+    val_split: str,
+    mask_folder: str | None,
+    scales: list[float],
+    flip: bool,
+    precision: str,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Score maps of the SEC network for the images of a chain's maps, and its val mIoU.
 
     Args:
@@ -66,8 +80,29 @@ def predict_sec(*, model: Path, cams: Path, data_root: Path, out_dir: Path, out_
                 save_scores(tmp / f"{image_id}.npz", labelled_scores(probs, classes), [0, *classes.tolist()])
             if image_id in wanted:
                 val_masks[image_id] = probs.argmax(0).astype(np.uint8)
-        write_manifest(tmp, "scores", ids, refinement="sec", model=str(model), scales=list(scales), flip=flip,
-                       dtype=str(dtype or torch.float32))  # fmt: skip
-    score_predictions(dataset=dataset, ids=val_ids, predict=val_masks.__getitem__, split=val_split, out_json=out_val_json,
-                      out_csv=out_val_csv, out_per_image=out_val_per_image, what="SEC network")  # fmt: skip
-    log.info("SEC score maps for %d images; its own predictions scored on %d images of '%s'", len(ids), len(val_ids), val_split)
+        write_manifest(
+            tmp,
+            "scores",
+            ids,
+            refinement="sec",
+            model=str(model),
+            scales=list(scales),
+            flip=flip,
+            dtype=str(dtype or torch.float32),
+        )
+    score_predictions(
+        dataset=dataset,
+        ids=val_ids,
+        predict=val_masks.__getitem__,
+        split=val_split,
+        out_json=out_val_json,
+        out_csv=out_val_csv,
+        out_per_image=out_val_per_image,
+        what="SEC network",
+    )
+    log.info(
+        "SEC score maps for %d images; its own predictions scored on %d images of '%s'",
+        len(ids),
+        len(val_ids),
+        val_split,
+    )

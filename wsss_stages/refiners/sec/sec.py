@@ -41,13 +41,20 @@ GRID_STRIDE = 8
 def sec_crf_params(scale_factor: float = 12.0) -> CrfParams:
     """The reference's constrain-to-boundary CRF (krahenbuhl2013.CRF): bilateral w 10, xy 80 / scale,
     rgb 13; Gaussian w 3, xy 3 / scale; 10 iterations; the image at the score grid's size."""
-    return CrfParams(iterations=10, gaussian_sxy=3.0 / scale_factor, gaussian_compat=3.0, bilateral_sxy=80.0 / scale_factor,
-                     bilateral_srgb=13.0, bilateral_compat=10.0)
+    return CrfParams(
+        iterations=10,
+        gaussian_sxy=3.0 / scale_factor,
+        gaussian_compat=3.0,
+        bilateral_sxy=80.0 / scale_factor,
+        bilateral_srgb=13.0,
+        bilateral_compat=10.0,
+    )
 
 
 # ============================================================================ cues
-def localization_cues(cams: np.ndarray, classes: np.ndarray, saliency: np.ndarray, fg_fraction: float = 0.2,
-                      bg_fraction: float = 0.1) -> np.ndarray:
+def localization_cues(
+    cams: np.ndarray, classes: np.ndarray, saliency: np.ndarray, fg_fraction: float = 0.2, bg_fraction: float = 0.1
+) -> np.ndarray:
     """Cue map ``[H, W]`` (uint8): a class index, 0 for background, 255 for no cue.
 
     Args:
@@ -157,13 +164,16 @@ def to_grid(logits, x, cues, valid, mean, std, stride: int = GRID_STRIDE):
     centre = stride // 2
     grid_cues = cues[:, centre::stride, centre::stride][:, :h, :w]
     grid_valid = valid[:, centre::stride, centre::stride][:, :h, :w]
-    rgb = x.float() * torch.tensor(std, device=x.device).view(1, 3, 1, 1) + torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    rgb = x.float() * torch.tensor(std, device=x.device).view(1, 3, 1, 1) + torch.tensor(mean, device=x.device).view(
+        1, 3, 1, 1
+    )
     images = (F.avg_pool2d(rgb, stride).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return grid_logits, grid_cues, grid_valid, images
 
 
-def sec_losses(logits, x, cues, valid, labels, *, mean, std, d_fg: float = 0.996, d_bg: float = 0.999,
-               crf: CrfParams | None = None) -> dict:
+def sec_losses(
+    logits, x, cues, valid, labels, *, mean, std, d_fg: float = 0.996, d_bg: float = 0.999, crf: CrfParams | None = None
+) -> dict:
     """SEC's three losses for a batch: network ``logits`` ``[B, C+1, H, W]`` at the crop's resolution,
     the normalised crop ``x``, its ``cues`` ``[B, H, W]`` (255: none), ``valid`` ``[B, H, W]`` (bool: inside
     the image) and multi-hot foreground ``labels`` ``[B, C]``."""
@@ -171,6 +181,8 @@ def sec_losses(logits, x, cues, valid, labels, *, mean, std, d_fg: float = 0.996
     probs = sec_probabilities(grid_logits)
     log_probs = probs.log()
     targets = crf_targets(probs, images, crf or sec_crf_params())
-    return {"seed": seeding_loss(log_probs, grid_cues, grid_valid),
-            "expand": expansion_loss(probs, labels, grid_valid, d_fg, d_bg),
-            "constrain": constrain_loss(probs, targets, grid_valid.float())}
+    return {
+        "seed": seeding_loss(log_probs, grid_cues, grid_valid),
+        "expand": expansion_loss(probs, labels, grid_valid, d_fg, d_bg),
+        "constrain": constrain_loss(probs, targets, grid_valid.float()),
+    }

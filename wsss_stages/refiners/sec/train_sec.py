@@ -11,17 +11,32 @@ import torch
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import IGNORE, load_mask
+from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.runtime import pick_device, set_threads
-from wsss_stages.refiners.sec.sec import sec_crf_params, sec_losses
 from wsss_stages.lib.nets.segmentation import build_segmentation_net, fit_segmentation
 from wsss_stages.lib.nets.training import files_fingerprint, ids_with_label_maps, seed_everything
-from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.refiners.sec.sec import sec_crf_params, sec_losses
 
 log = logging.getLogger(__name__)
 
 
-def train_sec(*, cues: Path, data_root: Path, out_model: Path, split: str, head: str, head_width: int, backbone: dict, training: dict,
-              d_fg: float, d_bg: float, crf_scale: float, seed: int, device: str, threads: int = 1) -> None:
+def train_sec(
+    *,
+    cues: Path,
+    data_root: Path,
+    out_model: Path,
+    split: str,
+    head: str,
+    head_width: int,
+    backbone: dict,
+    training: dict,
+    d_fg: float,
+    d_bg: float,
+    crf_scale: float,
+    seed: int,
+    device: str,
+    threads: int = 1,
+) -> None:
     """Train the SEC segmentation network on the cues of a split.
 
     Args:
@@ -58,13 +73,47 @@ def train_sec(*, cues: Path, data_root: Path, out_model: Path, split: str, head:
         return image, {"cues": cue, "inside": inside}, {"labels": torch.from_numpy(dataset.label_vector(image_id))}
 
     def loss(model, x, targets):
-        terms = sec_losses(model(x), x, targets["cues"], targets["inside"] != IGNORE, targets["labels"], mean=mean, std=std,
-                           d_fg=d_fg, d_bg=d_bg, crf=crf)  # fmt: skip
+        terms = sec_losses(
+            model(x),
+            x,
+            targets["cues"],
+            targets["inside"] != IGNORE,
+            targets["labels"],
+            mean=mean,
+            std=std,
+            d_fg=d_fg,
+            d_bg=d_bg,
+            crf=crf,
+        )
         return terms["seed"] + terms["expand"] + terms["constrain"]
 
     device = pick_device(device)
-    log.info("training SEC (%s/%s) on the cues of %d images of '%s' on %s", head, backbone["name"], len(ids), split, device)
-    signature = {"data_root": str(Path(data_root).resolve()), "split": split, "cues": str(Path(cues).resolve()), "ids": len(ids),
-                 "d_fg": d_fg, "d_bg": d_bg, "crf_scale": crf_scale, "inputs": files_fingerprint(paths.values())}  # fmt: skip
-    fit_segmentation(net, count=len(ids), load=load, loss=loss, out_model=out_model, head=head, head_width=head_width, backbone=backbone,
-                     training=training, seed=seed, device=device, signature=signature, class_names=dataset.class_names, method="sec")  # fmt: skip
+    log.info(
+        "training SEC (%s/%s) on the cues of %d images of '%s' on %s", head, backbone["name"], len(ids), split, device
+    )
+    signature = {
+        "data_root": str(Path(data_root).resolve()),
+        "split": split,
+        "cues": str(Path(cues).resolve()),
+        "ids": len(ids),
+        "d_fg": d_fg,
+        "d_bg": d_bg,
+        "crf_scale": crf_scale,
+        "inputs": files_fingerprint(paths.values()),
+    }
+    fit_segmentation(
+        net,
+        count=len(ids),
+        load=load,
+        loss=loss,
+        out_model=out_model,
+        head=head,
+        head_width=head_width,
+        backbone=backbone,
+        training=training,
+        seed=seed,
+        device=device,
+        signature=signature,
+        class_names=dataset.class_names,
+        method="sec",
+    )
