@@ -4,10 +4,9 @@
 
 For the CPU preset's two big networks (the lite0 CAM classifier and the lite0 DeepLab v3+, 128
 channels, both 256 px crops, batch 8, channels-last, BatchNorm frozen as the preset runs them), and
-the classifier with its stem and first two stages fixed (``backbone.frozen_stages: 2``, the preset's
-since session 9) next to it with every stage trained (the preset before), and DeepLab likewise with and
-without its stem and first two stages fixed (``train_segmentation.backbone.frozen_stages: 2``, the preset's
-since session 22):
+the classifier with its stem and first two stages fixed (``backbone.frozen_stages: 2``, as the preset
+trains it) next to it with every stage trained, and DeepLab likewise with and without its stem and first
+two stages fixed (``train_segmentation.backbone.frozen_stages: 2``, as the preset trains it):
 
 - **limit**: forward, backward and SGD step on random tensors of the same shape, no data loading;
   fp32, and bf16 autocast when this CPU or GPU has native bf16 (``runtime.native_bf16``);

@@ -400,5 +400,7 @@ def test_the_python_code_is_linted_and_formatted(command):
     ruff = Path(sys.executable).with_name("ruff")  # `make install` pins it; pyproject.toml configures it
     if not ruff.is_file():
         pytest.skip("ruff is not installed in this environment")
-    result = subprocess.run([str(ruff), *command, "wsss_stages", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ruff), *command, "wsss_stages", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,66 +9,84 @@ from test_pipeline import planned_jobs, snakemake
 
 pytestmark = pytest.mark.integration
 
-TOY_PLUGIN = textwrap.dedent('''
-    """A toy classifier method (CAM's loss, weighted) and a toy refiner (box-filtered CAMs)."""
-    from pathlib import Path
+# Each plug-in is one folder, as docs/extending.md shows: its registration in plugin.py, its code beside it.
+TOY_FILES = {
+    "toy_method/__init__.py": '''"""A toy classifier method: CAM's loss, weighted."""''',
+    "toy_method/plugin.py": """
+        from wsss_stages.lib.plan.declare import ClassifierMethod, register_method
 
-    import numpy as np
+        register_method(ClassifierMethod(
+            "toy", impl="toy_method.loss:WeightedLoss", label=lambda o: f"Toy (w {o['weight']:g})",
+            schema={"weight": {"type": "number", "default": 1.0, "description": "loss weight"}},
+        ))
+    """,
+    "toy_method/loss.py": """
+        class WeightedLoss:
+            def __init__(self, options, context):
+                self.weight = options["weight"]
 
-    from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
-    from wsss_stages.lib.plan.declare import ClassifierMethod, Output, Refiner, Stage, register_method, register_refiner
-    from wsss_stages.lib.plan.pipeline import chain_ref
+            def loss(self, model, x, targets, progress):
+                import torch.nn.functional as F
 
+                return self.weight * F.multilabel_soft_margin_loss(model(x), targets["labels"])
+    """,
+    "toy_refiner/__init__.py": '''"""A toy refiner: box-filtered CAMs."""''',
+    "toy_refiner/plugin.py": """
+        from wsss_stages.lib.plan.declare import Output, Refiner, Stage, register_refiner
+        from wsss_stages.lib.plan.pipeline import chain_ref
 
-    class WeightedLoss:
-        def __init__(self, options, context):
-            self.weight = options["weight"]
-
-        def loss(self, model, x, targets, progress):
-            import torch.nn.functional as F
-
-            return self.weight * F.multilabel_soft_margin_loss(model(x), targets["labels"])
-
-
-    register_method(ClassifierMethod("toy", impl=f"{__name__}:WeightedLoss", label=lambda o: f"Toy (w {o['weight']:g})",
-                                     schema={"weight": {"type": "number", "default": 1.0, "description": "loss
-                                     weight"}}))
-
-
-    def refine_toy(*, cams: Path, data_root: Path, out_dir: Path, width: int, threads: int = 1) -> None:
-        """Box-filter every CAM.
-
-        Args:
-            cams: CAM-format maps
-            data_root: data root (unused)
-            out_dir: output folder
-            width: box width in pixels
-            threads: unused
-        """
-        ids = read_manifest(cams, "cams")["ids"]
-        kernel = np.ones(width) / width
-        with atomic_dir(out_dir) as tmp:
-            for image_id in ids:
-                maps, classes = load_cams(Path(cams) / f"{image_id}.npz")
-                maps = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="same"), -1, maps)
-                save_cams(tmp / f"{image_id}.npz", maps / max(maps.max(), 1e-5), classes.tolist())
-            write_manifest(tmp, "cams", ids)
-
-
-    register_refiner(Refiner(
-        "toy", "box filter", apply="refine_toy", artifact="out_dir", output="cams", threshold="refine_toy.bg_threshold",
-        stages=(Stage("refine_toy", "box-filter CAMs", inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)},
-                      input_args=("cams",), outputs={"out_dir": Output("{source}/cams", directory=True)},
-                      params={"width": "refine_toy.width"}, variant="source", module=__name__),),
-        sections={"refine_toy": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+        SECTION = {"type": "object", "additionalProperties": False, "default": {}, "properties": {
             "width": {"type": "integer", "minimum": 1, "default": 3, "description": "box width"},
-            "bg_threshold": {"$ref": "#/$defs/threshold_or_auto", "default": 0.3, "description": "background
-            threshold"}}}},
-    ))
-''')
+            "bg_threshold": {"$ref": "#/$defs/threshold_or_auto", "default": 0.3, "description": "threshold"},
+        }}
+        REFINE = Stage(
+            "refine_toy", "box-filter CAMs", inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)},
+            input_args=("cams",), outputs={"out_dir": Output("{source}/cams", directory=True)},
+            params={"width": "refine_toy.width"}, variant="source", module="toy_refiner.refine_toy",
+        )
+        register_refiner(Refiner(
+            "toy", "box filter", apply="refine_toy", artifact="out_dir", output="cams",
+            threshold="refine_toy.bg_threshold", stages=(REFINE,), sections={"refine_toy": SECTION},
+        ))
+    """,
+    "toy_refiner/refine_toy.py": '''
+        from pathlib import Path
+
+        import numpy as np
+
+        from wsss_stages.lib.data.artifacts import atomic_dir, load_cams, read_manifest, save_cams, write_manifest
+
+
+        def refine_toy(*, cams: Path, data_root: Path, out_dir: Path, width: int, threads: int = 1) -> None:
+            """Box-filter every CAM.
+
+            Args:
+                cams: CAM-format maps
+                data_root: data root (unused)
+                out_dir: output folder
+                width: box width in pixels
+                threads: unused
+            """
+            ids = read_manifest(cams, "cams")["ids"]
+            kernel = np.ones(width) / width
+            with atomic_dir(out_dir) as tmp:
+                for image_id in ids:
+                    maps, classes = load_cams(Path(cams) / f"{image_id}.npz")
+                    maps = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="same"), -1, maps)
+                    save_cams(tmp / f"{image_id}.npz", maps / max(maps.max(), 1e-5), classes.tolist())
+                write_manifest(tmp, "cams", ids)
+    ''',
+}
+
+
+def write_plugins(folder):
+    for name, text in TOY_FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(textwrap.dedent(text).lstrip("\n"))
+
 
 OVERLAY = {
-    "plugins": ["toy_plugin"],
+    "plugins": ["toy_method.plugin", "toy_refiner.plugin"],
     "train_classifier": {"method": "toy", "training": {"epochs": 2}},
     "make_pseudo_masks": {"refinement": "toy", "compare": []},
     "train_segmentation": {"enabled": False},
@@ -78,7 +96,7 @@ OVERLAY = {
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("plugins")
-    (workdir / "toy_plugin.py").write_text(TOY_PLUGIN)
+    write_plugins(workdir)
     overlay = workdir / "overlay.yaml"
     overlay.write_text(yaml.safe_dump(OVERLAY))
     env = {"PYTHONPATH": str(workdir)}
@@ -88,6 +106,11 @@ def toy_run(tmp_path_factory):
 
 def test_plugins_run_in_their_own_folders(toy_run):
     workdir, _, _ = toy_run
+    assert sorted(p.name for p in (workdir / "toy_refiner").glob("*.py")) == [
+        "__init__.py",
+        "plugin.py",
+        "refine_toy.py",
+    ]
     results = workdir / "results" / "tiny"
     assert (results / "refine_toy/cams/cams/manifest.json").is_file()
     assert (results / "make_pseudo_masks/toy/masks/manifest.json").is_file()

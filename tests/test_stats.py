@@ -89,10 +89,29 @@ def test_the_training_speed_table_takes_each_ratio_within_its_round():
     assert one[1:3] == ["10.0", "not native"] and one[6] == "not native"
 
 
+def add_row_from(record, method, seed, metrics_path, note="", **kind):
+    """A record row from a metrics.json, as benchmarks/repeats.py adds it."""
+    import json
+
+    from wsss_stages.lib.evaluation.records import add_row, row_from_metrics
+
+    metrics = json.loads(metrics_path.read_text())
+    overlay = "configs/experiments/x.yaml"
+    add_row(record, row_from_metrics(method, seed, metrics, overlay=overlay, command="snakemake", note=note, **kind))
+
+
+def test_a_record_row_names_a_committed_overlay(tmp_path):
+    from wsss_stages.lib.evaluation.records import RecordError, add_row
+
+    with pytest.raises(RecordError, match="committed overlay"):
+        add_row(tmp_path / "r.csv", {"method": "cam", "seed": 0, "overlay": "local/r5.yaml"})
+
+
 def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(tmp_path):
     import json
 
-    repeats = load_benchmark_script("repeats")
+    from wsss_stages.lib.evaluation import records as repeats
+
     record = tmp_path / "record.csv"
 
     def metrics(miou, val):
@@ -114,11 +133,11 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
         return path
 
     for seed, (cam, method) in enumerate([(38.0, 40.0), (39.0, 42.0), (38.5, 41.0)]):
-        repeats.add(record, "cam", seed, metrics(cam, cam - 3), "")
-        repeats.add(record, "puzzle", seed, metrics(method, None), "")
-    repeats.add(record, "puzzle", 2, metrics(41.5, None), "again")  # replaces seed 2, does not add a fourth
+        add_row_from(record, "cam", seed, metrics(cam, cam - 3))
+        add_row_from(record, "puzzle", seed, metrics(method, None))
+    add_row_from(record, "puzzle", 2, metrics(41.5, None), note="again")  # replaces seed 2, does not add a fourth
     rows = repeats.read_record(record)
-    assert len(rows) == 6 and rows[-1]["source"] == "again" and rows[0]["cpu"] == "CPU X (avx2)"
+    assert len(rows) == 6 and rows[-1]["note"] == "again" and rows[0]["cpu"] == "CPU X (avx2)"
     # the classifier's val mAP is kept when the CAMs were not scored on val (eval_cams.score_val false)
     assert all((row["map_train"], row["map_val"]) == ("99.0", "75.0") for row in rows)
     text = repeats.table(rows, "cam")
@@ -130,14 +149,15 @@ def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(
     )
     cam = next(line for line in text.splitlines() if line.startswith("| cam"))
     assert "baseline" in cam and "35.50 ± 0.50 (35.00 / 36.00 / 35.50)" in cam
-    with pytest.raises(SystemExit, match="baseline 'gradcam' has no rows"):
+    with pytest.raises(repeats.RecordError, match="baseline 'gradcam' has no rows"):
         repeats.table(rows, "gradcam")
 
 
 def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_scores(tmp_path):
     import json
 
-    repeats = load_benchmark_script("repeats")
+    from wsss_stages.lib.evaluation import records as repeats
+
     record = tmp_path / "refinements.csv"
     for seed, (none, pamr, chain) in enumerate([(38.0, 42.0, 43.0), (39.0, 43.0, 44.5), (38.5, 42.0, 43.5)]):
         path = tmp_path / f"m{seed}.json"
@@ -153,7 +173,7 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
             )
         )
         for name in ("none", "pamr", "pamr+crf"):
-            repeats.add(record, name, seed, path, "", refinement=name)
+            add_row_from(record, name, seed, path, refinement=name)
     rows = repeats.read_record(record)
     own = next(r for r in rows if r["method"] == "pamr" and r["seed"] == "0")
     other = next(r for r in rows if r["method"] == "pamr+crf" and r["seed"] == "0")
@@ -164,15 +184,16 @@ def test_a_repeats_record_of_refinements_takes_each_chain_from_the_compare_score
     # differences 1.0, 1.5, 1.5 to the chain without its last link
     assert "+1.33 [+0.62, +2.05] within noise (n = 3: +1.00 / +1.50 / +1.50)" in chain
     with pytest.raises(
-        SystemExit, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"
+        repeats.RecordError, match=r"refinement 'scg' is not in this metrics.json \(it scored: pamr, none, pamr\+crf\)"
     ):
-        repeats.add(record, "scg", 0, tmp_path / "m0.json", "", refinement="scg")
+        add_row_from(record, "scg", 0, tmp_path / "m0.json", refinement="scg")
 
 
 def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
     import json
 
-    repeats = load_benchmark_script("repeats")
+    from wsss_stages.lib.evaluation import records as repeats
+
     record = tmp_path / "segmentation.csv"
     for seed, (masks, fp32, bf16) in enumerate([(42.3, 37.5, 37.0), (42.9, 38.0, 38.2), (42.2, 36.9, 36.6)]):
         for name, final in (("fp32", fp32), ("bf16", bf16)):
@@ -188,7 +209,7 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
                     }
                 )
             )
-            repeats.add(record, name, seed, path, "", segmentation=True)
+            add_row_from(record, name, seed, path, segmentation=True)
     rows = repeats.read_record(record)
     first = next(r for r in rows if r["method"] == "bf16" and r["seed"] == "0")
     assert (first["miou_train"], first["miou_val"], first["precision"]) == ("42.3", "37.0", "56.0")
@@ -198,8 +219,8 @@ def test_a_repeats_record_of_final_networks_pairs_two_recipes_on_val(tmp_path):
     (tmp_path / "seeds_only.json").write_text(
         json.dumps({"cam_miou": 38.0, "pseudo_mask_miou": 42.0, "segmentation_miou": None})
     )
-    with pytest.raises(SystemExit, match="no final network"):
-        repeats.add(record, "fp32", 3, tmp_path / "seeds_only.json", "", segmentation=True)
+    with pytest.raises(repeats.RecordError, match="no final network"):
+        add_row_from(record, "fp32", 3, tmp_path / "seeds_only.json", segmentation=True)
 
 
 def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_each_step_mined(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from wsss_stages.lib.data.artifacts import atomic_path, read_json, read_manifest, write_json
 from wsss_stages.lib.data.provenance import provenance
+from wsss_stages.lib.evaluation.reports import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,13 @@ def metrics_table(metrics: dict) -> str:
     ]
     if metrics["segmentation_miou"] is not None:
         rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
-    lines = [f"## {metrics['experiment']}", "", "| stage | split | mIoU (%) | note |", "| --- | --- | ---: | --- |"]
-    lines += [f"| {name} | {split} | {miou:.2f} | {note} |" for name, split, miou, note in rows]
+    lines = [f"## {metrics['experiment']}", ""]
+    lines += markdown_table(
+        ["stage", "split", "mIoU (%)", "note"], [[n, s, f"{m:.2f}", note] for n, s, m, note in rows], right={"mIoU (%)"}
+    )
     if metrics.get("classifier_map"):
-        lines += ["", "| classifier | split | mAP (%) |", "| --- | --- | ---: |"]
-        lines += [f"| image labels | {split} | {value:.2f} |" for split, value in metrics["classifier_map"].items()]
+        maps = [["image labels", split, f"{value:.2f}"] for split, value in metrics["classifier_map"].items()]
+        lines += ["", *markdown_table(["classifier", "split", "mAP (%)"], maps, right={"mAP (%)"})]
     return "\n".join(lines) + "\n"
 
 

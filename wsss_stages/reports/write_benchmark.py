@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from wsss_stages.lib.data.artifacts import atomic_path, load_confusions, read_json, write_csv
-from wsss_stages.lib.evaluation.reports import fmt, read_job_times
+from wsss_stages.lib.evaluation.reports import fmt, markdown_table, read_job_times
 from wsss_stages.lib.evaluation.stats import describe_difference, paired_difference
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,16 @@ def render_markdown(experiment: str, quality: list[dict], ratio: float | None, t
         "Δ seeds: a pseudo-mask's mIoU minus that of the thresholded seeds on the same images, with the 95 % interval "
         "of a paired per-image bootstrap (1000 resamples; no retraining is involved, so no repeats are needed).",
         "",
-        "| stage | split | images | mIoU | Δ seeds (95 % bootstrap) | precision | recall | published (full VOC, GPU) "
-        "| note |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | --- |",
     ]
-    for r in quality:
-        delta = describe_difference(r.get("delta_seeds"), r.get("delta_seeds_lo"), r.get("delta_seeds_hi"))
-        lines.append(
-            f"| {r['stage']} | {r['split']} | {fmt(r['images'])} | {fmt(r['miou'])} | {delta} | {fmt(r['precision'])} "
-            f"| "
-            f"{fmt(r['recall'])} | {r['reference_full_voc_gpu']} | {r['note']} |"
-        )
+    columns = ["stage", "split", "images", "mIoU", "Δ seeds (95 % bootstrap)", "precision", "recall"]
+    columns += ["published (full VOC, GPU)", "note"]
+    cells = [
+        [r["stage"], r["split"], fmt(r["images"]), fmt(r["miou"])]
+        + [describe_difference(r.get("delta_seeds"), r.get("delta_seeds_lo"), r.get("delta_seeds_hi"))]
+        + [fmt(r["precision"]), fmt(r["recall"]), r["reference_full_voc_gpu"], r["note"]]
+        for r in quality
+    ]
+    lines += markdown_table(columns, cells, right={"images", "mIoU", "precision", "recall"})
     if ratio is not None:
         lines += ["", f"Weakly / fully supervised (same network and schedule): **{ratio:.1f} %**."]
     total = sum(t["seconds"] or 0 for t in times)
@@ -74,14 +73,15 @@ def render_markdown(experiment: str, quality: list[dict], ratio: float | None, t
         "",
         "Cost per job (Snakemake benchmark files; the last run of each job):",
         "",
-        "| job | wall time (s) | CPU time (s) | peak RSS (MiB) |",
-        "| --- | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {t['job']} | {fmt(t['seconds'], 1)} | {fmt(t['cpu_seconds'], 1)} | {fmt(t['peak_rss_mib'], 0)} |"
-        for t in times
-    ]
-    lines += [f"| **total** | {total:.1f} | | |", ""]
+    cost = [[t["job"], fmt(t["seconds"], 1), fmt(t["cpu_seconds"], 1), fmt(t["peak_rss_mib"], 0)] for t in times]
+    cost.append(["**total**", f"{total:.1f}", "", ""])
+    lines += markdown_table(
+        ["job", "wall time (s)", "CPU time (s)", "peak RSS (MiB)"],
+        cost,
+        right={"wall time (s)", "CPU time (s)", "peak RSS (MiB)"},
+    )
+    lines.append("")
     return "\n".join(lines)
 
 

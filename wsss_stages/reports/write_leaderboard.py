@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from wsss_stages.lib.data.artifacts import atomic_path, named_items, read_json, write_csv
-from wsss_stages.lib.evaluation.reports import classifier_map, fmt, read_job_time
+from wsss_stages.lib.evaluation.reports import classifier_map, fmt, markdown_table, read_job_time
 from wsss_stages.lib.evaluation.stats import NOISE, describe_difference, mean_std, paired_t_interval
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,8 @@ def render_refinements(rows: list[dict]) -> str:
         "mean ± sample std over the repeats; Δ: the paired difference to the same repeats' seeds (`none`), and for a "
         "chain to the chain without its last link, with its 95 % t-interval, marked as above.",
         "",
-        "| experiment | refinement | n | pseudo-masks | Δ vs seeds | Δ of the last link |",
-        "| --- | --- | ---: | ---: | --- | --- |",
     ]
+    cells = []
     for row in rows:
         text = fmt(row["pseudo_mask_miou"]) + (
             f" ± {row['pseudo_mask_miou_std']:.2f}" if row["pseudo_mask_miou_std"] is not None else ""
@@ -168,7 +167,9 @@ def render_refinements(rows: list[dict]) -> str:
             link = f"vs {row['prefix']}: " + describe_difference(
                 row["delta_prefix"], row["delta_prefix_lo"], row["delta_prefix_hi"]
             )
-        lines.append(f"| {row['experiment']} | {row['refinement']} | {row['repeats']} | {text} | {delta} | {link} |")
+        cells.append([row["experiment"], row["refinement"], row["repeats"], text, delta, link])
+    columns = ["experiment", "refinement", "n", "pseudo-masks", "Δ vs seeds", "Δ of the last link"]
+    lines += markdown_table(columns, cells, right={"n", "pseudo-masks"})
     return "\n".join(lines) + "\n"
 
 
@@ -200,26 +201,26 @@ def render_markdown(rows: list[dict]) -> str:
         "CPU time. Classifier mAP: multi-label, background excluded, one forward per image (score_classifier). "
         "Best mean per column in bold.",
         "",
-        "| experiment | method | refinement | n | CAM seeds | Δ seeds | bg thr | seeds (val) | Δ seeds (val) | "
-        "pseudo-masks | "
-        f"Δ pseudo-masks | final val | Δ final val | classifier mAP ({seed_split} / val) | wall time (s) | own (s) | "
-        f"CPU (s) |",
-        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | "
-        "---: |",
     ]
+    mean_ap = f"classifier mAP ({seed_split} / val)"
+    columns = ["experiment", "method", "refinement", "n", "CAM seeds", "Δ seeds", "bg thr", "seeds (val)"]
+    columns += ["Δ seeds (val)", "pseudo-masks", "Δ pseudo-masks", "final val", "Δ final val", mean_ap]
+    columns += ["wall time (s)", "own (s)", "CPU (s)"]
+    cells = []
     for row in rows:
         wall = fmt(row["wall_seconds"], 0) + (
             f" ({row['jobs_unmeasured']} jobs unmeasured)" if row["jobs_unmeasured"] else ""
         )
-        lines.append(
-            f"| {row['experiment']} | {row['method']} | {row['refinement']} | {row['repeats']} | "
-            f"{score(row, 'cam_miou')} | {delta(row, 'cam_miou')} | {fmt(row['cam_bg_threshold'])} | "
-            f"{score(row, 'cam_miou_val')} | {delta(row, 'cam_miou_val')} | "
-            f"{score(row, 'pseudo_mask_miou')} | {delta(row, 'pseudo_mask_miou')} | {score(row, 'val_miou')} | "
-            f"{delta(row, 'val_miou')} | {fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)} | "
-            f"{wall} | "
-            f"{fmt(row['own_wall_seconds'], 0)} | {fmt(row['cpu_seconds'], 0)} |"
+        cells.append(
+            [row["experiment"], row["method"], row["refinement"], row["repeats"]]
+            + [score(row, "cam_miou"), delta(row, "cam_miou"), fmt(row["cam_bg_threshold"])]
+            + [score(row, "cam_miou_val"), delta(row, "cam_miou_val"), score(row, "pseudo_mask_miou")]
+            + [delta(row, "pseudo_mask_miou"), score(row, "val_miou"), delta(row, "val_miou")]
+            + [f"{fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)}", wall]
+            + [fmt(row["own_wall_seconds"], 0), fmt(row["cpu_seconds"], 0)]
         )
+    numbers = {"n", "CAM seeds", "bg thr", "seeds (val)", "pseudo-masks", "final val", mean_ap}
+    lines += markdown_table(columns, cells, right=numbers | {"wall time (s)", "own (s)", "CPU (s)"})
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,15 @@ def read_job_times(paths: list[str], experiment: str) -> list[dict]:
     return rows
 
 
+def markdown_table(columns: list[str], rows: list[list], right: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The one way a markdown table is written: a header, a rule (the ``right`` columns right-aligned) and a
+    line per row, cells as given (format numbers with :func:`fmt` first). Plain lists rather than pandas:
+    the reports tabulate a few dozen rows, and the package stays free of a dataframe dependency."""
+    rule = ["---:" if name in right else "---" for name in columns]
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(rule) + " |"]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
 def fmt(value, digits: int = 2) -> str:
     """A table cell: "—" for a missing value, floats with ``digits`` decimals."""
     return "—" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
