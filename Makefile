@@ -57,5 +57,9 @@ format: $(STAMP)
 	$(BIN)/ruff format wsss_stages tests benchmarks
 	$(BIN)/ruff check --fix wsss_stages tests benchmarks
 
+# the generated documentation: docs/configuration.md, docs/results.md, the README's headline, docs/stages.md's index
+docs: $(STAMP)
+	$(BIN)/python -m wsss_stages.docs
+
 clean:
 	rm -rf results .snakemake

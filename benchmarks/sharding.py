@@ -5,7 +5,7 @@ loads the classifier and writes its slice; then gather_shards links the slices i
 On one machine with C cores the shards of a stage run one after another with C threads each (what
 `snakemake --cores C` does with jobs that ask for all cores), so the difference to one shard is the
 overhead a cluster pays per job, before it gains by running shards side by side. Prints a table and
-writes it as JSON; the per-image costs feed the README's projection to full VOC and COCO.
+writes it as JSON; the per-image costs feed its projection to full VOC and COCO.
 
     python benchmarks/sharding.py --model results/voc12_cpu/train_classifier/model.pt \\
         --data-root ../shared/data/voc2012-subset --images 48 --shards 1 2 4

@@ -1,4 +1,4 @@
-# Helpers shared by the rules: how a stage declaration (wsss_stages/lib/stages.py and the plug-ins
+# Helpers shared by the rules: how a stage declaration (wsss_stages/lib/plan/core_stages.py and the plug-ins
 # in wsss_stages/methods/) becomes a rule's inputs, outputs, params, log, resources and command.
 # The mapping from config to stage arguments lives in the declarations, nowhere else.
 
@@ -18,7 +18,7 @@ from wsss_stages.lib.plan.shards import shard_from_folder
 # One run holds one experiment, or several (config key `experiments`): every path below
 # results/ carries the {exp} wildcard, and each job reads its experiment's own config.
 # With overlays, the base config's own folders (results/<experiment>[_r<r>]) hold what it would build
-# identically, shared across runs (lib/experiments.py, preset_folders).
+# identically, shared across runs (lib/plan/experiments.py, preset_folders).
 RUN = Experiments(EXPERIMENT_CONFIGS, homes=preset_folders(config))
 EXPERIMENTS = RUN.names
 MULTI = len(EXPERIMENTS) > 1  # several experiments or repeats: a leaderboard compares them

@@ -55,7 +55,7 @@ rule check_data:
 
 
 # COCO 2014 or an image folder (config `dataset: coco | folder`), written once as a VOC-layout tree that
-# becomes the data root of every experiment on it (lib/datasets.py).
+# becomes the data root of every experiment on it (lib/data/datasets.py).
 CONVERT = REGISTRY.stage("convert_dataset")
 
 

@@ -3,14 +3,14 @@
 
 # Not part of `all`: `snakemake --cores all benchmarks` adds, to each experiment, the refinements of
 # write_benchmark.refinements (AffinityNet and the random walk by default) and the fully-supervised
-# upper bound, and writes results/<experiment>/benchmark.md (README, "Benchmarks").
+# upper bound, and writes results/<experiment>/benchmark.md (docs/cpu.md).
 rule benchmarks:
     input:
         [f"results/{name}/benchmark.md" for name in EXPERIMENTS],
 
 
 # Not part of `all`: the figures of Snakemake's HTML report — `snakemake --cores all report_figures`, then
-# `snakemake --report report.html report_figures` (README, "Looking at the results").
+# `snakemake --report report.html report_figures` (README, Looking at the results).
 rule report_figures:
     input:
         [f"results/{name}/write_gallery/gallery" for name in EXPERIMENTS],

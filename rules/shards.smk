@@ -1,4 +1,4 @@
-# Sharded per-image stages (config `shards`; wsss_stages/lib/shards.py). For an experiment that splits a
+# Sharded per-image stages (config `shards`; wsss_stages/lib/plan/shards.py). For an experiment that splits a
 # stage into N shards, `<stage>_shard` runs the stage on one slice of the images (one job per shard,
 # placed anywhere by a cluster; wildcard `shard` = <k>of<N>) into temporary folders under
 # results/<experiment>/<stage>/shards/, and `<stage>_gather` assembles them into the artifact every

@@ -1,4 +1,4 @@
-# One rule per registered stage, generated from its declaration (wsss_stages/lib/stages.py and the
+# One rule per registered stage, generated from its declaration (wsss_stages/lib/plan/core_stages.py and the
 # plug-ins in wsss_stages/methods/): `snakemake --list-rules` shows them, `-p` their commands.
 # Run-level rules (the demo data, the leaderboard) are in data.smk and report.smk.
 

@@ -10,7 +10,9 @@ def test_the_generated_pages_are_up_to_date():
     # docs/configuration.md (the schema), docs/results.md and the README's headline (the records)
     from wsss_stages.docs import pages
 
-    stale = [str(path.relative_to(REPO)) for path, text in pages().items() if not path.is_file() or path.read_text() != text]
+    stale = [
+        str(path.relative_to(REPO)) for path, text in pages().items() if not path.is_file() or path.read_text() != text
+    ]
     assert not stale, f"regenerate with `make docs`: {stale}"
 
 
@@ -25,7 +27,9 @@ def test_every_record_row_names_a_committed_overlay_and_its_command():
             assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["date"]) and row["cpu"], where
 
 
-HISTORY = re.compile(r"\b(session \d+|sessions? \d+[-–]\d+|round \d+ of|the issue (asked|says|wanted)|issue #?\d+ asked)", re.I)
+HISTORY = re.compile(
+    r"\b(session \d+|sessions? \d+[-–]\d+|round \d+ of|the issue (asked|says|wanted)|issue #?\d+ asked)", re.I
+)
 
 
 def test_no_tracked_file_tells_the_history_of_its_making():
@@ -33,7 +37,12 @@ def test_no_tracked_file_tells_the_history_of_its_making():
     found = []
     for name in files:
         path = REPO / name
-        if name == "CHANGELOG.md" or name == "tests/test_docs.py" or path.suffix in (".png", ".csv") or not path.is_file():
+        if (
+            name == "CHANGELOG.md"
+            or name == "tests/test_docs.py"
+            or path.suffix in (".png", ".csv")
+            or not path.is_file()
+        ):
             continue
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             if HISTORY.search(line) or "/work/" in line:

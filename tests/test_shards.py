@@ -58,7 +58,9 @@ def write_shards(tmp_path, count, extra=None):
 def test_gathering_gives_the_unsharded_manifest_and_every_file(tmp_path):
     out = tmp_path / "cams"
     assert gather_folder(write_shards(tmp_path, 3), out) == len(IDS)
-    sizes = {p.name: p.stat().st_size for p in sorted(out.glob("*.npz"))}  # every shard's files, as write_manifest records
+    sizes = {
+        p.name: p.stat().st_size for p in sorted(out.glob("*.npz"))
+    }  # every shard's files, as write_manifest records
     assert read_manifest(out) == {"kind": "cams", "count": len(IDS), "ids": IDS, "scales": [1.0], "sizes": sizes}
     assert sorted(p.stem for p in out.glob("*.npz")) == IDS
 

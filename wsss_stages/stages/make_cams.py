@@ -51,7 +51,7 @@ def make_cams(
         cam_type: a registered CAM source (cam, gradcam, …)
         cam_options: that source's options (its config section make_cams.<cam_type>)
         device: auto, cpu or cuda
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: CPU threads to use
     """
     set_threads(threads)

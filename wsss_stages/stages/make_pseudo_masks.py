@@ -71,7 +71,7 @@ def make_pseudo_masks(
         ignore_band: two numbers [bg_below, fg_above]: pixels in between become 255
         bg_threshold: background threshold for a CAM folder (None: taken from bg_threshold_sweep)
         bg_threshold_sweep: the best.json of the threshold's sweep on the seed split, when the config says "auto"
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: worker processes
     """
     manifest, kind = read_maps_manifest(scores, "pseudo-masks need")

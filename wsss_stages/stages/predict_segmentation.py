@@ -44,7 +44,7 @@ def predict_segmentation(
         crf: dense-CRF post-processing with the DeepLab parameters
         precision: auto (bf16 autocast where the hardware runs it natively), fp32 or bf16
         device: auto, cpu or cuda
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: CPU threads to use
     """
     set_threads(threads)

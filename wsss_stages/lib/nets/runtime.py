@@ -24,7 +24,7 @@ def progress(iterable: Iterable, **kwargs) -> tqdm:
 
 def pick_device(device: str = "auto") -> torch.device:
     """CUDA when present, else CPU. Of the GPUs CUDA_VISIBLE_DEVICES exposes: the process's own under
-    torchrun (LOCAL_RANK), else one that no other wsss job on this machine holds (lib/distributed.py)."""
+    torchrun (LOCAL_RANK), else one that no other wsss job on this machine holds (lib/nets/distributed.py)."""
     import torch
 
     from wsss_stages.lib.nets.distributed import claim_gpu, current

@@ -5,7 +5,7 @@ so the classifier must find more than the most discriminative part. The loss is 
 The grid size is drawn per image from the authors' set 0/16/32/44/56 (kkanshul/Hide-and-Seek,
 ``hide_patch.py``), where 0 means the image is shown whole: a fifth of the images are never hidden.
 This project's first default left the 0 out, and on the VOC subset the classifier then never rose
-above the label prior (train mAP 24 % against CAM's 87 %); with the 0 it learns (README)."""
+above the label prior (train mAP 24 % against CAM's 87 %); with the 0 it learns (docs/methods.md)."""
 
 from __future__ import annotations
 

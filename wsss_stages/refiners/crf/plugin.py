@@ -51,7 +51,7 @@ properties:
       the CRF after another refiner (rw+crf, pamr+crf, scg+crf …): DeepLab's post-processing CRF
       (bilateral w 4, xy 67, rgb 3; Gaussian w 3, xy 1) instead of the seeds' psa CRF, which
       over-smooths maps that a refiner has already propagated (VOC subset, irn-walked maps: psa's CRF
-      34.6 against the walk's 37.9; README "The random walk")
+      34.6 against the walk's 37.9; docs/methods.md)
     properties:
       bg_threshold:
         oneOf:

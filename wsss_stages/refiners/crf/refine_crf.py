@@ -52,7 +52,7 @@ def refine_crf(
         crf: CRF parameters (iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat)
         bg_threshold: constant background score given to CAMs (CAM input only; None: taken from bg_threshold_sweep)
         bg_threshold_sweep: the best.json of tune_crf's sweep, when the config says "auto"
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: worker processes
     """
     manifest, kind = read_maps_manifest(scores, "the CRF refines")

@@ -1,5 +1,5 @@
 """Stage refine_pamr: pixel-adaptive mask refinement (PAMR) of a chain's maps, by colour affinities
-of the image (lib/pamr.py). CAM-format maps stay CAM-format (their background threshold is applied,
+of the image (pamr.py beside it). CAM-format maps stay CAM-format (their background threshold is applied,
 and can be swept, downstream), score maps stay score maps."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def refine_pamr(
         iterations: propagation steps (10 in the reference)
         dilations: neighbourhood dilations in pixels at the refinement's resolution (1, 2, 4, 8, 12, 24)
         stride: refine at 1/stride of the image resolution, then upsample (the reference runs at stride 4)
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: worker processes
     """
     manifest, kind = read_maps_manifest(scores, "PAMR refines")

@@ -110,7 +110,7 @@ class BoundaryNet(nn.Module):
 
     ``levels``: "all" reads every stage of the backbone, as irn reads ResNet-50's five (lite0 has
     five too, the first at stride 2; the tiny demo backbone four); "two" reads only the stride-4
-    level and the last (this project's first version, kept so that its models still load)."""
+    level and the last (kept so that models trained that way still load)."""
 
     stride = 4
 

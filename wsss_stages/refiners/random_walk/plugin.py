@@ -19,7 +19,7 @@ make_affinity_labels:
   type: object
   additionalProperties: false
   default: {}
-  description: confident foreground / background / unsure labels from the seed CAMs (lib/affinity_labels.py)
+  description: confident foreground / background / unsure labels from the seed CAMs (affinity_labels.py)
   properties:
     method:
       type: string
@@ -70,7 +70,7 @@ train_affinitynet:
       default: all
       description: >
         irn's boundary branch reads every stage of the backbone (all: irn's five levels on ResNet-50
-        and on lite0) or only the stride-4 level and the last (two: this project's first version)
+        and on lite0) or only the stride-4 level and the last (two)
     freeze_backbone: {type: boolean, default: false, description: "train only the embedding head (faster); else the
         backbone too, at lr / 10"}
     epochs: {type: integer, minimum: 1, default: 3, description: passes over the classifier split}

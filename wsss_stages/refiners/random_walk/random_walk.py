@@ -161,7 +161,7 @@ def random_walk(
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         figures: how many scored images get a figure
         device: auto, cpu or cuda
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: CPU threads to use
     """
     if method not in ("irn", "psa") or (method == "psa" and bg_power is None):

@@ -1,5 +1,5 @@
 """Stage refine_scg: self-correlation maps (SCG, RecurSeed) from the classifier's multi-level features
-and a chain's CAM-format maps (lib/scg.py); writes CAM-format maps whose background threshold is
+and a chain's CAM-format maps (scg.py beside it); writes CAM-format maps whose background threshold is
 applied, and swept, downstream."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def refine_scg(
         fg_threshold: CAM score from which a pixel is a class's confident foreground (0.30)
         bg_threshold_seeds: CAM score up to which a pixel is its confident background (0.05)
         device: auto, cpu or cuda
-        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/shards.py)
+        shard: k/N, the slice of the images to process (0/1, the default: all; see lib/plan/shards.py)
         threads: CPU threads to use
     """
     set_threads(threads)

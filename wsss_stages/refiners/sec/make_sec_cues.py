@@ -1,5 +1,5 @@
 """Stage make_sec_cues: SEC's localisation cues from a chain's CAM-format maps and the data tree's
-saliency maps (lib/sec.py), one palette PNG per image (a class, 0 = background, 255 = no cue), and
+saliency maps (sec.py beside it), one palette PNG per image (a class, 0 = background, 255 = no cue), and
 how right they are against the ground truth of the seed split."""
 
 from __future__ import annotations

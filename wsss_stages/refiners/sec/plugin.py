@@ -3,14 +3,14 @@ network trained directly from localisation cues, whose predictions are the pseud
 
 Stages: ``make_sec_cues`` (cues from a chain's CAM-format maps and the saliency maps),
 ``train_sec`` (the network of ``train_segmentation`` — backbone, head — trained with SEC's three
-losses, lib/sec.py) and ``predict_sec`` (its softmax over the background and each image's labels as
+losses, sec.py) and ``predict_sec`` (its softmax over the background and each image's labels as
 score maps, and its own val mIoU without labels). Chainable: ``sec`` refines the seeds,
 ``sec+crf`` adds the dense CRF, ``scg+sec`` takes its cues from SCG's maps.
 
 Where we differ from kolesman/SEC (DeepLab-LargeFOV on VGG-16, Caffe): the network is our
 segmentation network; poly learning-rate decay instead of steps of 0.1 every 2000 of 8000
 iterations; random rescale, flip and crop instead of a fixed 321² resize; the saliency maps of the
-data tree instead of a gradient saliency map for the background cue (lib/sec.py says more).
+data tree instead of a gradient saliency map for the background cue (sec.py says more).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ make_sec_cues:
   type: object
   additionalProperties: false
   default: {}
-  description: SEC's localisation cues from CAM-format maps and saliency maps (lib/sec.py)
+  description: SEC's localisation cues from CAM-format maps and saliency maps (sec.py beside it)
   properties:
     fg_fraction: {$ref: "#/$defs/unit_interval", default: 0.2, description: "a class's cue is where its map exceeds this
         fraction of its maximum (SEC 0.2)"}

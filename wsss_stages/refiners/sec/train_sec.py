@@ -1,5 +1,5 @@
 """Stage train_sec: a segmentation network trained directly from SEC's localisation cues with SEC's
-seeding, expansion and constrain-to-boundary losses (lib/sec.py), resumable."""
+seeding, expansion and constrain-to-boundary losses (sec.py beside it), resumable."""
 
 from __future__ import annotations
 
