@@ -19,6 +19,14 @@ additionalProperties: false
 default: {}
 description: self-correlation maps from the classifier's features (RecurSeed's SCG thresholds)
 properties:
+  variant:
+    enum: [authors, averaged]
+    default: averaged
+    description: >
+      authors: the RecurSeed code's computation (each level's correlations column-normalised and summed,
+      the second order from the first with its diagonal zeroed, each confident column min-max normalised);
+      averaged: the levels averaged, the diagonal zeroed after squaring, confident columns summed as they are
+      (docs/methods.md; better on lite0's CAMs, docs/results.md)
   first_threshold: {$ref: "#/$defs/unit_interval", default: 0.5, description: first-order cosine correlations below it
       are zeroed}
   second_threshold: {type: number, minimum: 0, default: 0.1, description: "second-order correlations below it / (h·w)
@@ -33,7 +41,7 @@ properties:
     description: background threshold of the SCG maps; "auto" takes the best of eval_cams on train
 """)
 
-KEYS = ("first_threshold", "second_threshold", "fg_threshold", "bg_threshold_seeds")
+KEYS = ("variant", "first_threshold", "second_threshold", "fg_threshold", "bg_threshold_seeds")
 
 REFINE = Stage(
     "refine_scg",

@@ -26,6 +26,7 @@ def refine_scg(
     cams: Path,
     data_root: Path,
     out_dir: Path,
+    variant: str,
     first_threshold: float,
     second_threshold: float,
     fg_threshold: float,
@@ -41,6 +42,7 @@ def refine_scg(
         cams: CAM-format maps (the seeds, or another refiner's) that pick each class's confident pixels
         data_root: VOC2012-layout root
         out_dir: output folder of <id>.npz CAM-format maps
+        variant: authors (the RecurSeed code's computation) or averaged (see scg.py)
         first_threshold: first-order correlations below it are zeroed (0.50)
         second_threshold: second-order correlations below it / n are zeroed (0.10)
         fg_threshold: CAM score from which a pixel is a class's confident foreground (0.30)
@@ -63,14 +65,14 @@ def refine_scg(
             levels = backbone(to_tensor(image, meta["mean"], meta["std"])[None].to(device))
             grid = tuple(levels["high"].shape[-2:])
             hsc = high_order_correlation(
-                [levels["low"][0], levels["high"][0]], grid, first_threshold, second_threshold
+                [levels["low"][0], levels["high"][0]], grid, first_threshold, second_threshold, variant
             ).cpu()
             maps, classes = load_cams(Path(cams) / f"{image_id}.npz")
             small = F.adaptive_avg_pool2d(torch.from_numpy(maps)[None], grid)[0]
             small = (
                 small / small.flatten(1).max(1).values.clamp_min(1e-5)[:, None, None]
             )  # peaks at 1 again after pooling
-            refined = scg_maps(hsc, small, fg_threshold, bg_threshold_seeds)
+            refined = scg_maps(hsc, small, fg_threshold, bg_threshold_seeds, variant)
             full = F.interpolate(refined[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0].clamp(
                 0, 1
             )
@@ -80,6 +82,7 @@ def refine_scg(
             "cams",
             ids,
             refinement="scg",
+            variant=variant,
             source=str(cams),
             model=str(model),
             first_threshold=first_threshold,
@@ -88,4 +91,4 @@ def refine_scg(
             bg_threshold_seeds=bg_threshold_seeds,
             **part.manifest_fields(manifest["ids"]),
         )
-    log.info("self-correlation maps of %d images", len(ids))
+    log.info("self-correlation maps (%s) of %d images", variant, len(ids))

@@ -3,18 +3,21 @@ strongly each pixel's backbone features correlate with the confident foreground 
 its confident background.
 
 Per feature level l (features ``[D, h, w]`` resized to one common grid, n = h·w pixels, each
-feature vector L2-normalised to f̂):
+feature vector L2-normalised to f̂), first order SC1 = column-normalised ReLU(f̂ f̂ᵀ) with entries
+below ``first_threshold`` (0.50) zeroed. Two variants (``refine_scg.variant``) differ from there on:
 
-- first order SC1 = ReLU(f̂ f̂ᵀ), entries below ``first_threshold`` (0.50) zeroed, each column
-  divided by its sum;
-- second order SC2 = SC1 · SC1 with the diagonal zeroed, columns divided by their sums, entries
-  below ``second_threshold / n`` (0.10 / n) zeroed;
-- HSC = the mean over levels of max(SC1, SC2)  (n × n).
+- ``authors`` (the ``SCG`` class of the RecurSeed code, ``core/inferences.py``): the second order
+  squares the thresholded first-order matrix with its diagonal zeroed and its columns normalised,
+  normalises the product's columns and zeroes entries below ``second_threshold / n``; each level's
+  max(SC1, SC2) is column-normalised and the levels are summed. For class c the columns of its
+  confident pixels are each min-max normalised before they are summed.
+- ``averaged``: the second order squares SC1 and zeroes the product's diagonal afterwards; the
+  levels' max(SC1, SC2) are averaged as they are; a class sums its confident columns as they are.
 
-For class c with CAM ``M_c`` on the grid: SCG_c = minmax(ReLU(minmax(Σ_{j: M_c ≥ fg} HSC[:, j]) −
-minmax(Σ_{j: M_c ≤ bg} HSC[:, j]))), fg 0.30 and bg 0.05. The matrices are n × n at the grid of the
-backbone's last level (stride 16 for the presets: 768 pixels for a 500×375 image, three 768² float
-matrices, about 7 MB per image; 1200 pixels, 17 MB, for a 640×480 COCO image), so no blocking is needed.
+Then SCG_c = minmax(ReLU(minmax(towards the pixels with M_c ≥ fg) − minmax(towards those ≤ bg))),
+fg 0.30 and bg 0.05. The matrices are n × n at the grid of the backbone's last level (stride 16 for
+the presets: 768 pixels for a 500×375 image, three 768² float matrices, about 7 MB per image; 1200
+pixels, 17 MB, for a 640×480 COCO image), so no blocking is needed.
 """
 
 from __future__ import annotations
@@ -24,53 +27,94 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-
-def _column_normalised(matrix: torch.Tensor) -> torch.Tensor:
-    return matrix / matrix.sum(0, keepdim=True).clamp_min(1e-8)
+VARIANTS = ("authors", "averaged")
 
 
-def correlation_of_level(features: torch.Tensor, first_threshold: float, second_threshold: float) -> torch.Tensor:
-    """max(SC1, SC2) ``[n, n]`` of one level's features ``[D, h, w]``."""
+def _column_normalised(matrix: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return matrix / matrix.sum(0, keepdim=True).clamp_min(eps)
+
+
+def _first_order(features: torch.Tensor, first_threshold: float) -> torch.Tensor:
+    """ReLU(f̂ f̂ᵀ) ``[n, n]`` of features ``[D, h, w]``, entries below ``first_threshold`` zeroed (not normalised)."""
     flat = F.normalize(features.flatten(1).T.float(), dim=1)  # [n, D]
-    n = flat.shape[0]
     first = (flat @ flat.T).clamp_min(0)
-    first = _column_normalised(torch.where(first < first_threshold, torch.zeros_like(first), first))
-    second = first @ first
+    return torch.where(first < first_threshold, torch.zeros_like(first), first)
+
+
+def _below_to_zero(matrix: torch.Tensor, threshold: float) -> torch.Tensor:
+    return torch.where(matrix < threshold, torch.zeros_like(matrix), matrix)
+
+
+def correlation_of_level(
+    features: torch.Tensor, first_threshold: float, second_threshold: float, variant: str = "averaged"
+) -> torch.Tensor:
+    """max(SC1, SC2) ``[n, n]`` of one level's features ``[D, h, w]`` (column-normalised for ``authors``)."""
+    first = _first_order(features, first_threshold)
+    n = first.shape[0]
+    sc1 = _column_normalised(first)
+    if variant == "authors":
+        hollow = first.clone()
+        hollow.fill_diagonal_(0)
+        hollow = _column_normalised(hollow)
+        sc2 = _below_to_zero(_column_normalised(hollow @ hollow), second_threshold / n)
+        return _column_normalised(torch.maximum(sc1, sc2))
+    second = sc1 @ sc1
     second.fill_diagonal_(0)
-    second = _column_normalised(second)
-    second = torch.where(second < second_threshold / n, torch.zeros_like(second), second)
-    return torch.maximum(first, second)
+    sc2 = _below_to_zero(_column_normalised(second), second_threshold / n)
+    return torch.maximum(sc1, sc2)
 
 
 def high_order_correlation(
-    levels: Sequence[torch.Tensor], size: tuple[int, int], first_threshold: float = 0.5, second_threshold: float = 0.1
+    levels: Sequence[torch.Tensor],
+    size: tuple[int, int],
+    first_threshold: float = 0.5,
+    second_threshold: float = 0.1,
+    variant: str = "averaged",
 ) -> torch.Tensor:
-    """HSC ``[n, n]``: the levels' ``[D_l, h_l, w_l]`` features resized to ``size`` (h, w), averaged."""
-    maps = [
-        correlation_of_level(
-            F.interpolate(f[None].float(), size=size, mode="bilinear", align_corners=False)[0],
-            first_threshold,
-            second_threshold,
-        )
-        for f in levels
-    ]
-    return torch.stack(maps).mean(0)
+    """HSC ``[n, n]``: the levels' ``[D_l, h_l, w_l]`` features resized to ``size`` (h, w), then summed
+    (``authors``) or averaged (``averaged``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"SCG variant {variant!r} is not one of {VARIANTS}")
+    maps = torch.stack(
+        [
+            correlation_of_level(
+                F.interpolate(f[None].float(), size=size, mode="bilinear", align_corners=False)[0],
+                first_threshold,
+                second_threshold,
+                variant,
+            )
+            for f in levels
+        ]
+    )
+    return maps.sum(0) if variant == "authors" else maps.mean(0)
 
 
-def _minmax(x: torch.Tensor) -> torch.Tensor:
+def _minmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    if dim is not None:
+        low, high = x.min(dim, keepdim=True).values, x.max(dim, keepdim=True).values
+        return (x - low) / (high - low).clamp_min(1e-10)
     low, high = x.min(), x.max()
     return (x - low) / (high - low) if high > low else torch.zeros_like(x)
 
 
-def scg_maps(hsc: torch.Tensor, cams: torch.Tensor, fg: float = 0.3, bg: float = 0.05) -> torch.Tensor:
+def _towards(hsc: torch.Tensor, pixels: torch.Tensor, variant: str) -> torch.Tensor:
+    """How strongly each pixel correlates with ``pixels`` (a boolean ``[n]``), min-max normalised."""
+    if not pixels.any():
+        return torch.zeros(hsc.shape[0])
+    columns = hsc[:, pixels]
+    if variant == "authors":
+        columns = _minmax(columns, dim=0)
+    return _minmax(columns.sum(1))
+
+
+def scg_maps(
+    hsc: torch.Tensor, cams: torch.Tensor, fg: float = 0.3, bg: float = 0.05, variant: str = "averaged"
+) -> torch.Tensor:
     """SCG maps ``[K, h, w]`` from HSC ``[n, n]`` and CAMs ``[K, h, w]`` on the same grid (each peaking at 1)."""
     k, h, w = cams.shape
     out = torch.zeros(k, h * w)
     for c, cam in enumerate(cams.flatten(1)):
-        confident_fg, confident_bg = cam >= fg, cam <= bg
-        if not confident_fg.any():
+        if not (cam >= fg).any():
             continue
-        towards = _minmax(hsc[:, confident_fg].sum(1))
-        away = _minmax(hsc[:, confident_bg].sum(1)) if confident_bg.any() else torch.zeros_like(towards)
-        out[c] = _minmax((towards - away).clamp_min(0))
+        out[c] = _minmax((_towards(hsc, cam >= fg, variant) - _towards(hsc, cam <= bg, variant)).clamp_min(0))
     return out.view(k, h, w)
