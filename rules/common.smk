@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from wsss_stages.lib.plan.codedeps import code_fingerprint
-from wsss_stages.lib.plan.declare import PLUGINS_ENV, REGISTRY
+from wsss_stages.lib.plan.registry import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.plan.experiments import preset_folders
 from wsss_stages.lib.plan.pipeline import (Experiments, data_check_key, data_fingerprint, linked_data_root, method_label, node_inputs, node_params,
                                       converted_key, process_count, refinement_pattern, refs, shard_count)

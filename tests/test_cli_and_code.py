@@ -100,6 +100,14 @@ def test_code_dependencies_follow_imports_and_stay_narrow():
     assert {"refine_crf.py", "densecrf.py", "artifacts.py", "voc.py", "parallel.py", "runtime.py"} <= names
     # editing training code (TrainLoop) or another stage never reruns the CRF
     assert not names & {"training.py", "models.py", "train_segmentation.py", "make_cams.py", "declare.py", "plugin.py"}
+    # training and CAMs follow how plug-ins are loaded (registry.py), not the declarations' shape (declare.py,
+    # plugin.py) nor what is imported only for type annotations (cams.py's CamSource)
+    for stage, method in (
+        ("train_classifier", "wsss_stages.methods.cam.cam"),
+        ("make_cams", "wsss_stages.methods.gradcam.gradcam"),
+    ):
+        names = {p.rsplit("/", 1)[-1] for p in code_files(f"wsss_stages.stages.{stage}", method)}
+        assert "registry.py" in names and not names & {"declare.py", "plugin.py", "config.py"}, stage
 
 
 def test_a_fingerprint_ignores_comments_docstrings_and_layout_but_not_expressions(tmp_path):

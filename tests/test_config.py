@@ -53,6 +53,9 @@ def test_unknown_keys_are_named(config, key):
         ({"cam_bg_threshold": -0.1}, "cam_bg_threshold"),
         ({"eval_cams": {"thresholds": [0.1, 2.0]}}, "eval_cams.thresholds.1"),
         ({"make_pseudo_masks": {"ignore_band": [0.6, 0.2]}}, "make_pseudo_masks.ignore_band"),
+        # a refiner's own check hook (the random walk's), run with the core checks
+        ({"make_affinity_labels": {"conf_fg": 0.2, "conf_bg": 0.4}}, "make_affinity_labels.conf_bg"),
+        ({"make_affinity_labels": {"quantile_fg": 0.2, "quantile_bg": 0.4}}, "make_affinity_labels.quantile_bg"),
     ],
 )
 def test_thresholds_outside_unit_interval_are_named(config, key):

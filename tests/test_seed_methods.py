@@ -331,7 +331,7 @@ def test_puzzle_trains_on_the_options_its_stage_receives():
     """The stage gets method_options reduced by relevant(): L_cls + L_p-cls has no alpha to read."""
     from conftest import stage_args
 
-    from wsss_stages.methods.puzzle.plugin import PuzzleCam
+    from wsss_stages.methods.puzzle.puzzle import PuzzleCam
 
     torch.manual_seed(0)
     net, x = CamClassifier(PointwiseBackbone(), 4), torch.randn(2, 3, 8, 8)
@@ -414,7 +414,7 @@ def test_gradcam_function_computes_only_the_requested_classes():
 
 # ---------------------------------------------------------------------------- EPS
 def test_eps_assigns_classes_by_their_overlap_with_the_saliency():
-    from wsss_stages.methods.eps.plugin import eps_loss
+    from wsss_stages.methods.eps.eps import eps_loss
 
     maps = torch.zeros(1, 3, 4, 4)  # class 0 on the left, class 1 on the right, background channel last
     maps[0, 0, :, :2], maps[0, 1, :, 2:] = 12.0, 12.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import named_items
-from wsss_stages.lib.plan.declare import import_object, load_plugins
+from wsss_stages.lib.plan.registry import import_object, load_plugins
 from wsss_stages.lib.plan.shards import gather_folder, gather_json
 
 log = logging.getLogger(__name__)

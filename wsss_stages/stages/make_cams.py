@@ -13,7 +13,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.nets.cams import write_cams
 from wsss_stages.lib.nets.runtime import set_threads
-from wsss_stages.lib.plan.declare import load_plugins
+from wsss_stages.lib.plan.registry import load_plugins
 from wsss_stages.lib.plan.shards import Shard
 
 log = logging.getLogger(__name__)

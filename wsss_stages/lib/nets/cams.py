@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,8 +25,11 @@ from wsss_stages.lib.data.voc import VOCDataset, split_labelled
 from wsss_stages.lib.nets.models import CamClassifier, load_model, to_tensor
 from wsss_stages.lib.nets.runtime import autocast, for_inference, inference_dtype, pick_device, progress
 from wsss_stages.lib.nets.seed_methods import gradcam_maps
-from wsss_stages.lib.plan.declare import CamSource, import_object
+from wsss_stages.lib.plan.registry import import_object
 from wsss_stages.lib.plan.shards import WHOLE, Shard
+
+if TYPE_CHECKING:
+    from wsss_stages.lib.plan.declare import CamSource
 
 # measured with tf_efficientnet_lite0 on 2 cores: per-image time is lowest up to ~400k input pixels a forward
 CPU_MAX_PIXELS = 400_000

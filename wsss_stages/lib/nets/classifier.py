@@ -36,7 +36,7 @@ from wsss_stages.lib.nets.training import (
     save_model,
     seed_everything,
 )
-from wsss_stages.lib.plan.declare import import_object, load_plugins
+from wsss_stages.lib.plan.registry import import_object, load_plugins
 
 log = logging.getLogger(__name__)
 

@@ -179,11 +179,8 @@ def _check_cross_keys(config: dict) -> None:
         problems.append(
             f"config key 'make_pseudo_masks.ignore_band': lower bound {band[0]} exceeds upper bound {band[1]}"
         )
-    labels = config.get("make_affinity_labels")
-    if labels and labels["conf_bg"] > labels["conf_fg"]:
-        problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
-    if labels and labels["quantile_bg"] > labels["quantile_fg"]:
-        problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
+    for refiner in REGISTRY.refiners.values():
+        problems += refiner.check(config) if refiner.check else []
     problems += _chain_problems(config)
     per_image = sorted(n for n, stage in REGISTRY.stages.items() if stage.temporary_outputs)
     problems += [

@@ -8,23 +8,10 @@ from __future__ import annotations
 
 from wsss_stages.lib.plan.declare import CamSource, ClassifierMethod, register_cam_source, register_method
 
-
-class CamMethod:
-    """The plain classifier: no extra targets, no change to the samples."""
-
-    def __init__(self, options: dict, context) -> None:
-        self.options, self.context = options, context
-
-    def loss(self, model, x, targets: dict, progress: float):
-        import torch.nn.functional as F
-
-        return F.multilabel_soft_margin_loss(model(x), targets["labels"])
-
-
 register_method(
     ClassifierMethod(
         "cam",
-        impl=f"{__name__}:CamMethod",
+        impl="wsss_stages.methods.cam.cam:CamMethod",
         label=lambda options: "CAM",
         description="the GAP classifier (multilabel soft-margin loss)",
     )

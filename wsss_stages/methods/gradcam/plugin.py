@@ -14,17 +14,10 @@ SCHEMA = {
 }
 
 
-def maps_function(model, options: dict, classes):
-    """``maps(x) -> [B, C, h, w]`` computing Grad-CAM at ``options["layer"]`` for ``classes`` (0-based)."""
-    from wsss_stages.lib.nets.cams import gradcam_function
-
-    return gradcam_function(model, options["layer"], classes)
-
-
 register_cam_source(
     CamSource(
         "gradcam",
-        impl=f"{__name__}:maps_function",
+        impl="wsss_stages.methods.gradcam.gradcam:maps_function",
         needs_grad=True,
         schema=SCHEMA,
         label=lambda options: "Grad-CAM" + (" (low layer)" if options.get("layer") == "low" else ""),

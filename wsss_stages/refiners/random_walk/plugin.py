@@ -282,6 +282,17 @@ WALK = Stage(
     merge={"out_diagnostics": "wsss_stages.lib.evaluation.stats:merge_affinity_reports"},
 )
 
+
+def check(config: dict) -> list[str]:
+    """Confidence bounds in the right order."""
+    labels, problems = config["make_affinity_labels"], []
+    if labels["conf_bg"] > labels["conf_fg"]:
+        problems.append("config key 'make_affinity_labels.conf_bg' exceeds make_affinity_labels.conf_fg")
+    if labels["quantile_bg"] > labels["quantile_fg"]:
+        problems.append("config key 'make_affinity_labels.quantile_bg' exceeds make_affinity_labels.quantile_fg")
+    return problems
+
+
 register_refiner(
     Refiner(
         "rw",
@@ -293,5 +304,6 @@ register_refiner(
         threshold="random_walk.bg_threshold",
         accepts=("cams",),
         sections=SECTIONS,
+        check=check,
     )
 )
