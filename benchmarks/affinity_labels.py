@@ -17,6 +17,7 @@ from pathlib import Path
 
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.evaluation.thresholds import resolve_threshold
 from wsss_stages.lib.nets.runtime import progress
 from wsss_stages.refiners.random_walk.affinity_labels import COUNTS, label_counts, label_scores
@@ -61,11 +62,9 @@ def main() -> None:
         f"{len(ids)} images of '{args.split}', seed threshold {threshold:.2f}, pairs at stride {args.stride}, radius "
         f"{args.radius}\n"
     )
-    print(
-        "| labels | labelled (%) | fg right (%) | bg right (%) | same-pair precision | same-pair recall | "
-        "diff-pair precision | diff-pair recall |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    columns = ["labels", "labelled (%)", "fg right (%)", "bg right (%)", "same-pair precision", "same-pair recall"]
+    columns += ["diff-pair precision", "diff-pair recall"]
+    cells = []
     for name, (method, options) in VARIANTS.items():
         totals = dict.fromkeys(COUNTS, 0)
         for image_id in progress(ids, desc=name):
@@ -74,12 +73,11 @@ def main() -> None:
             for key, value in label_counts(labels, dataset.load_mask(image_id), args.stride, args.radius).items():
                 totals[key] += value
         s = label_scores(totals)
-        print(
-            f"| {name} | {s['coverage']:.1f} | {s['fg_precision']} | {s['bg_precision']} | {s['same_pair_precision']} "
-            f"| "
-            f"{s['same_pair_recall']} | {s['diff_pair_precision']} | {s['diff_pair_recall']} |",
-            flush=True,
+        cells.append(
+            [name, f"{s['coverage']:.1f}", s["fg_precision"], s["bg_precision"], s["same_pair_precision"]]
+            + [s["same_pair_recall"], s["diff_pair_precision"], s["diff_pair_recall"]]
         )
+    print("\n".join(markdown_table(columns, cells, right=set(columns[1:]))))
 
 
 if __name__ == "__main__":

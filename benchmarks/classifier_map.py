@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.nets.classification import classification_map
 from wsss_stages.lib.nets.runtime import pick_device, set_threads
 
@@ -31,8 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(args.threads)
     dataset, device = VOCDataset(args.data_root), pick_device("auto")
-    print("| classifier | " + " | ".join(f"mAP {s} (%)" for s in args.splits) + " |")
-    print("| --- | " + " | ".join("---:" for _ in args.splits) + " |")
+    cells = []
     for model in args.models:
         row = []
         for split in args.splits:
@@ -40,7 +40,9 @@ def main() -> None:
             row.append(
                 classification_map(model, dataset, ids[: args.images or None], device, precision="auto", size=args.size)
             )
-        print(f"| {model} | " + " | ".join(f"{v:.1f}" for v in row) + " |", flush=True)
+        cells.append([model, *(f"{v:.1f}" for v in row)])
+    columns = ["classifier", *(f"mAP {s} (%)" for s in args.splits)]
+    print("\n".join(markdown_table(columns, cells, right=set(columns[1:]))))
 
 
 if __name__ == "__main__":

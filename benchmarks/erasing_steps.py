@@ -29,6 +29,7 @@ from wsss_stages.lib.data.artifacts import load_cams, load_mask, read_manifest
 from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.evaluation.thresholds import strongest
 from wsss_stages.lib.nets.runtime import progress
 
@@ -125,14 +126,12 @@ def table(rows: list[dict]) -> str:
         "of them right class, %",
         "of them background, %",
     ]
-    lines = ["| " + " | ".join(header) + " |", "| ---: | --- | --- | ---: | ---: | ---: |"]
-    for r in rows:
-        lines.append(
-            f"| {r['step']} | {cell(r['fused'])} | {cell(r['alone'])} | {r['mined_share']:.1f} | "
-            f"{share(r['mined_right'])} | "
-            f"{share(r['mined_background'])} |"
-        )
-    return "\n".join(lines)
+    cells = [
+        [r["step"], cell(r["fused"]), cell(r["alone"]), f"{r['mined_share']:.1f}"]
+        + [share(r["mined_right"]), share(r["mined_background"])]
+        for r in rows
+    ]
+    return "\n".join(markdown_table(header, cells, right={header[0], *header[3:]}))
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import torch
 from wsss_stages.lib.data.voc import VOCDataset
 from wsss_stages.lib.evaluation.evaluation import ids_with_masks
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.evaluation.thresholds import strongest as cam_labels
 from wsss_stages.lib.nets.cams import (
     CPU_MAX_PIXELS,
@@ -118,11 +119,12 @@ def main() -> None:
                         )
 
     print(f"\nSeed mIoU on {len(ids)} images of '{args.split}', best background threshold ({args.model}):\n")
-    print("| maps | best mIoU | threshold |\n| --- | ---: | ---: |")
+    cells = []
     for name in VARIANTS:
         mious = [scores_from_confusion(c, dataset.class_names)["miou"] for c in conf[name]]
         best = int(np.nanargmax(mious))
-        print(f"| {name} | {mious[best]:.2f} | {args.thresholds[best]:.2f} |")
+        cells.append([name, f"{mious[best]:.2f}", f"{args.thresholds[best]:.2f}"])
+    print("\n".join(markdown_table(["maps", "best mIoU", "threshold"], cells, right={"best mIoU", "threshold"})))
 
 
 if __name__ == "__main__":

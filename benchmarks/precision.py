@@ -17,6 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.nets.models import CamClassifier, build_backbone
 from wsss_stages.lib.nets.runtime import native_bf16
 
@@ -68,8 +69,7 @@ def main() -> None:
         f"AVX512 {cpu._is_avx512_supported()}; precision auto picks bf16 here: {native_bf16(torch.device('cpu'))}"
     )
     print(f"{args.backbone}, {args.threads} threads, channels-last\n")
-    print("| step | fp32 images/s | bf16 images/s | speed-up |")
-    print("| --- | ---: | ---: | ---: |")
+    cells = []
     for name, make in (
         ("CAM forward, 512 px, image + flip", lambda net, d: inference_step(net.eval(), 512, d)),
         ("training step, 256 px, batch 8", lambda net, d: training_step(net.train(), 256, 8, d)),
@@ -80,7 +80,9 @@ def main() -> None:
             net = CamClassifier(build_backbone(args.backbone, "none", 16), 20).to(memory_format=torch.channels_last)
             step, images = make(net, dtype)
             rates.append(images / timed(step, args.repeats))
-        print(f"| {name} | {rates[0]:.1f} | {rates[1]:.1f} | {rates[1] / rates[0]:.2f}x |")
+        cells.append([name, f"{rates[0]:.1f}", f"{rates[1]:.1f}", f"{rates[1] / rates[0]:.2f}x"])
+    columns = ["step", "fp32 images/s", "bf16 images/s", "speed-up"]
+    print("\n".join(markdown_table(columns, cells, right=set(columns[1:]))))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wsss_stages.lib.evaluation.reports import markdown_table
+
 
 def sweep(
     model: Path,
@@ -111,9 +113,9 @@ def main() -> None:
         args.radius,
         args.limit,
     )
-    print("| bg_power α | mIoU | precision | recall |\n| ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['bg_power']:g} | {r['miou']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} |")
+    columns = ["bg_power α", "mIoU", "precision", "recall"]
+    cells = [[f"{r['bg_power']:g}", f"{r['miou']:.2f}", f"{r['precision']:.2f}", f"{r['recall']:.2f}"] for r in rows]
+    print("\n".join(markdown_table(columns, cells, right=set(columns))))
     print(f"({rows[0]['images']} images of '{args.split}')")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from wsss_stages.lib.evaluation.reports import markdown_table
+
 
 def measure(backbone: str, method: str, height: int, width: int) -> dict:
     import torch
@@ -62,8 +64,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.backbone, args.methods[0], *args.size)))
         return
-    print("| backbone | walk | image | pixels walked | s / image | peak RSS (MiB) | added by network + walk (MiB) |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    columns = ["backbone", "walk", "image", "pixels walked", "s / image", "peak RSS (MiB)"]
+    columns.append("added by network + walk (MiB)")
+    cells = []
     for method in args.methods:
         out = subprocess.run(
             [
@@ -82,10 +85,9 @@ def main() -> None:
             check=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"| {r['backbone']} | {r['method']} | {r['size']} | {r['pixels_walked']} | {r['seconds']} | "
-            f"{r['peak_rss_mib']} | {r['walk_increment_mib']} |"
-        )
+        cells.append([r["backbone"], r["method"], r["size"], r["pixels_walked"], r["seconds"]])
+        cells[-1] += [r["peak_rss_mib"], r["walk_increment_mib"]]
+    print("\n".join(markdown_table(columns, cells, right=set(columns[3:]))))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from wsss_stages.lib.evaluation.reports import markdown_table
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -238,10 +240,14 @@ def main() -> None:
     lines += [
         "## CAM extraction (multi-scale + flip)",
         "",
-        "| path | images/s |",
-        "| --- | ---: |",
-        f"| reference loop (per image, scale and flip; fp32, NCHW) | {cams['plain_ips']:.2f} |",
-        f"| make_cams (batched, channels-last, {cams['dtype']}) | {cams['ours_ips']:.2f} |",
+        *markdown_table(
+            ["path", "images/s"],
+            [
+                ["reference loop (per image, scale and flip; fp32, NCHW)", f"{cams['plain_ips']:.2f}"],
+                [f"make_cams (batched, channels-last, {cams['dtype']})", f"{cams['ours_ips']:.2f}"],
+            ],
+            right={"images/s"},
+        ),
         "",
         f"Speed-up **{cams['ratio']:.2f}×** on {cams['images']} images; largest CAM difference "
         f"{cams['max_abs_diff']:.4f}, "
@@ -256,10 +262,11 @@ def main() -> None:
     lines += [
         "## Dense CRF (refine_crf's parameters from the config)",
         "",
-        "| processes | images/s |",
-        "| ---: | ---: |",
-        f"| 1 | {crf['one']:.2f} |",
-        f"| {crf['workers']} | {crf['all']:.2f} |",
+        *markdown_table(
+            ["processes", "images/s"],
+            [[1, f"{crf['one']:.2f}"], [crf["workers"], f"{crf['all']:.2f}"]],
+            right={"processes", "images/s"},
+        ),
         "",
         f"All cores: **{crf['ratio']:.2f}×** one process.",
         "",

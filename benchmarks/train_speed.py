@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from wsss_stages.lib.data.artifacts import IGNORE, load_mask
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.nets.models import CamClassifier, build_backbone, freeze_batchnorm
 from wsss_stages.lib.nets.runtime import native_bf16, set_threads
 from wsss_stages.lib.nets.segmentation import build_segmentation_net
@@ -137,8 +138,8 @@ def timing_cell(timings: list[dict]) -> str:
     return f"{spread([t['images_per_s'] for t in timings])} ({np.median([t['data_share'] for t in timings]):.0f} %)"
 
 
-def table_row(name: str, rounds: list[dict], bf16: bool) -> str:
-    """A network's markdown row from its rounds (medians and ranges; ratios taken within a round)."""
+def table_row(name: str, rounds: list[dict], bf16: bool) -> list[str]:
+    """A network's table cells from its rounds (medians and ranges; ratios taken within a round)."""
     best = [max(t["images_per_s"] for t in r["loops"]) for r in rounds]  # the faster of 0 and 1 workers
     cells = [
         spread([r["limit"] for r in rounds]),
@@ -153,7 +154,7 @@ def table_row(name: str, rounds: list[dict], bf16: bool) -> str:
         ]
     else:
         cells += ["not native", ""]
-    return f"| {name} | {' | '.join(cells)} |"
+    return [name, *cells]
 
 
 def training_table(data_root: str, images: int = 96, steps: int = 6, rounds: int = 1) -> str:
@@ -206,13 +207,12 @@ def training_table(data_root: str, images: int = 96, steps: int = 6, rounds: int
         f"BatchNorm frozen; "
         f"stage loop over {images} real images; {how}",
         "",
-        "| network | limit fp32 (img/s) | limit bf16 (img/s) | stage loop, 0 workers (img/s, data share) "
-        "| stage loop, 1 worker (img/s, data share) | stage loop / fp32 limit | stage loop bf16, 0 workers "
-        "| bf16 loop / best fp32 loop |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [table_row(name, measured[name], bf16) for name, *_ in networks]
-    return "\n".join(lines)
+    columns = ["network", "limit fp32 (img/s)", "limit bf16 (img/s)", "stage loop, 0 workers (img/s, data share)"]
+    columns += ["stage loop, 1 worker (img/s, data share)", "stage loop / fp32 limit", "stage loop bf16, 0 workers"]
+    columns.append("bf16 loop / best fp32 loop")
+    cells = [table_row(name, measured[name], bf16) for name, *_ in networks]
+    return "\n".join(lines + markdown_table(columns, cells, right=set(columns[1:])))
 
 
 def main() -> None:
