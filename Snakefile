@@ -19,8 +19,10 @@ try:
     from wsss_stages.lib.plan.experiments import expand_experiments
     from wsss_stages.lib.plan.preflight import check_job_python
 except ImportError as error:
-    sys.exit(f"wsss: cannot import the wsss_stages package ({error}): run `make install` and activate .venv "
-             "(source .venv/bin/activate), or `pip install -e .` in this environment")
+    sys.exit(
+        f"wsss: cannot import the wsss_stages package ({error}): run `make install` and activate .venv "
+        "(source .venv/bin/activate), or `pip install -e .` in this environment"
+    )
 
 
 # config.yaml is the demo; a preset given with --configfile stands alone (schema defaults fill
@@ -28,7 +30,6 @@ except ImportError as error:
 if not workflow.overwrite_configfiles:
 
     configfile: os.path.join(workflow.basedir, "config.yaml")
-
 
 
 # Jobs run `python -m wsss_stages` with the `python` on PATH; with --sdm conda they get the env of envs/.

@@ -11,8 +11,20 @@ from pathlib import Path
 from wsss_stages.lib.plan.codedeps import code_fingerprint
 from wsss_stages.lib.plan.registry import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.plan.experiments import preset_folders
-from wsss_stages.lib.plan.pipeline import (Experiments, data_check_key, data_fingerprint, linked_data_root, method_label, node_inputs, node_params,
-                                      converted_key, process_count, refinement_pattern, refs, shard_count)
+from wsss_stages.lib.plan.pipeline import (
+    Experiments,
+    data_check_key,
+    data_fingerprint,
+    linked_data_root,
+    method_label,
+    node_inputs,
+    node_params,
+    converted_key,
+    process_count,
+    refinement_pattern,
+    refs,
+    shard_count,
+)
 from wsss_stages.lib.plan.shards import shard_from_folder
 
 # One run holds one experiment, or several (config key `experiments`): every path below
@@ -34,6 +46,7 @@ shell.prefix(
 
 CHAINS = refinement_pattern()
 
+
 wildcard_constraints:
     exp="|".join(re.escape(name) for name in RUN.folders),
     check="[0-9a-f]{10}",
@@ -47,7 +60,11 @@ def experiments_pattern(names):
 
 # Per-image stages split into shards (config `shards`, rules/shards.smk): per stage, the experiments whose
 # folders get shard jobs and a gather, and those whose folders get the one job as before.
-SHARDED = {s.name: [e for e in RUN.folders if shard_count(RUN.configs[e], s.name) > 1] for s in REGISTRY.stages.values() if s.shardable}
+SHARDED = {
+    s.name: [e for e in RUN.folders if shard_count(RUN.configs[e], s.name) > 1]
+    for s in REGISTRY.stages.values()
+    if s.shardable
+}
 UNSHARDED = {name: [e for e in RUN.folders if e not in exps] for name, exps in SHARDED.items()}
 WHOLE_SHARD = "0/1"
 
@@ -82,7 +99,9 @@ def code_of(stage, cfg, modules=()):
     return code_fingerprint(stage.module_name, *(stage.code(cfg) if stage.code else []), *modules)
 
 
-CONVERTED = {converted_key(c): c for c in RUN.configs.values() if converted_key(c)}  # coco / folder trees (convert_dataset)
+CONVERTED = {
+    converted_key(c): c for c in RUN.configs.values() if converted_key(c)
+}  # coco / folder trees (convert_dataset)
 
 
 def converted_root(cfg):
@@ -154,7 +173,9 @@ def rule_params(stage, context=None):
         return value
 
     def input_value(arg):
-        return lambda wildcards: artifact_argument(wildcards.exp, node_inputs(cfg(wildcards), stage, variant_of(stage, wildcards))[arg])
+        return lambda wildcards: artifact_argument(
+            wildcards.exp, node_inputs(cfg(wildcards), stage, variant_of(stage, wildcards))[arg]
+        )
 
     params = {arg: input_value(arg) for arg in stage.input_args}
     if stage.data:
@@ -187,7 +208,8 @@ def launcher(stage):
 
 
 def job_file(stage, folder, suffix, job=""):
-    """A job's log or benchmark file; ``job`` tells a shard's (``_shard{shard}``) or the gather's (``_gather``) apart."""
+    """A job's log or benchmark file; ``job`` tells a shard's (``_shard{shard}``) or the gather's (``_gather``)
+    apart."""
     variant = f"_{{{stage.variant}}}" if stage.variant else ""
     return f"results/{{exp}}/{folder}/{stage.name}{variant}{job}.{suffix}"
 
@@ -202,7 +224,9 @@ def rule_outputs(stage):
         if arg in stage.temporary_outputs and stage.name in config["temporary"]:
             path = temp(path)
         if out.report:
-            path = report(path, category=out.report, subcategory="{exp}", patterns=["{name}.png"] if out.directory else [])
+            path = report(
+                path, category=out.report, subcategory="{exp}", patterns=["{name}.png"] if out.directory else []
+            )
         outputs[arg] = path
     return outputs
 
@@ -218,7 +242,9 @@ def rule_threads(stage):
 
 def gpus(stage):
     """Training/inference jobs ask for a GPU (one per training process) unless the config pins the CPU."""
-    return lambda wildcards: int(stage.gpu and cfg(wildcards)["device"] != "cpu") * process_count(cfg(wildcards), stage.name)
+    return lambda wildcards: int(stage.gpu and cfg(wildcards)["device"] != "cpu") * process_count(
+        cfg(wildcards), stage.name
+    )
 
 
 def print_metrics_table():
@@ -242,8 +268,12 @@ def shard_path(stage, name, shard):
 
 
 def shard_outputs(stage):
-    return {name: temp(directory(shard_path(stage, name, "{shard}")) if out.directory else shard_path(stage, name, "{shard}"))
-            for name, out in stage.outputs.items()}
+    return {
+        name: temp(
+            directory(shard_path(stage, name, "{shard}")) if out.directory else shard_path(stage, name, "{shard}")
+        )
+        for name, out in stage.outputs.items()
+    }
 
 
 def shard_parts(stage):
@@ -252,7 +282,10 @@ def shard_parts(stage):
     def parts(wildcards):
         count = shard_count(cfg(wildcards), stage.name)
         fill = {"exp": wildcards.exp, **({stage.variant: wildcards[stage.variant]} if stage.variant else {})}
-        return {name: [shard_path(stage, name, f"{k + 1}of{count}").format(**fill) for k in range(count)] for name in stage.outputs}
+        return {
+            name: [shard_path(stage, name, f"{k + 1}of{count}").format(**fill) for k in range(count)]
+            for name in stage.outputs
+        }
 
     return parts
 
@@ -266,6 +299,8 @@ def gather_code(stage):
 def gather_params(stage):
     """The shards' outputs and the gathered outputs as name=path items."""
     names = tuple(stage.outputs)
-    return {"stage": stage.name,
-            "parts": lambda wildcards, input: [f"{n}={p}" for n in names for p in input[n]],
-            "outputs": lambda wildcards, output: [f"{n}={output[n]}" for n in names]}
+    return {
+        "stage": stage.name,
+        "parts": lambda wildcards, input: [f"{n}={p}" for n in names for p in input[n]],
+        "outputs": lambda wildcards, output: [f"{n}={output[n]}" for n in names],
+    }

@@ -6,20 +6,20 @@ DEMO_DATA = REGISTRY.stage("make_demo_data")
 rule make_demo_data:
     output:
         manifest=f"{DEMO_ROOT}/manifest.json",
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
-        **{arg: config["make_demo_data"][arg] for arg in DEMO_DATA.params},
-        code=code_of(DEMO_DATA, config),
     log:
         "results/make_demo_data/make_demo_data.log",
     benchmark:
         "results/make_demo_data/make_demo_data.benchmark.tsv"
+    conda:
+        "../envs/wsss.yaml"
     threads: 1
     resources:
         mem_mb=DEMO_DATA.mem_mb,
         runtime=DEMO_DATA.runtime,
-    conda:
-        "../envs/wsss.yaml"
+    params:
+        **{arg: config["make_demo_data"][arg] for arg in DEMO_DATA.params},
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        code=code_of(DEMO_DATA, config),
     shell:
         command(DEMO_DATA, via_params=("out_dir",))
 
@@ -35,21 +35,24 @@ rule check_data:
         unpack(lambda wc: {"data": data_input(check_config(wc))}),
     output:
         out_report="results/check_data/{check}/report.json",
-    params:
-        data_root=lambda wc: data_root(check_config(wc)),
-        **{arg: (lambda wc, arg=arg: as_argument(node_params(check_config(wc), CHECK, "")[arg])) for arg in CHECK.params},
-        fingerprint=lambda wc: data_fingerprint(check_config(wc)),
-        code=lambda wc: code_of(CHECK, check_config(wc)),
     log:
         "results/check_data/{check}/check_data.log",
     benchmark:
         "results/check_data/{check}/check_data.benchmark.tsv"
+    conda:
+        "../envs/wsss.yaml"
     threads: rule_threads(CHECK)
     resources:
         mem_mb=CHECK.mem_mb,
         runtime=CHECK.runtime,
-    conda:
-        "../envs/wsss.yaml"
+    params:
+        **{
+            arg: (lambda wc, arg=arg: as_argument(node_params(check_config(wc), CHECK, "")[arg]))
+            for arg in CHECK.params
+        },
+        data_root=lambda wc: data_root(check_config(wc)),
+        fingerprint=lambda wc: data_fingerprint(check_config(wc)),
+        code=lambda wc: code_of(CHECK, check_config(wc)),
     shell:
         command(CHECK)
 
@@ -64,19 +67,22 @@ rule convert_dataset:
         sources=lambda wc: conversion_sources(CONVERTED[wc.convert]),
     output:
         manifest="results/convert_dataset/{convert}/VOC2012/manifest.json",
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
-        **{arg: (lambda wc, arg=arg: as_argument(node_params(CONVERTED[wc.convert], CONVERT, "")[arg])) for arg in CONVERT.params},
-        code=code_of(CONVERT, config),
     log:
         "results/convert_dataset/{convert}/convert_dataset.log",
     benchmark:
         "results/convert_dataset/{convert}/convert_dataset.benchmark.tsv"
+    conda:
+        "../envs/wsss.yaml"
     threads: 1
     resources:
         mem_mb=CONVERT.mem_mb,
         runtime=CONVERT.runtime,
-    conda:
-        "../envs/wsss.yaml"
+    params:
+        **{
+            arg: (lambda wc, arg=arg: as_argument(node_params(CONVERTED[wc.convert], CONVERT, "")[arg]))
+            for arg in CONVERT.params
+        },
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        code=code_of(CONVERT, config),
     shell:
         command(CONVERT, via_params=("out_dir",))

@@ -28,21 +28,23 @@ rule write_leaderboard:
         out_md=f"{LEADERBOARD}.md",
         out_csv=f"{LEADERBOARD}.csv",
         out_plot=report(f"{LEADERBOARD}.png", category="Leaderboard"),
+    log:
+        f"{LEADERBOARD}.log",
+    benchmark:
+        f"{LEADERBOARD}.benchmark.tsv"
+    conda:
+        "../envs/wsss.yaml"
+    threads: 1
+    resources:
+        mem_mb=LEADERBOARD_STAGE.mem_mb,
+        runtime=LEADERBOARD_STAGE.runtime,
     params:
         summaries=[f"{name}=results/{name}/metrics.json" for name in EXPERIMENTS],
         groups=[f"{name}={RUN.configs[name]['repeat']['of']}" for name in EXPERIMENTS],
         jobs=[f"{name}={path}" for name in EXPERIMENTS for path in RUN.job_benchmarks(name)],
         code=code_of(LEADERBOARD_STAGE, config),
-        labels=sorted({f"{RUN.configs[name]['repeat']['of']}={method_label(RUN.configs[name])}" for name in EXPERIMENTS}),
-    log:
-        f"{LEADERBOARD}.log",
-    benchmark:
-        f"{LEADERBOARD}.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=LEADERBOARD_STAGE.mem_mb,
-        runtime=LEADERBOARD_STAGE.runtime,
-    conda:
-        "../envs/wsss.yaml"
+        labels=sorted(
+            {f"{RUN.configs[name]['repeat']['of']}={method_label(RUN.configs[name])}" for name in EXPERIMENTS}
+        ),
     shell:
         command(LEADERBOARD_STAGE)

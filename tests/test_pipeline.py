@@ -395,12 +395,17 @@ def test_lint_is_clean(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
-def test_the_python_code_is_linted_and_formatted(command):
-    ruff = Path(sys.executable).with_name("ruff")  # `make install` pins it; pyproject.toml configures it
-    if not ruff.is_file():
-        pytest.skip("ruff is not installed in this environment")
-    result = subprocess.run(
-        [str(ruff), *command, "wsss_stages", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
-    )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "wsss_stages", "tests", "benchmarks"],
+        ["ruff", "format", "--check", "wsss_stages", "tests", "benchmarks"],
+        ["snakefmt", "--check", "Snakefile", "rules"],
+    ],
+)
+def test_the_code_is_linted_and_formatted(command):
+    tool = Path(sys.executable).with_name(command[0])  # `make install` pins it; pyproject.toml configures it
+    if not tool.is_file():
+        pytest.skip(f"{command[0]} is not installed in this environment")
+    result = subprocess.run([str(tool), *command[1:]], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
