@@ -28,7 +28,9 @@ def test_every_record_row_names_a_committed_overlay_and_its_command():
 
 
 HISTORY = re.compile(
-    r"\b(session \d+|sessions? \d+[-–]\d+|round \d+ of|the issue (asked|says|wanted)|issue #?\d+ asked)", re.I
+    r"\b(session \d+|sessions? \d+[-–]\d+|round \d+ of|the issue (asked|says|wanted)|issue #?\d+ asked"
+    r"|this project's first|the first (default|recipe|version)|since removed|is gone\b)",
+    re.I,
 )
 
 

@@ -291,7 +291,7 @@ def test_hide_and_seek_with_nothing_hidden_trains_exactly_the_cam_classifier(tin
 
 
 def test_hide_and_seek_default_shows_a_fifth_of_the_images_whole_as_the_authors_do():
-    """Hiding every image (the first default, 16/32/44/56 px) kept lite0 at the label prior on VOC."""
+    """Hiding every image (grid sizes 16/32/44/56 px, no 0) keeps lite0 at the label prior on VOC."""
     from conftest import stage_args
 
     from wsss_stages.lib.nets.seed_methods import HideAndSeek

@@ -106,8 +106,7 @@ random_walk:
         are walked at stride 4, divided by their joint maximum and written in CAM format, whose
         background threshold (bg_threshold) is applied downstream. psa (infer_aff): AffinityNet's
         embedding, a background channel (1 - max CAM)^bg_power walked with the CAMs, score maps
-        whose argmax is the class (settings in random_walk.psa). (This project's first walk, psa's
-        embedding with irn's CAM-only walk, scored below the seeds on the VOC subset twice and is gone.)
+        whose argmax is the class (settings in random_walk.psa).
     beta: {type: number, exclusiveMinimum: 0, default: 10, description: power applied to affinities (irn 10)}
     exp_times: {type: integer, minimum: 0, maximum: 12, default: 8, description: the walk takes 2^exp_times steps (irn
         8)}
