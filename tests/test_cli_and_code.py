@@ -197,33 +197,13 @@ def test_bad_threshold_argument_is_rejected(tmp_path):
 
 
 def test_a_threshold_and_its_sweep_are_two_flags():
-    args = build_parser("make_pseudo_masks").parse_args(
-        [
-            "--scores",
-            "s",
-            "--out-dir",
-            "o",
-            "--ignore-band",
-            "None",
-            "--bg-threshold",
-            "None",
-            "--bg-threshold-sweep",
-            "b.json",
-        ]
-    )
+    def parse(threshold: str, sweep: str):
+        fixed = "--scores s --out-dir o --ignore-band None".split()
+        return build_parser("make_pseudo_masks").parse_args(
+            [*fixed, "--bg-threshold", threshold, "--bg-threshold-sweep", sweep]
+        )
+
+    args = parse("None", "b.json")  # "auto": the sweep's best
     assert args.bg_threshold is None and str(args.bg_threshold_sweep) == "b.json"
-    args = build_parser("make_pseudo_masks").parse_args(
-        [
-            "--scores",
-            "s",
-            "--out-dir",
-            "o",
-            "--ignore-band",
-            "None",
-            "--bg-threshold",
-            "0.3",
-            "--bg-threshold-sweep",
-            "None",
-        ]
-    )
+    args = parse("0.3", "None")  # a number
     assert args.bg_threshold == 0.3 and args.bg_threshold_sweep is None
