@@ -35,3 +35,28 @@ def test_otsu_of_two_groups_lies_between_them_and_of_one_value_is_undefined():
     assert otsu(np.full(10, 0.5)) is None
     with pytest.raises(ValueError, match="unknown threshold rule"):
         choose_threshold("magic", synthetic_maps(2), GRID)
+
+
+def test_the_benchmark_scores_each_rule_against_the_sweep_on_the_same_images(tmp_path):
+    """CAMs that are the masks' objects with a gap below them: every threshold in the gap is right, so the
+    otsu rule loses nothing against the sweep on masks."""
+    from conftest import write_voc_tree
+    from test_stats import load_benchmark_script
+
+    from wsss_stages.lib.data.artifacts import save_cams, write_manifest
+    from wsss_stages.lib.data.voc import VOCDataset
+
+    ids = ["a", "b", "c", "d"]
+    root = write_voc_tree(tmp_path / "VOC2012", {"train": ids})
+    dataset = VOCDataset(root)
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    rng = np.random.default_rng(1)
+    for image_id in ids:
+        mask = dataset.load_mask(image_id)
+        cam = np.where(mask > 0, rng.uniform(0.7, 1.0, mask.shape), rng.uniform(0.0, 0.2, mask.shape))
+        save_cams(cams / f"{image_id}.npz", (cam / cam.max())[None], dataset.labels(image_id).tolist())
+    write_manifest(cams, "cams", ids)
+    row = load_benchmark_script("label_free_thresholds").score_folder(dataset, cams, "train", GRID)
+    assert row["images"] == 4 and row["swept_miou"] == 100.0
+    assert 0.2 <= row["otsu"] < 0.7 and row["otsu_miou"] == 100.0 and row["otsu_loss"] == 0.0
