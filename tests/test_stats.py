@@ -104,7 +104,7 @@ def test_a_record_row_names_a_committed_overlay(tmp_path):
     from wsss_stages.lib.evaluation.records import RecordError, add_row
 
     with pytest.raises(RecordError, match="committed overlay"):
-        add_row(tmp_path / "r.csv", {"method": "cam", "seed": 0, "overlay": "local/r5.yaml"})
+        add_row(tmp_path / "r.csv", {"method": "cam", "seed": 0, "overlay": "my_overlay.yaml"})
 
 
 def test_a_repeats_record_pairs_methods_by_seed_and_replaces_a_seed_added_again(tmp_path):
