@@ -111,11 +111,9 @@ def test_code_dependencies_follow_imports_and_stay_narrow():
 
 
 def test_a_fingerprint_ignores_comments_docstrings_and_layout_but_not_expressions(tmp_path):
-    path = tmp_path / "module.py"
-
     def fingerprint(text: str) -> str:
+        path = tmp_path / f"module{len(list(tmp_path.iterdir()))}.py"  # a new file each time: parses are cached
         path.write_text(text)
-        behaviour.cache_clear()
         return behaviour(path)
 
     base = fingerprint('"""Doc."""\n\ndef f(x):\n    """Adds one."""\n    return x + 1\n')

@@ -24,6 +24,7 @@ import yaml
 from wsss_stages.lib.evaluation.records import by_method, commands, provenance_table, read_record, spread, table
 from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.evaluation.stats import mean_std
+from wsss_stages.lib.plan.config import resolve_ref
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "benchmarks" / "records"
@@ -35,20 +36,18 @@ def _text(value) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def _type(schema: dict, defs: dict) -> str:
-    if "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        return _type({**defs[name], **{k: v for k, v in schema.items() if k != "$ref"}}, defs)
+def _type(schema: dict, root: dict) -> str:
+    schema = resolve_ref(schema, root)
     if "enum" in schema:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     if "oneOf" in schema or "anyOf" in schema:
-        return " or ".join(_type(option, defs) for option in schema.get("oneOf", schema.get("anyOf")))
+        return " or ".join(_type(option, root) for option in schema.get("oneOf", schema.get("anyOf")))
     kind = schema.get("type", "")
     kind = " or ".join(kind) if isinstance(kind, list) else kind
     if kind == "array" and "items" in schema:
-        return f"list of {_type(schema['items'], defs)}"
+        return f"list of {_type(schema['items'], root)}"
     bounds = [
         f"≥ {schema['minimum']}" if "minimum" in schema else "",
         f"≤ {schema['maximum']}" if "maximum" in schema else "",
@@ -56,24 +55,18 @@ def _type(schema: dict, defs: dict) -> str:
     return " ".join([kind, *filter(None, bounds)])
 
 
-def _resolved(schema: dict, defs: dict) -> dict:
-    if "$ref" not in schema:
-        return schema
-    return {**defs[schema["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in schema.items() if k != "$ref"}}
-
-
-def _rows(prefix: str, schema: dict, defs: dict) -> list[list[str]]:
+def _rows(prefix: str, schema: dict, root: dict) -> list[list[str]]:
     rows = []
     for name, sub in schema.get("properties", {}).items():
-        sub = _resolved(sub, defs)
+        sub = resolve_ref(sub, root)
         key = f"{prefix}.{name}" if prefix else name
         if sub.get("type") == "object" and "properties" in sub:
             if sub.get("description"):
                 rows.append([f"`{key}`", "section", "", _text(sub["description"])])
-            rows += _rows(key, sub, defs)
+            rows += _rows(key, sub, root)
             continue
         default = f"`{json.dumps(sub['default'])}`" if "default" in sub else "required"
-        rows.append([f"`{key}`", _type(sub, defs), default, _text(sub.get("description", ""))])
+        rows.append([f"`{key}`", _type(sub, root), default, _text(sub.get("description", ""))])
     return rows
 
 
@@ -83,7 +76,6 @@ def configuration_page() -> str:
 
     load_plugins()
     schema = load_schema()
-    defs = schema.get("$defs", {})
     lines = [
         "# Configuration reference",
         "",
@@ -99,20 +91,17 @@ def configuration_page() -> str:
         "",
     ]
     props = schema["properties"]
-    scalars = {
-        k: v
-        for k, v in props.items()
-        if _resolved(v, defs).get("type") != "object" or "properties" not in _resolved(v, defs)
-    }
-    lines += markdown_table(["key", "type", "default", "description"], _rows("", {"properties": scalars}, defs))
+    sections = {k for k, v in props.items() if "properties" in resolve_ref(v, schema)}
+    scalars = {k: v for k, v in props.items() if k not in sections}
+    lines += markdown_table(["key", "type", "default", "description"], _rows("", {"properties": scalars}, schema))
     for name, section in props.items():
         if name in scalars:
             continue
-        section = _resolved(section, defs)
+        section = resolve_ref(section, schema)
         lines += ["", f"## `{name}`", ""]
         if section.get("description"):
             lines += [_text(section["description"]).replace("\\|", "|"), ""]
-        lines += markdown_table(["key", "type", "default", "description"], _rows(name, section, defs))
+        lines += markdown_table(["key", "type", "default", "description"], _rows(name, section, schema))
     return "\n".join(lines) + "\n"
 
 
@@ -168,21 +157,20 @@ def headline_table(index: dict) -> list[str]:
                 f"headline '{entry['label']}': no {entry['column']} of '{entry['method']}' in {entry['record']}"
             )
         cells.append([entry["label"], entry["split"], spread(values), len(values)])
-    weak = _mean(records, "voc12_cpu_subset_segmentation.csv", "bf16f2")
-    bound = _mean(records, "voc12_cpu_subset_segmentation.csv", "gt_bf16f2")
     lines = markdown_table(["result", "split", "mIoU (%), mean ± std (per seed)", "seeds"], cells, right={"seeds"})
-    if weak is not None and bound is not None:
-        lines += [
-            "",
-            f"The weakly supervised network reaches **{100 * weak / bound:.0f} %** of the same network trained "
-            "on ground-truth masks (mean over seeds against one upper-bound run).",
-        ]
+    ratio = index.get("ratio")
+    if ratio:
+        rows = read_record(RECORDS / ratio["record"])
+        weak, bound = (_mean(rows, ratio["column"], ratio[key]) for key in ("weak", "bound"))
+        lines += ["", ratio["text"].strip().format(percent=f"{100 * weak / bound:.0f}")]
     return lines
 
 
-def _mean(records: dict, record: str, method: str) -> float | None:
-    values = by_method(records.get(record, []), "miou_val").get(method, {})
-    return mean_std(list(values.values()))[0] if values else None
+def _mean(rows: list[dict], column: str, method: str) -> float:
+    values = by_method(rows, column).get(method)
+    if not values:
+        raise SystemExit(f"no {column} of '{method}' in the record the headline's ratio names")
+    return mean_std(list(values.values()))[0]
 
 
 def stage_table() -> list[str]:

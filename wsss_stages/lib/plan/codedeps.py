@@ -11,6 +11,7 @@ reruns nothing, while a changed expression reruns the stage and what depends on 
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import importlib.util
 from functools import cache
@@ -83,10 +84,11 @@ def code_files(*modules: str) -> tuple[str, ...]:
 
 @cache
 def _closure(modules: tuple[str, ...]) -> frozenset[Path]:
+    missing = [m for m in modules if _module_path(m) is None]
+    if missing:
+        raise ValueError(f"cannot find the source of {missing}")
     wanted = [name for module in modules for name in (*_parents(module), module)]
     todo = [p for p in map(_module_path, wanted) if p is not None]
-    if any(_module_path(m) is None for m in modules):
-        raise ValueError(f"cannot find the source of every module in {modules}")
     seen: set[Path] = set()
     while todo:
         path = todo.pop()
@@ -116,8 +118,7 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 @cache
 def behaviour(path: Path) -> str:
     """A file's syntax tree without docstrings, positions or comments, as text."""
-    tree = _without_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    return ast.dump(tree, include_attributes=False)
+    return ast.dump(_without_docstrings(copy.deepcopy(_parse(path))), include_attributes=False)
 
 
 def _label(path: Path) -> str:

@@ -92,7 +92,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _resolve(sub: dict, root: dict) -> dict:
+def resolve_ref(sub: dict, root: dict) -> dict:
+    """A (sub)schema with its ``$ref`` to ``root``'s ``$defs`` replaced by the definition (its own keys win)."""
     while "$ref" in sub:
         sub = {**root["$defs"][sub["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in sub.items() if k != "$ref"}}
     return sub
@@ -100,7 +101,7 @@ def _resolve(sub: dict, root: dict) -> dict:
 
 def _allows(sub: dict, root: dict, kind: str) -> bool:
     """Whether a (sub)schema accepts values of JSON type ``kind`` anywhere in its alternatives."""
-    sub = _resolve(sub, root)
+    sub = resolve_ref(sub, root)
     kinds = sub.get("type", [])
     kinds = [kinds] if isinstance(kinds, str) else kinds
     if kind in kinds or (kind == "number" and "integer" in kinds):
@@ -114,11 +115,11 @@ def _coerce_strings(node: Any, sub: dict, root: dict) -> Any:
     ``snakemake --config 'section={key: 9}'`` delivers nested values as strings; without this,
     a command-line override would be rejected for its type rather than checked for its value.
     """
-    sub = _resolve(sub, root)
+    sub = resolve_ref(sub, root)
     if isinstance(node, dict):
         objects = [sub, *(o for o in sub.get("oneOf", []) + sub.get("anyOf", []) if _allows(o, root, "object"))]
         for key, value in node.items():
-            for option in map(lambda o: _resolve(o, root), objects):
+            for option in map(lambda o: resolve_ref(o, root), objects):
                 inner = option.get("properties", {}).get(key, option.get("additionalProperties"))
                 if isinstance(inner, dict):
                     node[key] = _coerce_strings(value, inner, root)
