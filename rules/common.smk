@@ -166,8 +166,8 @@ def rule_params(stage, context=None):
         def value(wildcards):
             c, variant = cfg(wildcards), variant_of(stage, wildcards)
             found = node_params(c, stage, variant)[arg]
-            if arg in stage.threshold_args and found == "auto":
-                return None  # the stage reads it from the sweep (<arg>_sweep)
+            if arg in stage.threshold_args and isinstance(found, str):
+                return None  # "auto" or a rule's name: the stage reads it from the sweep (<arg>_sweep)
             return as_argument(found)
 
         return value

@@ -13,14 +13,14 @@ from wsss_stages import WsssError
 from wsss_stages.stages.check_data import check_data
 
 
-def run_check(root, tmp_path, allow_missing=False, splits=("train", "val")):
+def run_check(root, tmp_path, allow_missing=False, splits=("train", "val"), mask_folder=None):
     out = tmp_path / "report.json"
     check_data(
         data_root=root,
         out_report=out,
         splits=list(splits),
         scored_splits=["train", "val"],
-        mask_folder=None,
+        mask_folder=mask_folder,
         allow_missing_masks=allow_missing,
         fingerprint="test",
     )
@@ -139,3 +139,13 @@ def test_the_stages_read_a_tree_through_a_link_named_by_its_contents(tree, tmp_p
     blocked = tmp_path / "blocked"
     blocked.write_text("not a folder")  # a workflow directory where no link can be made
     assert pipeline.linked_data_root({"dataset": "voc", "data_root": str(tree)}, blocked / "links") == str(tree)
+
+
+def test_a_tree_without_any_mask_is_a_labels_only_run(tree, tmp_path):
+    import shutil
+
+    shutil.rmtree(tree / "SegmentationClass")
+    report = run_check(tree, tmp_path)
+    assert report["labels_only"] and report["missing_masks"]["count"] > 0
+    with pytest.raises(WsssError, match="no SegmentationClass folder"):
+        run_check(tree, tmp_path, mask_folder="SegmentationClass")  # a named mask folder must exist

@@ -12,44 +12,93 @@ from wsss_stages.lib.evaluation.reports import markdown_table
 log = logging.getLogger(__name__)
 
 
+MASK_SCORES = ("precision", "recall", "fp_rate", "fn_rate")
+LABEL_SCORES = ("foreground_share", "missed_labels", "extra_labels")
+
+
+def scalars(scores: dict) -> dict:
+    """The scores of one result next to its mIoU: against masks, or against the labels (labels-only)."""
+    return {k: scores.get(k) for k in (LABEL_SCORES if scores.get("labels_only") else MASK_SCORES)}
+
+
+def label_note(scores: dict | None) -> str:
+    if not scores or scores.get("foreground_share") is None:
+        return ""
+    return (
+        f"no masks: foreground {scores['foreground_share']:.1f} %, "
+        f"{scores['missed_labels']:.1f} % of labels missed, {scores['extra_labels']:.1f} % extra"
+    )
+
+
+def miou_cell(value: float | None) -> str:
+    return "n/a (no masks)" if value is None else f"{value:.2f}"
+
+
 def metrics_table(metrics: dict) -> str:
+    rule = metrics.get("threshold_rule") or "sweep"
+    how = "best" if rule == "sweep" else f"{rule} rule's"
     rows = [
         (
             "CAM seeds",
             metrics["seed_split"],
             metrics["cam_miou"],
-            f"best bg threshold {metrics['cam_bg_threshold_best']:.2f}",
+            "; ".join(
+                filter(None, [f"{how} bg threshold {metrics['cam_bg_threshold_best']:.2f}", label_note(metrics["cam"])])
+            ),
         ),
     ]
-    if metrics.get("cam_miou_val") is not None:
+    if metrics.get("cam_val_split") is not None:
         rows.append(
             (
                 "CAM seeds",
                 metrics["cam_val_split"],
                 metrics["cam_miou_val"],
-                f"at the threshold tuned on {metrics['seed_split']}",
+                "; ".join(
+                    filter(None, [f"at the threshold of {metrics['seed_split']}", label_note(metrics.get("cam_val"))])
+                ),
             )
         )
+    threshold = metrics["pseudo_mask_bg_threshold"]
     rows += [
         (
             f"pseudo-masks ({metrics['refinement']})",
             metrics["seed_split"],
             metrics["pseudo_mask_miou"],
-            "background of its own"
-            if metrics["pseudo_mask_bg_threshold"] is None
-            else f"background score {metrics['pseudo_mask_bg_threshold']:.2f}",
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        "background of its own" if threshold is None else f"background score {threshold:.2f}",
+                        label_note(metrics["pseudo_mask"]),
+                    ],
+                )
+            ),
         ),
     ]
     rows += [
-        (f"pseudo-masks ({name})", metrics["seed_split"], miou, "compared only")
+        (
+            f"pseudo-masks ({name})",
+            metrics["seed_split"],
+            miou,
+            "; ".join(filter(None, ["compared only", label_note(metrics["pseudo_mask_by_refinement"].get(name))])),
+        )
         for name, miou in metrics["pseudo_mask_miou_by_refinement"].items()
         if name != metrics["refinement"]
     ]
-    if metrics["segmentation_miou"] is not None:
-        rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], "final network"))
+    if metrics["val_split"] is not None:
+        note = "; ".join(filter(None, ["final network", label_note(metrics["segmentation"])]))
+        rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], note))
     lines = [f"## {metrics['experiment']}", ""]
+    if metrics.get("labels_only"):
+        lines += [
+            "No image of the seed split has a mask: no mIoU is computed. Thresholds were chosen by the "
+            f"{rule} rule; each row says what its label maps show against the image labels.",
+            "",
+        ]
     lines += markdown_table(
-        ["stage", "split", "mIoU (%)", "note"], [[n, s, f"{m:.2f}", note] for n, s, m, note in rows], right={"mIoU (%)"}
+        ["stage", "split", "mIoU (%)", "note"],
+        [[n, s, miou_cell(m), note] for n, s, m, note in rows],
+        right={"mIoU (%)"},
     )
     if metrics.get("classifier_map"):
         maps = [["image labels", split, f"{value:.2f}"] for split, value in metrics["classifier_map"].items()]
@@ -119,17 +168,26 @@ def summarize_metrics(
         "seed_images": cam["images"],
         "val_split": seg.get("split"),
         "val_images": seg.get("images"),
-        "cam": {k: cam[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
-        "pseudo_mask": {k: pseudo[k] for k in ("precision", "recall", "fp_rate", "fn_rate")},
-        "segmentation": {k: seg[k] for k in ("precision", "recall", "pixel_accuracy")} if seg else None,
+        "labels_only": bool(cam.get("labels_only")),
+        "threshold_rule": cam.get("rule", "sweep"),
+        "cam": scalars(cam),
+        "cam_val": scalars(cam_val_metrics) if cam_val_metrics else None,
+        "pseudo_mask": scalars(pseudo),
+        "segmentation": (
+            {k: seg.get(k) for k in ("precision", "recall", "pixel_accuracy")}
+            if seg and not seg.get("labels_only")
+            else (scalars(seg) if seg else None)
+        ),
         "segmentation_per_class_iou": seg.get("per_class_iou"),
         "classifier_map": {split: score["map"] for split, score in read_json(classifier_map)["splits"].items()},
     }
-    by_refinement = {refinement: pseudo["miou"]}
+    by_refinement, details = {refinement: pseudo["miou"]}, {refinement: scalars(pseudo)}
     for item in compare or []:
         name, path = item.split("=", 1)
-        by_refinement[name] = read_json(Path(path))["miou"]
+        compared = read_json(Path(path))
+        by_refinement[name], details[name] = compared["miou"], scalars(compared)
     metrics["pseudo_mask_miou_by_refinement"] = by_refinement
+    metrics["pseudo_mask_by_refinement"] = details
     info = read_json(classifier_info)
     metrics["provenance"] = {
         **provenance(),

@@ -138,8 +138,9 @@ def check_data(
     unique = list(dict.fromkeys(i for ids in members.values() for i in ids))
     try:
         masks = dataset.mask_path("x").parent
-    except WsssError as error:  # no mask folder at all
-        problems.append(str(error))
+    except WsssError as error:  # no mask folder at all: a labels-only run, unless the config named one
+        if mask_folder:
+            problems.append(str(error))
         masks = None
     scored = frozenset(i for s in scored_splits for i in members.get(s, []))
     saliency = (dataset.root / "SaliencyMaps").is_dir()
@@ -148,7 +149,8 @@ def check_data(
     missing = [image_id for image_id, (_, no_mask) in zip(unique, results) if no_mask]
     for image_problems, _ in results:
         problems += image_problems
-    if missing and masks is not None and not allow_missing_masks:
+    labels_only = masks is None or not any(dataset.has_mask(i) for i in unique)
+    if missing and not labels_only and not allow_missing_masks:
         problems.append(
             f"{len(missing)} image(s) of the scored splits {scored_splits} have no mask in {masks}, "
             f"first: {missing[:5]} (set check_data.allow_missing_masks to score without them)"
@@ -161,7 +163,9 @@ def check_data(
             f"\n  … and {len(problems) - SHOWN} more (see the log)" if len(problems) > SHOWN else ""
         )
         raise WsssError(f"{len(problems)} problem(s) in {dataset.root}:\n  {listed}")
-    if missing:
+    if labels_only:
+        log.info("no image has a mask: a labels-only run (scores that need masks are left out of the reports)")
+    elif missing:
         log.warning("%d scored image(s) have no mask and will not be scored, first: %s", len(missing), missing[:5])
     report = {
         "data_root": str(Path(dataset.root).resolve()),
@@ -169,6 +173,7 @@ def check_data(
         "images": len(unique),
         "splits": {s: len(ids) for s, ids in members.items()},
         "saliency_maps": saliency,
+        "labels_only": labels_only,
         "missing_masks": {"count": len(missing), "first": missing[:10]},
         "seconds": round(seconds, 2),
         "seconds_per_1000_images": round(1000 * seconds / max(len(unique), 1), 2),

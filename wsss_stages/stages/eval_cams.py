@@ -1,6 +1,8 @@
-"""Stage eval_cams: background-threshold sweep of CAM-format maps on a split with masks.
+"""Stage eval_cams: the background threshold of CAM-format maps, chosen on the seed split.
 
-Thresholds are tuned on train, never on val."""
+By the sweep against the split's masks (the papers' protocol; tuned on train, never on val), or by a
+rule that reads only the maps and the labels (``threshold_rule``; :mod:`wsss_stages.lib.evaluation.label_free`),
+which is what ``auto`` means on a split without masks. Where masks exist every rule's choice is also scored."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
 from wsss_stages.lib.data.voc import VOCDataset
-from wsss_stages.lib.evaluation.evaluation import ids_with_masks
+from wsss_stages.lib.evaluation.evaluation import scoring_ids
+from wsss_stages.lib.evaluation.label_free import GROUND_TRUTH, LabelAgreement, choose_threshold, rule_for
 from wsss_stages.lib.evaluation.metrics import confusion_matrix
-from wsss_stages.lib.evaluation.sweeps import write_sweep
+from wsss_stages.lib.evaluation.sweeps import write_label_sweep, write_sweep
 from wsss_stages.lib.evaluation.thresholds import strongest
 from wsss_stages.lib.nets.runtime import progress
 
@@ -32,6 +36,27 @@ def sweep_confusions(dataset: VOCDataset, cams_dir: Path, ids: list[str], thresh
     return conf
 
 
+def sweep_agreements(dataset: VOCDataset, cams_dir: Path, ids: list[str], thresholds: list[float]) -> list[dict]:
+    """Per threshold, what the thresholded maps say against the images' labels (no masks needed)."""
+    found = [LabelAgreement(dataset.num_classes) for _ in thresholds]
+    for image_id in progress(ids, desc="eval_cams (labels)"):
+        label, value = strongest(*load_cams(cams_dir / f"{image_id}.npz"))
+        for agreement, threshold in zip(found, thresholds):
+            agreement.add(np.where(value > threshold, label, 0), dataset.labels(image_id))
+    return [a.summary(dataset.class_names) for a in found]
+
+
+def chosen_threshold(rule: str, cams_dir: Path, ids: list[str], thresholds: list[float]) -> float | None:
+    """The threshold a label-free rule picks from the maps of ``ids`` (None for the sweep)."""
+    if rule == GROUND_TRUTH:
+        return None
+    maps = (load_cams(cams_dir / f"{i}.npz") for i in progress(ids, desc=f"rule {rule}"))
+    try:
+        return round(choose_threshold(rule, maps, thresholds), 4)
+    except ValueError as error:
+        raise WsssError(f"{cams_dir}: {error} (config key: threshold_rule)") from None
+
+
 def eval_cams(
     *,
     cams: Path,
@@ -42,33 +67,70 @@ def eval_cams(
     out_plot: Path,
     split: str,
     thresholds: list[float],
+    rule: str,
     mask_folder: str | None,
     threads: int = 1,
 ) -> None:
-    """Sweep the CAM background threshold; write the sweep table, the best threshold and per-class scores.
+    """Choose the CAM background threshold; write the sweep table, the chosen threshold and per-class scores.
 
     Args:
         cams: folder of CAM-format maps (make_cams, train_erasing or a refiner such as random_walk)
         data_root: VOC2012-layout root
-        out_csv: sweep table (threshold, miou, precision, recall, fp_rate, fn_rate, pixel_accuracy)
-        out_best: JSON with the best threshold and its scores
-        out_per_class: per-class IoU / precision / recall CSV at the best threshold
+        out_csv: sweep table (threshold, miou, precision, recall, …; without masks: foreground share,
+            missed and extra labels)
+        out_best: JSON with the chosen threshold (``best_threshold``), its rule and its scores
+        out_per_class: per-class IoU / precision / recall CSV at the chosen threshold (without masks: pixel shares)
         out_plot: PNG figure of the sweep
-        split: split with ground-truth masks (train in the standard protocol)
+        split: the seed split (train in the standard protocol)
         thresholds: background thresholds to try
+        rule: sweep (best against the masks), otsu or stability (from the maps alone), or auto (sweep
+            where the split has masks, otsu where it has none)
         mask_folder: SegmentationClass or SegmentationClassAug (None: whichever exists)
         threads: unused (one process)
     """
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
-    ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
-    conf = sweep_confusions(dataset, cams, ids, list(thresholds))
-    best = write_sweep(
-        conf,
-        list(thresholds),
-        dataset.class_names,
+    available = set(read_manifest(cams, "cams")["ids"])
+    ids, with_masks = scoring_ids(dataset, split, available)
+    try:
+        rule = rule_for(rule, with_masks)
+    except ValueError as error:
+        raise WsssError(f"split '{split}': {error} (config key: threshold_rule)") from None
+    every = [i for i in dataset.split_ids(split) if i in available]
+    chosen = chosen_threshold(rule, cams, every, list(thresholds))
+    grid = sorted(set(thresholds) | ({chosen} if chosen is not None else set()))
+    if with_masks:
+        best = write_sweep(
+            sweep_confusions(dataset, cams, ids, grid),
+            grid,
+            dataset.class_names,
+            split,
+            len(ids),
+            out_csv=out_csv,
+            out_best=out_best,
+            out_per_class=out_per_class,
+            out_plot=out_plot,
+            title="CAM background threshold",
+            chosen=chosen,
+            rule=rule,
+        )
+        log.info(
+            "CAM background threshold %.3f (rule %s): mIoU %.2f on %d images of '%s' (the sweep's best: %.2f at %.2f)",
+            best["best_threshold"],
+            rule,
+            best["miou"],
+            len(ids),
+            split,
+            best["sweep_best_miou"],
+            best["sweep_best_threshold"],
+        )
+        return
+    best = write_label_sweep(
+        sweep_agreements(dataset, cams, ids, grid),
+        grid,
         split,
-        len(ids),
+        chosen=chosen,
+        rule=rule,
         out_csv=out_csv,
         out_best=out_best,
         out_per_class=out_per_class,
@@ -76,9 +138,9 @@ def eval_cams(
         title="CAM background threshold",
     )
     log.info(
-        "best CAM background threshold %.2f: mIoU %.2f on %d images of '%s'",
-        best["best_threshold"],
-        best["miou"],
-        len(ids),
-        split,
+        "CAM background threshold %.3f (rule %s, no masks): foreground %.1f %% of the pixels, %.1f %% of labels missed",
+        chosen,
+        rule,
+        best["foreground_share"],
+        best["missed_labels"],
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_cams, read_manifest
 from wsss_stages.lib.data.voc import VOCDataset
-from wsss_stages.lib.evaluation.evaluation import ids_with_masks, score_predictions
+from wsss_stages.lib.evaluation.evaluation import score_predictions, scoring_ids
 from wsss_stages.lib.evaluation.thresholds import cam_labels, resolve_threshold
 
 
@@ -48,7 +48,7 @@ def score_cams(
         raise WsssError("score_cams needs a background threshold (config key: cam_bg_threshold)")
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
-    ids = ids_with_masks(dataset, split, set(read_manifest(cams, "cams")["ids"]))
+    ids, with_masks = scoring_ids(dataset, split, set(read_manifest(cams, "cams")["ids"]))
     score_predictions(
         dataset=dataset,
         ids=ids,
@@ -58,4 +58,5 @@ def score_cams(
         out_csv=out_csv,
         out_per_image=out_per_image,
         what=f"CAMs at background threshold {threshold:.2f}",
+        masks=with_masks,
     )

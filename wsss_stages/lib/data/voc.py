@@ -113,7 +113,13 @@ class VOCDataset:
         return self._mask_dir / f"{image_id}.png"
 
     def has_mask(self, image_id: str) -> bool:
-        return self.mask_path(image_id).is_file()
+        """Whether the image has a mask (False in a tree without a mask folder, unless one was named)."""
+        try:
+            return self.mask_path(image_id).is_file()
+        except WsssError:
+            if self.mask_folder:
+                raise
+            return False
 
     def saliency_path(self, image_id: str) -> Path:
         return self.root / "SaliencyMaps" / f"{image_id}.png"

@@ -1,4 +1,9 @@
-"""Scoring helpers shared by the eval_* stages: mask folders against ground truth, report files."""
+"""Scoring helpers shared by the eval_* stages: mask folders against ground truth, report files.
+
+On a split where no image has a mask (a labels-only run) the same stages score label maps against
+the images' labels instead (:class:`~wsss_stages.lib.evaluation.label_free.LabelAgreement`) and
+write ``"miou": null``: nothing invents an mIoU.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import load_mask, read_manifest, save_confusions, write_csv, write_json
 from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.label_free import LabelAgreement
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
 from wsss_stages.lib.nets.runtime import progress
 
@@ -32,6 +38,22 @@ def ids_with_masks(dataset: VOCDataset, split: str, available: set[str] | None =
     if not ids:
         raise WsssError(f"split '{split}' of {dataset.root} has no image with both a mask and a prediction to score")
     return ids
+
+
+def scoring_ids(dataset: VOCDataset, split: str, available: set[str] | None = None) -> tuple[list[str], bool]:
+    """The ids to score and whether against masks: the split's images with a mask (and an artifact), or,
+    where no image of the split has a mask (a labels-only run), every image with an artifact."""
+    if any(dataset.has_mask(i) for i in dataset.split_ids(split)):
+        return ids_with_masks(dataset, split, available), True
+    ids = [i for i in dataset.split_ids(split) if available is None or i in available]
+    if not ids:
+        raise WsssError(f"split '{split}' of {dataset.root} has no image with a prediction to score")
+    log.info("no image of '%s' has a mask: %d image(s) scored against their labels only", split, len(ids))
+    return ids, False
+
+
+def labels_only_rows(agreement: dict) -> list[dict]:
+    return [{"class": name, **values} for name, values in agreement["per_class"].items()]
 
 
 def per_class_rows(scores: dict) -> list[dict]:
@@ -61,9 +83,22 @@ def score_predictions(
     out_csv: Path,
     out_per_image: Path,
     what: str,
+    masks: bool = True,
 ) -> dict:
     """Score ``predict(image_id) -> label map`` on ``ids`` against the ground truth; write the metrics JSON,
-    the per-class CSV and the per-image confusion matrices (for paired bootstrap intervals)."""
+    the per-class CSV and the per-image confusion matrices (for paired bootstrap intervals). Without
+    ``masks``, against the images' labels (no mIoU; no per-image confusions)."""
+    if not masks:
+        return score_against_labels(
+            dataset=dataset,
+            ids=ids,
+            predict=predict,
+            split=split,
+            out_json=out_json,
+            out_csv=out_csv,
+            out_per_image=out_per_image,
+            what=what,
+        )
     per_image = np.zeros((len(ids), dataset.num_classes, dataset.num_classes), np.int64)
     for n, image_id in enumerate(progress(ids, desc=f"score {split}")):
         gt, pred = dataset.load_mask(image_id), predict(image_id)
@@ -90,6 +125,36 @@ def score_predictions(
     return scores
 
 
+def score_against_labels(
+    *,
+    dataset: VOCDataset,
+    ids: list[str],
+    predict,
+    split: str,
+    out_json: Path,
+    out_csv: Path,
+    out_per_image: Path,
+    what: str,
+) -> dict:
+    """The labels-only report of ``predict(image_id) -> label map``: foreground share, missed and extra labels."""
+    agreement = LabelAgreement(dataset.num_classes)
+    for image_id in progress(ids, desc=f"labels {split}"):
+        agreement.add(predict(image_id), dataset.labels(image_id))
+    result = agreement.summary(dataset.class_names)
+    write_json(out_json, {"split": split, "labels_only": True, "miou": None, **result})
+    write_csv(out_csv, labels_only_rows(result))
+    save_confusions(out_per_image, [], np.zeros((0, dataset.num_classes, dataset.num_classes), np.int64))
+    log.info(
+        "%s on '%s' (no masks): foreground %.1f %% of the pixels, %.1f %% of the labels missed, %.1f %% extra",
+        what,
+        split,
+        result["foreground_share"],
+        result["missed_labels"],
+        result["extra_labels"],
+    )
+    return result
+
+
 def evaluate_mask_folder(
     *,
     masks: Path,
@@ -102,7 +167,7 @@ def evaluate_mask_folder(
 ) -> dict:
     """Score ``<id>.png`` masks of ``split`` against the ground truth."""
     dataset = VOCDataset(data_root, mask_folder)
-    ids = ids_with_masks(dataset, split, set(read_manifest(masks, "masks")["ids"]))
+    ids, with_masks = scoring_ids(dataset, split, set(read_manifest(masks, "masks")["ids"]))
     return score_predictions(
         dataset=dataset,
         ids=ids,
@@ -112,4 +177,5 @@ def evaluate_mask_folder(
         out_csv=out_csv,
         out_per_image=out_per_image,
         what=str(masks),
+        masks=with_masks,
     )

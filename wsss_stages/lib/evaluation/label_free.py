@@ -11,18 +11,43 @@ peaking at 1) and return one threshold for the run:
 - ``stability``: over a grid of candidates, the threshold at which the label maps change least when
   it moves by one step: a plateau of the masks, where few pixels lie near the threshold.
 
+A third rule, ``agreement``, serves the dense CRF's background score (stage tune_crf): of the
+candidate scores, the one whose CRF masks agree best (mIoU) with the seeds thresholded by the rule
+above; the CRF should snap the seeds to the image's edges, not grow or shrink them.
+
+Without masks nothing here gives an mIoU; :class:`LabelAgreement` gives what a labels-only run can
+say of a set of label maps: each class's share of the pixels, how often a map misses a class its
+image is labelled with, and how often it shows a class the image is not labelled with.
+
 ``benchmarks/label_free_thresholds.py`` scores each rule against the sweep on data with masks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wsss_stages.lib.evaluation.thresholds import strongest
 
 RULES = ("otsu", "stability")
+GROUND_TRUTH = "sweep"  # the best of a sweep against the seed split's masks
+DEFAULT_RULE = "otsu"  # what "auto" means on a split without masks (closest to the sweep on the VOC subset)
+
+
+def rule_for(rule: str, has_masks: bool) -> str:
+    """The rule an ``auto`` threshold follows: the sweep where the split has masks, ``otsu`` where it has none."""
+    if rule == "auto":
+        return GROUND_TRUTH if has_masks else DEFAULT_RULE
+    if rule == GROUND_TRUTH and not has_masks:
+        raise ValueError(
+            "the threshold rule 'sweep' scores thresholds against masks and this split has none: "
+            f"use a rule that needs no masks ({', '.join(RULES)}) or 'auto'"
+        )
+    if rule not in (GROUND_TRUTH, *RULES):
+        raise ValueError(f"unknown threshold rule {rule!r} (known: auto, {GROUND_TRUTH}, {', '.join(RULES)})")
+    return rule
 
 
 def otsu(values: np.ndarray, bins: int = 100) -> float | None:
@@ -70,3 +95,60 @@ def choose_threshold(rule: str, maps: Iterable[tuple[np.ndarray, np.ndarray]], t
     if rule == "stability":
         return stability_rule(maps, thresholds)
     raise ValueError(f"unknown threshold rule {rule!r} (known: {', '.join(RULES)})")
+
+
+@dataclass
+class LabelAgreement:
+    """What label maps say against their images' labels, without masks (accumulated image by image)."""
+
+    num_classes: int
+    pixels: np.ndarray = field(init=False)
+    labelled: np.ndarray = field(init=False)  # images labelled with each class
+    missed: np.ndarray = field(init=False)  # … whose map has no pixel of it
+    extra: np.ndarray = field(init=False)  # images not labelled with a class whose map shows it
+    images: int = 0
+
+    def __post_init__(self) -> None:
+        self.pixels = np.zeros(self.num_classes, np.int64)
+        self.labelled = np.zeros(self.num_classes, np.int64)
+        self.missed = np.zeros(self.num_classes, np.int64)
+        self.extra = np.zeros(self.num_classes, np.int64)
+
+    def add(self, label_map: np.ndarray, labels: np.ndarray) -> None:
+        """One image's label map (class indices, 255 = ignore) and its labels (foreground class indices)."""
+        counts = np.bincount(label_map[label_map < self.num_classes].ravel(), minlength=self.num_classes)
+        shown = counts > 0
+        shown[0] = False
+        wanted = np.zeros(self.num_classes, bool)
+        wanted[np.asarray(labels, np.int64)] = True
+        self.pixels += counts[: self.num_classes]
+        self.labelled += wanted
+        self.missed += wanted & ~shown
+        self.extra += shown & ~wanted
+        self.images += 1
+
+    def __iadd__(self, other: LabelAgreement) -> LabelAgreement:
+        for name in ("pixels", "labelled", "missed", "extra"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        self.images += other.images
+        return self
+
+    def summary(self, class_names: Sequence[str]) -> dict:
+        """Foreground share, missed and extra labels (% of labelled / of shown image-class pairs), per class."""
+        total = max(int(self.pixels.sum()), 1)
+        shown_pairs = self.labelled - self.missed + self.extra
+        return {
+            "images": self.images,
+            "foreground_share": round(100.0 * float(self.pixels[1:].sum()) / total, 3),
+            "missed_labels": round(100.0 * float(self.missed.sum()) / max(int(self.labelled.sum()), 1), 3),
+            "extra_labels": round(100.0 * float(self.extra.sum()) / max(int(shown_pairs[1:].sum()), 1), 3),
+            "per_class": {
+                name: {
+                    "pixel_share": round(100.0 * float(self.pixels[c]) / total, 3),
+                    "images_labelled": int(self.labelled[c]),
+                    "images_missed": int(self.missed[c]),
+                    "images_extra": int(self.extra[c]),
+                }
+                for c, name in enumerate(class_names)
+            },
+        }

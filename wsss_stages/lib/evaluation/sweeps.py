@@ -1,6 +1,10 @@
 """Threshold sweeps on the seed split: one confusion matrix per threshold → table, best.json, figure.
 
-Shared by eval_cams (CAM background threshold) and tune_crf (CRF background score).
+Shared by eval_cams (CAM background threshold) and tune_crf (CRF background score). best.json's
+``best_threshold`` is what the stages downstream use: the sweep's best against the masks, or the
+threshold a rule chose without them (``rule``; the sweep's own best is then kept beside it as
+``sweep_best_threshold`` / ``sweep_best_miou`` where masks exist). On a split without masks the table
+holds each threshold's foreground share and missed / extra labels instead of scores.
 """
 
 from __future__ import annotations
@@ -11,13 +15,19 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages.lib.data.artifacts import atomic_path, write_csv, write_json
-from wsss_stages.lib.evaluation.evaluation import per_class_rows, summary
+from wsss_stages.lib.evaluation.evaluation import labels_only_rows, per_class_rows, summary
 from wsss_stages.lib.evaluation.metrics import scores_from_confusion
 
 log = logging.getLogger(__name__)
 
 
-def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
+def plot_sweep(
+    rows: list[dict],
+    path: Path,
+    title: str,
+    keys: tuple[str, ...] = ("miou", "precision", "recall"),
+    chosen: float | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,8 +35,10 @@ def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     t = [r["threshold"] for r in rows]
-    for key in ("miou", "precision", "recall"):
+    for key in keys:
         ax.plot(t, [r[key] for r in rows], marker="o", ms=3, label=key)
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"chosen {chosen:.2f}")
     ax.set_xlabel("background threshold")
     ax.set_ylabel("%")
     ax.set_title(title)
@@ -50,29 +62,70 @@ def write_sweep(
     out_per_class: Path,
     out_plot: Path,
     title: str,
+    chosen: float | None = None,
+    rule: str = "sweep",
 ) -> dict:
-    """Write a threshold sweep (table, best.json, per-class table at the best, figure); return best.json."""
+    """Write a threshold sweep (table, best.json, per-class table at the best, figure); return best.json.
+    ``chosen``: a threshold a rule picked without masks (one of ``thresholds``), reported instead of the best."""
     results = [scores_from_confusion(c, class_names) for c in conf]
     rows = [{"threshold": t, **summary(r)} for t, r in zip(thresholds, results)]
     best = int(np.nanargmax([r["miou"] for r in results]))
     at_edge = len(thresholds) > 1 and thresholds[best] in (min(thresholds), max(thresholds))
-    if at_edge:
+    if at_edge and chosen is None:
         log.warning(
             "%s: the best threshold %.2f is at the edge of the sweep %s; a wider sweep may find a better one",
             title,
             thresholds[best],
             list(thresholds),
         )
+    used = best if chosen is None else thresholds.index(chosen)
     write_csv(out_csv, rows)
-    write_csv(out_per_class, per_class_rows(results[best]))
+    write_csv(out_per_class, per_class_rows(results[used]))
     best_json = {
         "split": split,
         "images": n_images,
-        "best_threshold": thresholds[best],
+        "rule": rule,
+        "best_threshold": thresholds[used],
         "at_edge_of_sweep": at_edge,
-        **rows[best],
-        "per_class_iou": results[best]["per_class_iou"],
+        **rows[used],
+        "per_class_iou": results[used]["per_class_iou"],
+        "sweep_best_threshold": thresholds[best],
+        "sweep_best_miou": rows[best]["miou"],
     }
     write_json(out_best, best_json)
-    plot_sweep(rows, out_plot, f"{title} sweep on {split} ({n_images} images)")
+    plot_sweep(rows, out_plot, f"{title} sweep on {split} ({n_images} images)", chosen=chosen)
+    return best_json
+
+
+def write_label_sweep(
+    agreements: list[dict],
+    thresholds: list[float],
+    split: str,
+    *,
+    chosen: float,
+    rule: str,
+    out_csv: Path,
+    out_best: Path,
+    out_per_class: Path,
+    out_plot: Path,
+    title: str,
+) -> dict:
+    """The sweep of a split without masks: each threshold's foreground share and missed / extra labels
+    (:class:`~wsss_stages.lib.evaluation.label_free.LabelAgreement` summaries); the rule's choice as the best."""
+    scalars = ("foreground_share", "missed_labels", "extra_labels")
+    rows = [{"threshold": t, **{k: a[k] for k in scalars}} for t, a in zip(thresholds, agreements)]
+    used = thresholds.index(chosen)
+    write_csv(out_csv, rows)
+    write_csv(out_per_class, labels_only_rows(agreements[used]))
+    best_json = {
+        "split": split,
+        "images": agreements[used]["images"],
+        "rule": rule,
+        "labels_only": True,
+        "best_threshold": chosen,
+        "miou": None,
+        **rows[used],
+    }
+    write_json(out_best, best_json)
+    plot_sweep(rows, out_plot, f"{title} on {split} (no masks, rule {rule})", keys=scalars, chosen=chosen)
     return best_json

@@ -10,7 +10,7 @@ needs; see :mod:`wsss_stages.lib.plan.declare` for what derives from it. No torc
 from __future__ import annotations
 
 from wsss_stages.lib.plan.declare import REGISTRY, Derived, Output, Ref, Stage, register_stage, section
-from wsss_stages.lib.plan.pipeline import SEEDS, chain_ref, chain_threshold, reported_refinements, seeds
+from wsss_stages.lib.plan.pipeline import SEEDS, chain_ref, chain_rule, chain_threshold, reported_refinements, seeds
 
 
 def _method_options(cfg: dict, variant: str) -> dict:
@@ -41,6 +41,7 @@ CLASSIFIER_RECIPE = {
 CAM_INFERENCE = {"scales": "make_cams.scales", "flip": "make_cams.flip", "precision": "make_cams.precision"}
 SCORING = {"split": "splits.seeds", "mask_folder": "mask_folder"}
 CLASSIFIER = Ref("train_classifier", "out_model")
+RULE = Derived(("threshold_rule", "cam_bg_threshold"), chain_rule)
 
 
 def code_of_method(cfg: dict) -> list[str]:
@@ -186,7 +187,7 @@ register_stage(
             "out_per_class": Output("{source}/per_class.csv"),
             "out_plot": Output("{source}/sweep.png", report="Threshold sweeps"),
         },
-        params={**SCORING, "thresholds": "eval_cams.thresholds"},
+        params={**SCORING, "thresholds": "eval_cams.thresholds", "rule": RULE},
         variant="source",
         runtime=60,
     )

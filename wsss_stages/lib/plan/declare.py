@@ -79,8 +79,8 @@ def section(key: str) -> Derived:
 
 @dataclass(frozen=True)
 class Threshold:
-    """A background threshold argument: a number, or "auto" for the best of the sweep ``sweep``
-    (the stage then receives the sweep's best.json and reads the value from it)."""
+    """A background threshold argument: a number, or "auto" (or a rule's name) for the threshold that
+    the stage ``sweep`` chooses (the stage then receives that stage's best.json and reads the value from it)."""
 
     value: Any
     sweep: Ref | None
@@ -88,7 +88,7 @@ class Threshold:
 
     @property
     def auto(self) -> bool:
-        return self.value == "auto"
+        return isinstance(self.value, str)
 
 
 Param = Union[str, Derived]  # noqa: UP007 (a runtime alias: `|` on a str and a class needs Python 3.10 types)

@@ -89,6 +89,15 @@ def chain_threshold(cfg: dict, chain: str) -> Threshold | None:
     return Threshold(lookup(cfg, key), Ref("eval_cams", "out_best", chain if links else SEEDS), key)
 
 
+def chain_rule(cfg: dict, chain: str) -> str:
+    """How an automatic threshold of a chain's maps is chosen: the rule its own key names (``otsu``,
+    ``sweep`` …), else ``threshold_rule``."""
+    links = chain_links(chain)
+    key = REGISTRY.refiners[links[-1]].threshold if links else "cam_bg_threshold"
+    value = lookup(cfg, key) if key else "auto"
+    return value if isinstance(value, str) and value != "auto" else cfg["threshold_rule"]
+
+
 def refinement_pattern() -> str:
     """Regex of every chain of registered refiners (wildcard constraint)."""
     names = "|".join(re.escape(n) for n in sorted(REGISTRY.refiners, key=len, reverse=True)) or "(?!)"

@@ -107,6 +107,15 @@ def background(cfg: dict, source: str) -> dict:
     return {"bg_threshold": Threshold(value, Ref("tune_crf", "out_best", source), key)}
 
 
+def background_rule(cfg: dict, source: str) -> str:
+    """How tune_crf chooses the score: the rule its key names, else threshold_rule."""
+    value = lookup(cfg, setting_keys("bg_threshold")[source != SEEDS])
+    return value if value in ("sweep", "otsu", "stability") else cfg["threshold_rule"]
+
+
+RULE = Derived(("threshold_rule", *setting_keys("bg_threshold")), background_rule)
+
+
 def tunable(cfg: dict, source: str) -> dict:
     if chain_kind(cfg, source) != "cams":
         raise WsssError(f"tune_crf sweeps a background score for CAM-format maps; '{source}' gives score maps")
@@ -124,7 +133,14 @@ TUNE = Stage(
         "out_per_class": Output("{source}/per_class.csv"),
         "out_plot": Output("{source}/sweep.png"),
     },
-    params={"split": "splits.seeds", "thresholds": THRESHOLDS, "crf": CRF, "mask_folder": "mask_folder"},
+    params={
+        "split": "splits.seeds",
+        "thresholds": THRESHOLDS,
+        "crf": CRF,
+        "rule": RULE,
+        "cam_thresholds": "eval_cams.thresholds",
+        "mask_folder": "mask_folder",
+    },
     variant="source",
     threads="all",
     mem_mb=4000,
