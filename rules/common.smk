@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from wsss_stages.lib.plan.codedeps import code_fingerprint
+from wsss_stages.lib.plan.core_stages import explored_chains
 from wsss_stages.lib.plan.registry import PLUGINS_ENV, REGISTRY
 from wsss_stages.lib.plan.experiments import preset_folders
 from wsss_stages.lib.plan.pipeline import (
@@ -260,6 +261,15 @@ def experiment_targets(name):
 
 # ---------------------------------------------------------------------------- sharded stages (rules/shards.smk)
 GATHER = REGISTRY.stage("gather_shards")
+
+
+def explorer_figures():
+    """The threshold explorer's figures of every experiment (target threshold_explorer)."""
+    return [
+        f"results/{name}/explore_thresholds/{chain}.png"
+        for name in EXPERIMENTS
+        for chain in explored_chains(RUN.configs[name])
+    ]
 
 
 def shard_path(stage, name, shard):

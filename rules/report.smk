@@ -9,11 +9,19 @@ rule benchmarks:
         [f"results/{name}/benchmark.md" for name in EXPERIMENTS],
 
 
+# Not part of `all`: `snakemake --cores all threshold_explorer` draws, per experiment, a sample's label maps at
+# the candidate thresholds around the one in use (README, Picking a threshold by eye).
+rule threshold_explorer:
+    input:
+        explorer_figures(),
+
+
 # Not part of `all`: the figures of Snakemake's HTML report — `snakemake --cores all report_figures`, then
 # `snakemake --report report.html report_figures` (README, Looking at the results).
 rule report_figures:
     input:
         [f"results/{name}/write_gallery/gallery" for name in EXPERIMENTS],
+        explorer_figures(),
         [f"{LEADERBOARD}.png"] if MULTI else [],
 
 

@@ -185,3 +185,33 @@ def test_tune_crf_without_masks_keeps_the_score_that_agrees_with_the_seeds(tmp_p
     best = json.loads(out["out_best"].read_text())
     # 0.05 makes every pixel an object, 0.95 every pixel background: only 0.5 agrees with the seeds
     assert best["rule"] == "otsu" and best["labels_only"] and best["best_threshold"] == 0.5 and best["miou"] is None
+
+
+def test_the_explorer_centres_its_columns_on_the_threshold_in_use_and_draws_every_image(tmp_path):
+    from conftest import write_voc_tree
+
+    from wsss_stages.lib.data.voc import VOCDataset
+    from wsss_stages.reports.explore_thresholds import candidate_window, explore_thresholds
+
+    assert candidate_window(GRID, 0.3, 3) == [0.2, 0.3, 0.4]
+    assert candidate_window(GRID, 0.33, 4) == [0.2, 0.3, 0.33, 0.4]  # a rule's value joins the candidates
+    assert candidate_window(GRID, 0.05, 3) == [0.05, 0.1, 0.15]  # at the edge: shifted, still `columns` wide
+    ids = ["a", "b", "c"]
+    root = write_voc_tree(tmp_path / "VOC2012", {"train": ids})
+    cams = cams_of_masks(tmp_path, VOCDataset(root), ids)
+    out = tmp_path / "explore" / "cams.png"
+    explore_thresholds(
+        cams=cams,
+        data_root=root,
+        out_png=out,
+        split="train",
+        mask_folder=None,
+        candidates=GRID,
+        images=2,
+        columns=3,
+        bg_threshold=0.3,
+    )
+    from PIL import Image
+
+    with Image.open(out) as figure:  # 2 rows of image, ground truth and 3 thresholds
+        assert figure.width > 1.5 * figure.height

@@ -25,17 +25,16 @@ def write_labelled_photos(root, counts=(("train", 32), ("val", 8)), size=64):
 
 @pytest.mark.integration
 def test_a_run_without_any_mask_completes_and_invents_no_miou(tmp_path):
-    from test_pipeline import snakemake
+    from test_pipeline import planned_jobs, snakemake
 
     source = write_labelled_photos(tmp_path / "data")
     work = tmp_path / "w"
-    snakemake(
-        work,
-        "--config",
+    settings = (
         "dataset=folder",
         f"folder={json.dumps(source)}",
         "splits={classifier: train, seeds: train, segmentation: train, val: val}",
     )
+    snakemake(work, "--config", *settings, "--", "all", "threshold_explorer")
     results = work / "results" / "tiny"
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["labels_only"] and metrics["threshold_rule"] == "otsu"
@@ -49,3 +48,16 @@ def test_a_run_without_any_mask_completes_and_invents_no_miou(tmp_path):
     assert len(list((results / "predict_segmentation" / "crf" / "masks").glob("*.png"))) == 8
     table = (results / "metrics.md").read_text()
     assert "n/a (no masks)" in table and "otsu rule" in table
+    figure = results / "explore_thresholds" / "cams.png"
+    assert figure.stat().st_size > 0  # the seeds; the report stage is tested in tests/test_label_free.py
+    # a threshold picked by eye from the explorer reruns only what follows it
+    picked = snakemake(work, "-n", "--config", *settings, "cam_bg_threshold=0.3", "--", "all", "threshold_explorer")
+    assert planned_jobs(picked.stdout) == {
+        "make_pseudo_masks",
+        "eval_pseudo_masks",
+        "score_cams",
+        "explore_thresholds",
+        "summarize_metrics",
+        "all",
+        "threshold_explorer",
+    }

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import yaml
 
-from wsss_stages.lib.evaluation.records import by_method, commands, provenance_table, read_record, spread, table
+from wsss_stages.lib.evaluation.records import (
+    by_method,
+    commands,
+    paired,
+    provenance_table,
+    read_record,
+    spread,
+    table,
+)
 from wsss_stages.lib.evaluation.reports import markdown_table
 from wsss_stages.lib.evaluation.stats import mean_std
 from wsss_stages.lib.plan.config import resolve_ref
@@ -166,6 +174,22 @@ def headline_table(index: dict) -> list[str]:
     return lines
 
 
+def label_free_table(index: dict) -> list[str]:
+    """Each pair of the index's ``label_free`` entry: the same maps with the threshold swept on masks and
+    chosen without them, and their difference paired by seed."""
+    entry = index["label_free"]
+    rows = read_record(RECORDS / entry["record"])
+    cells = []
+    for pair in entry["pairs"]:
+        values = by_method(rows, pair["column"])
+        swept, chosen = values.get(pair["swept"]), values.get(pair["chosen"])
+        if not swept or not chosen:
+            raise SystemExit(f"label_free '{pair['label']}': no {pair['column']} of both methods in {entry['record']}")
+        cells.append([pair["label"], pair["split"], spread(swept), spread(chosen), paired(chosen, swept)])
+    columns = ["mIoU (%) of", "split", "threshold swept on masks", "chosen without masks (otsu)", "difference"]
+    return [entry["text"].strip(), "", *markdown_table(columns, cells)]
+
+
 def _mean(rows: list[dict], column: str, method: str) -> float:
     values = by_method(rows, column).get(method)
     if not values:
@@ -201,7 +225,12 @@ def pages() -> dict[Path, str]:
     return {
         REPO / "docs" / "configuration.md": configuration_page(),
         REPO / "docs" / "results.md": results_page(),
-        readme: with_block(readme.read_text(), "results:headline", headline_table(_index()), "README.md"),
+        readme: with_block(
+            with_block(readme.read_text(), "results:headline", headline_table(_index()), "README.md"),
+            "results:label_free",
+            label_free_table(_index()),
+            "README.md",
+        ),
         stages: with_block(stages.read_text(), "stages:table", stage_table(), "docs/stages.md"),
     }
 

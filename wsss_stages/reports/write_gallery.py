@@ -1,7 +1,7 @@
 """Stage write_gallery: what a researcher looks at first, for one experiment (and the HTML report).
 
-- ``gallery/<id>.png`` for a fixed sample of the seed split (the first ``images`` ids with masks,
-  in split order): the image, its ground truth, the strongest seed CAM as a heat map, the
+- ``gallery/<id>.png`` for a fixed sample of the seed split (the first ``images`` ids, those with
+  masks first, in split order): the image, its ground truth, the strongest seed CAM as a heat map, the
   pseudo-mask of every reported refinement, and the DeepLab prediction where the image has one;
 - ``curves.png``: the training loss per epoch of the classifier (and DeepLab when it was trained);
 - ``per_class.png``: per-class IoU of the seeds' and each refinement's pseudo-masks.
@@ -29,7 +29,7 @@ from wsss_stages.lib.data.artifacts import (
     read_manifest,
 )
 from wsss_stages.lib.data.voc import VOCDataset
-from wsss_stages.lib.evaluation.figures import colour_labels, save_panel
+from wsss_stages.lib.evaluation.figures import colour_labels, sample_ids, save_panel
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,16 @@ def plot_per_class(tables: dict[str, Path], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = {name: list(csv.DictReader(Path(table).open())) for name, table in tables.items()}
-    classes = [r["class"] for r in next(iter(rows.values()))]
+    first = next(iter(rows.values()))
+    classes = [r["class"] for r in first]
+    column = "iou" if "iou" in first[0] else "pixel_share"  # labels-only runs: each class's share of the pixels
     x, width = np.arange(len(classes)), 0.8 / len(rows)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(classes)), 3.4), constrained_layout=True)
     for k, (name, table) in enumerate(rows.items()):
-        values = [float(r["iou"]) if r["iou"] not in ("", "None") else np.nan for r in table]
+        values = [float(r[column]) if r[column] not in ("", "None") else np.nan for r in table]
         ax.bar(x + (k - (len(rows) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(x, classes, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("IoU (%)")
+    ax.set_ylabel("IoU (%)" if column == "iou" else "share of the pixels (%), no masks")
     ax.legend(frameon=False, fontsize=7)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -127,7 +129,7 @@ def write_gallery(
     """
     dataset = VOCDataset(data_root, mask_folder)
     available = set(read_manifest(cams, "cams")["ids"])
-    sample = [i for i in dataset.split_ids(split) if i in available and dataset.has_mask(i)][:images]
+    sample = sample_ids(dataset, split, available, images)
     folders = named_items(pseudo_masks, "pseudo-masks")
     histories = {"classifier": read_json(classifier_info)["loss_history"]}
     predicted = {}
@@ -136,11 +138,10 @@ def write_gallery(
     with atomic_dir(out_dir) as tmp:
         for image_id in sample:
             maps, _ = load_cams(Path(cams) / f"{image_id}.npz")
-            panels = [
-                ("image", dataset.load_image(image_id)),
-                ("ground truth", colour_labels(dataset.load_mask(image_id))),
-                ("strongest seed CAM", maps.max(0) if maps.shape[0] else np.zeros(maps.shape[1:])),
-            ]
+            panels = [("image", dataset.load_image(image_id))]
+            if dataset.has_mask(image_id):
+                panels.append(("ground truth", colour_labels(dataset.load_mask(image_id))))
+            panels.append(("strongest seed CAM", maps.max(0) if maps.shape[0] else np.zeros(maps.shape[1:])))
             panels += [
                 (f"pseudo-mask: {name}", colour_labels(load_mask(Path(folder) / f"{image_id}.png")))
                 for name, folder in folders

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss_stages.lib.data.artifacts import atomic_path, voc_palette
+from wsss_stages.lib.data.voc import VOCDataset
 
 _PALETTE = np.array(voc_palette(), np.uint8).reshape(256, 3)
 
@@ -16,6 +17,12 @@ def colour_labels(labels: np.ndarray) -> np.ndarray:
     rgb = _PALETTE[labels]
     rgb[labels == 255] = 255
     return rgb
+
+
+def sample_ids(dataset: VOCDataset, split: str, available: set[str], count: int) -> list[str]:
+    """The first ``count`` ids of the split with maps, those with a mask first (in split order)."""
+    ids = [i for i in dataset.split_ids(split) if i in available]
+    return sorted(ids, key=lambda i: not dataset.has_mask(i))[:count]
 
 
 def save_panel(path: Path, title: str, panels: list[tuple[str, np.ndarray]]) -> None:

@@ -10,7 +10,15 @@ needs; see :mod:`wsss_stages.lib.plan.declare` for what derives from it. No torc
 from __future__ import annotations
 
 from wsss_stages.lib.plan.declare import REGISTRY, Derived, Output, Ref, Stage, register_stage, section
-from wsss_stages.lib.plan.pipeline import SEEDS, chain_ref, chain_rule, chain_threshold, reported_refinements, seeds
+from wsss_stages.lib.plan.pipeline import (
+    SEEDS,
+    chain_kind,
+    chain_ref,
+    chain_rule,
+    chain_threshold,
+    reported_refinements,
+    seeds,
+)
 
 
 def _method_options(cfg: dict, variant: str) -> dict:
@@ -482,5 +490,36 @@ register_stage(
         mem_mb=4000,
         runtime=30,
         module="wsss_stages.reports.write_gallery",
+    )
+)
+
+
+def explored_chains(cfg: dict) -> list[str]:
+    """The maps explore_thresholds draws: the seeds and every reported refinement with CAM-format maps."""
+    reported = [r for r in reported_refinements(cfg) if r != "none" and chain_kind(cfg, r) == "cams"]
+    return [SEEDS, *reported]
+
+
+# not in `all`: target `threshold_explorer` (rules/report.smk)
+register_stage(
+    Stage(
+        "explore_thresholds",
+        "a sample's label maps at each candidate background threshold, to pick one by eye (report)",
+        inputs=lambda cfg, source: {"cams": chain_ref(cfg, source)},
+        input_args=("cams",),
+        outputs={"out_png": Output("{source}.png", report="Threshold explorer")},
+        params={
+            "split": "splits.seeds",
+            "mask_folder": "mask_folder",
+            "candidates": "eval_cams.thresholds",
+            "images": "explore_thresholds.images",
+            "columns": "explore_thresholds.columns",
+        },
+        thresholds=lambda cfg, source: {"bg_threshold": chain_threshold(cfg, source)},
+        threshold_args=("bg_threshold",),
+        variant="source",
+        mem_mb=2000,
+        runtime=10,
+        module="wsss_stages.reports.explore_thresholds",
     )
 )

@@ -28,8 +28,8 @@ properties:
     $ref: "#/$defs/threshold_or_auto"
     default: auto
     description: >
-      constant background score given to the CRF next to the seed CAMs; "auto" takes the best of
-      the tune_crf sweep on the seed split (train). It differs from cam_bg_threshold: the CRF's
+      constant background score given to the CRF next to the seed CAMs; "auto" (or a rule's name)
+      has tune_crf choose it on the seed split (train) by threshold_rule. It differs from cam_bg_threshold: the CRF's
       colour terms shrink objects, so its best background score is lower
   thresholds:
     type: array
@@ -60,7 +60,7 @@ properties:
         default: auto
         description: >
           background score next to another refiner's CAM-format maps (e.g. the walked maps of
-          rw+crf): "auto" sweeps it on those maps (tune_crf, on the seed split), "inherit" takes that
+          rw+crf): "auto" has tune_crf choose it on those maps (seed split, threshold_rule), "inherit" takes that
           refiner's own threshold, a number fixes it
       thresholds:
         type: array

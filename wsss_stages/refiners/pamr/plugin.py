@@ -2,7 +2,7 @@
 
 One stage, ``refine_pamr``; chainable before or after the others (``pamr+crf``, ``rw+pamr`` …). It
 writes maps of the kind it reads: on CAM-format maps the background threshold
-(``refine_pamr.bg_threshold``, "auto" = the best of an eval_cams sweep on train) is applied by the
+(``refine_pamr.bg_threshold``, "auto" = chosen by eval_cams on train, by ``threshold_rule``) is applied by the
 next stage, so changing it never refines again.
 """
 
@@ -37,7 +37,7 @@ properties:
   bg_threshold:
     $ref: "#/$defs/threshold_or_auto"
     default: auto
-    description: background threshold of refined CAM-format maps; "auto" takes the best of eval_cams on train
+    description: background threshold of refined CAM-format maps; "auto" has eval_cams choose it on train
 """)
 
 REFINE = Stage(

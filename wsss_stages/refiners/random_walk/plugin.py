@@ -117,8 +117,8 @@ random_walk:
       $ref: "#/$defs/threshold_or_auto"
       default: 0.25
       description: >
-        irn: background threshold applied to the walked CAMs (irn sem_seg_bg_thres 0.25); "auto" takes
-        the best of eval_cams on the walked CAMs of the seed split. Changing it reruns only the
+        irn: background threshold applied to the walked CAMs (irn sem_seg_bg_thres 0.25); "auto" has
+        eval_cams choose it on the walked CAMs of the seed split (threshold_rule). Changing it reruns only the
         pseudo-masks (and the CRF on walked CAMs), never the walk
     psa:
       type: object

@@ -3,7 +3,7 @@
 One stage, ``refine_scg``: the classifier's two backbone levels (stride 4 and the last), resized to
 the last level's grid, give the high-order self-correlation; each class's confident CAM pixels pick
 what correlates with them. CAM-format output: its background threshold (``refine_scg.bg_threshold``,
-"auto" = the best of an eval_cams sweep on train) is applied by the next stage.
+"auto" = chosen by eval_cams on train, by ``threshold_rule``) is applied by the next stage.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ properties:
   bg_threshold:
     $ref: "#/$defs/threshold_or_auto"
     default: auto
-    description: background threshold of the SCG maps; "auto" takes the best of eval_cams on train
+    description: background threshold of the SCG maps; "auto" has eval_cams choose it on train (threshold_rule)
 """)
 
 KEYS = ("variant", "first_threshold", "second_threshold", "fg_threshold", "bg_threshold_seeds")
