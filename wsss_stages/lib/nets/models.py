@@ -390,15 +390,37 @@ class DeepLabV3Plus(nn.Module):
             nn.Conv2d(width, num_classes, 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
+    def decode(self, feats: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Logits at ``size`` from the backbone's levels (``low``, ``high``)."""
         low = self.reduce_low(feats["low"])
         high = F.interpolate(self.aspp(feats["high"]), size=low.shape[2:], mode="bilinear", align_corners=False)
         logits = self.decoder(torch.cat([high, low], dim=1))
-        return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.backbone(x), x.shape[2:])
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for m in (self.aspp, self.reduce_low, self.decoder) for p in m.parameters()]
+
+
+class RecurSeedNet(CamClassifier):
+    """RecurSeed's one network: a CAM classifier whose backbone also feeds a DeepLab v3+ decoder with
+    C + 1 outputs (background first). As a classifier it is a :class:`CamClassifier` (its class maps are
+    CAMs); ``segmenter`` is the decoder as a segmentation network on the same backbone."""
+
+    def __init__(self, backbone: Backbone, num_classes: int, decoder_width: int = 0):
+        super().__init__(backbone, num_classes)
+        self.decoder_width = decoder_width
+        self.segmenter = DeepLabV3Plus(backbone, num_classes + 1, decoder_width)
+
+    def maps_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Class maps ``[B, C, h, w]``, decoder logits ``[B, C + 1, H, W]`` and the backbone's levels, in one pass."""
+        feats = self.backbone(x)
+        return self.classifier(feats["high"]), self.segmenter.decode(feats, x.shape[2:]), feats
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return super().head_parameters() + self.segmenter.head_parameters()
 
 
 class DeepLabV2(nn.Module):
@@ -439,6 +461,8 @@ def model_meta(kind: str, backbone_name: str, output_stride: int, num_classes: i
 
 def build_from_meta(meta: dict) -> nn.Module:
     backbone = build_backbone(meta["backbone"], "none", meta["output_stride"])
+    if meta["kind"] == "classifier" and meta.get("decoder_width") is not None:
+        return RecurSeedNet(backbone, meta["num_classes"], meta["decoder_width"])
     if meta["kind"] == "classifier":
         return CamClassifier(backbone, meta["num_classes"], meta.get("background", False))
     if meta["kind"] == "deeplabv3plus":
