@@ -74,6 +74,8 @@ def test_stage_error_exits_non_zero_with_message(tmp_path, capsys):
             "d",
             "--thresholds",
             "0.1",
+            "--rule",
+            "auto",
             "--mask-folder",
             "None",
         ]

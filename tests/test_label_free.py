@@ -210,6 +210,7 @@ def test_the_explorer_centres_its_columns_on_the_threshold_in_use_and_draws_ever
         images=2,
         columns=3,
         bg_threshold=0.3,
+        bg_threshold_sweep=None,
     )
     from PIL import Image
 

@@ -134,3 +134,36 @@ def test_delta_bg_above_delta_fg_is_a_config_error():
 
     with pytest.raises(WsssError, match="train_classifier.recurseed.delta_bg"):
         validate_config({"train_classifier": {"method": "recurseed", "recurseed": {"delta_fg": 0.2, "delta_bg": 0.3}}})
+
+
+@pytest.mark.integration
+def test_the_dag_reads_recurseeds_cams_its_decoder_masks_and_scores_its_decoder_on_val(tmp_path):
+    import json
+
+    from test_pipeline import snakemake
+
+    from wsss_stages.lib.data.artifacts import load_scores
+
+    work = tmp_path / "w"
+    snakemake(
+        work,
+        "--config",
+        "train_classifier={method: recurseed, recurseed: {decoder_width: 16}, training: {epochs: 2}}",
+        "make_pseudo_masks={refinement: decoder, compare: [none]}",
+        "train_segmentation={training: {epochs: 1}}",
+    )
+    results = work / "results" / "tiny"
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["refinement"] == "decoder" and set(metrics["pseudo_mask_miou_by_refinement"]) == {"decoder", "none"}
+    assert metrics["decoder_net_split"] == "val" and 0 < metrics["decoder_net_miou"] <= 100
+    scores, classes = load_scores(results / "predict_decoder" / "cams" / "scores" / "demo_train_00000.npz")
+    assert classes[0] == 0 and scores.shape[0] == len(classes) and abs(scores.sum(0) - 1).max() < 1e-2
+    assert "the classifier's decoder" in (results / "metrics.md").read_text()
+
+
+def test_the_decoder_refinement_needs_a_recurseed_classifier():
+    from wsss_stages import WsssError
+    from wsss_stages.lib.plan.config import validate_config
+
+    with pytest.raises(WsssError, match="only RecurSeed trains"):
+        validate_config({"make_pseudo_masks": {"refinement": "decoder"}})

@@ -77,8 +77,8 @@ def explore_thresholds(
     candidates: list[float],
     images: int,
     columns: int,
-    bg_threshold: float | None = None,
-    bg_threshold_sweep: Path | None = None,
+    bg_threshold: float | None,
+    bg_threshold_sweep: Path | None,
     threads: int = 1,
 ) -> None:
     """Draw the label maps of a sample at each candidate threshold around the one in use.

@@ -88,6 +88,11 @@ def metrics_table(metrics: dict) -> str:
     if metrics["val_split"] is not None:
         note = "; ".join(filter(None, ["final network", label_note(metrics["segmentation"])]))
         rows.append(("segmentation", metrics["val_split"], metrics["segmentation_miou"], note))
+    if metrics.get("decoder_net") is not None:
+        note = "; ".join(
+            filter(None, ["trained with the classifier, no second training", label_note(metrics["decoder_net"])])
+        )
+        rows.append(("the classifier's decoder", metrics["decoder_net_split"], metrics["decoder_net_miou"], note))
     lines = [f"## {metrics['experiment']}", ""]
     if metrics.get("labels_only"):
         lines += [
@@ -127,6 +132,7 @@ def summarize_metrics(
     classifier_info: Path,
     classifier_map: Path,
     seeds: Path,
+    decoder_net: Path | None,
     out_json: Path,
     out_md: Path,
     experiment: str,
@@ -149,6 +155,7 @@ def summarize_metrics(
         classifier_info: train_classifier's settings record (its pretrained weights, precision and device)
         classifier_map: score_classifier's metrics JSON (the classifier's mAP per split)
         seeds: the seed CAM folder (its manifest says the inference precision)
+        decoder_net: metrics JSON of eval_segmentation for the classifier's own decoder (RecurSeed), or None
         threads: unused
     """
     cam, pseudo = read_json(cam_best), read_json(pseudo_masks)
@@ -187,6 +194,10 @@ def summarize_metrics(
         compared = read_json(Path(path))
         by_refinement[name], details[name] = compared["miou"], scalars(compared)
     metrics["pseudo_mask_miou_by_refinement"] = by_refinement
+    decoder = read_json(decoder_net) if decoder_net else {}
+    metrics["decoder_net_miou"] = decoder.get("miou")
+    metrics["decoder_net"] = scalars(decoder) if decoder else None
+    metrics["decoder_net_split"] = decoder.get("split")
     metrics["pseudo_mask_by_refinement"] = details
     info = read_json(classifier_info)
     metrics["provenance"] = {

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsss_stages import WsssError
 from wsss_stages.lib.nets.models import load_model, to_tensor
 from wsss_stages.lib.nets.runtime import for_inference, inference_dtype
 from wsss_stages.refiners.crf.densecrf import DEEPLAB_CRF, crf_on_scores
@@ -16,9 +17,13 @@ from wsss_stages.refiners.crf.densecrf import DEEPLAB_CRF, crf_on_scores
 def load_segmentation_net(
     model, device: torch.device, precision: str
 ) -> tuple[torch.nn.Module, dict, torch.dtype | None]:
-    """A trained segmentation network (DeepLab v3+ or v2) ready for inference on ``device``, its
-    metadata and the autocast dtype that ``precision`` gives there."""
-    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2"))
+    """A trained segmentation network (DeepLab v3+ or v2, or a RecurSeed classifier's decoder) ready for
+    inference on ``device``, its metadata and the autocast dtype that ``precision`` gives there."""
+    net, meta = load_model(model, ("deeplabv3plus", "deeplabv2", "classifier"))
+    if meta["kind"] == "classifier":
+        if not hasattr(net, "segmenter"):
+            raise WsssError(f"{model} is a classifier without a segmentation decoder (only RecurSeed's has one)")
+        net = net.segmenter
     return for_inference(net, device), meta, inference_dtype(precision, device)
 
 

@@ -295,11 +295,26 @@ register_stage(
     )
 )
 
+DECODER_NET = "decoder_net"  # the wildcard of the segmentation stages for a classifier's own decoder (RecurSeed)
+
+
+def has_decoder(cfg: dict) -> bool:
+    """The classifier carries a segmentation decoder, trained with it (RecurSeed)."""
+    return cfg["train_classifier"]["method"] == "recurseed" and not cfg["adversarial_erasing"]["enabled"]
+
+
+def _segmentation_model(cfg: dict, refinement: str) -> dict:
+    """The network trained on a refinement's pseudo-masks, or (``decoder_net``) the classifier's own decoder."""
+    if refinement == DECODER_NET:
+        return {"model": CLASSIFIER}
+    return {"model": Ref("train_segmentation", "out_model", refinement)}
+
+
 register_stage(
     Stage(
         "predict_segmentation",
         "predict masks with the segmentation network",
-        inputs=lambda cfg, refinement: {"model": Ref("train_segmentation", "out_model", refinement)},
+        inputs=_segmentation_model,
         input_args=("model",),
         outputs={"out_dir": Output("{refinement}/masks", directory=True)},
         params={
@@ -308,7 +323,7 @@ register_stage(
             "device": "device",
         },
         variant="refinement",
-        variant_extra=("gt",),
+        variant_extra=("gt", DECODER_NET),
         threads="heavy",
         mem_mb=8000,
         runtime=120,
@@ -330,7 +345,7 @@ register_stage(
         },
         params={"split": "splits.val", "mask_folder": "mask_folder"},
         variant="refinement",
-        variant_extra=("gt",),
+        variant_extra=("gt", DECODER_NET),
         runtime=30,
     )
 )
@@ -349,6 +364,7 @@ def _summary_inputs(cfg: dict, variant: str) -> dict:
         "classifier_map": Ref("score_classifier", "out_json"),
         "seeds": seeds(cfg),
         "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared},
+        "decoder_net": Ref("eval_segmentation", "out_json", DECODER_NET) if has_decoder(cfg) else None,
     }
 
 
@@ -367,6 +383,7 @@ register_stage(
             "classifier_info",
             "classifier_map",
             "seeds",
+            "decoder_net",
         ),
         outputs={"out_json": Output("metrics.json", root=True), "out_md": Output("metrics.md", root=True)},
         params={"experiment": "experiment", "refinement": "make_pseudo_masks.refinement"},
