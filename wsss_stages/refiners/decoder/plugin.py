@@ -16,7 +16,12 @@ additionalProperties: false
 default: {}
 description: the RecurSeed decoder's pseudo-masks (refinement decoder)
 properties:
-  scales: {type: array, items: {type: number, exclusiveMinimum: 0}, minItems: 1, default: [1.0, 0.5, 1.5, 2.0], description: test-time scales (softmax averaged), make_cams' by default}
+  scales:
+    type: array
+    items: {type: number, exclusiveMinimum: 0}
+    minItems: 1
+    default: [1.0, 0.5, 1.5, 2.0]
+    description: test-time scales (softmax averaged), make_cams' by default
   flip: {type: boolean, default: true, description: also average the flipped prediction}
   precision: {$ref: "#/$defs/precision", default: auto}
 """)
