@@ -154,8 +154,12 @@ def test_saved_model_loads_with_weights_only(tmp_path):
 
     net = CamClassifier(TinyBackbone(8), 3)
     meta = model_meta("classifier", "tiny", 8, 3, ["bg", "a", "b", "c"], mean=[0.5] * 3, std=[0.25] * 3)
-    save_model(tmp_path / "m.pt", net, meta)
-    loaded, meta2 = load_model(tmp_path / "m.pt", ("classifier",))
+    checkpoint = tmp_path / ".checkpoints" / "train_x" / "last.pt"  # the run's, beside results/x/train_x/
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"a finished run")
+    save_model(tmp_path / "train_x" / "m.pt", net, meta)
+    assert not checkpoint.exists()  # a rerun (changed code) trains afresh, not from the finished run
+    loaded, meta2 = load_model(tmp_path / "train_x" / "m.pt", ("classifier",))
     assert meta2["num_classes"] == 3 and json.dumps(meta2)
     for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)

@@ -145,8 +145,12 @@ def results_page() -> str:
     for entry in index["records"]:
         rows = read_record(RECORDS / entry["file"])
         lines += ["", f"## {entry['title']}", "", _text(entry["text"]).replace("\\|", "|"), ""]
-        lines += [f"Record `benchmarks/records/{entry['file']}`, baseline `{entry['baseline']}`.", ""]
-        lines += [table(rows, entry["baseline"]), "", "Reproduce:", ""]
+        if "pairs" in entry:
+            lines += [f"Record `benchmarks/records/{entry['file']}`, in pairs.", "", *pairs_table(entry)]
+        else:
+            lines += [f"Record `benchmarks/records/{entry['file']}`, baseline `{entry['baseline']}`.", ""]
+            lines += [table(rows, entry["baseline"])]
+        lines += ["", "Reproduce:", ""]
         for command, methods in commands(rows):
             lines += [f"- {', '.join(f'`{m}`' for m in methods)}:", "", "  ```bash", f"  {command}", "  ```", ""]
         lines += ["Where the rows came from:", "", provenance_table(rows)]
@@ -174,20 +178,25 @@ def headline_table(index: dict) -> list[str]:
     return lines
 
 
-def label_free_table(index: dict) -> list[str]:
-    """Each pair of the index's ``label_free`` entry: the same maps with the threshold swept on masks and
-    chosen without them, and their difference paired by seed."""
-    entry = index["label_free"]
-    rows = read_record(RECORDS / entry["record"])
+def pairs_table(entry: dict) -> list[str]:
+    """A record of pairs (``pairs``: the same maps measured two ways): both spreads and their difference,
+    paired by seed."""
+    rows = read_record(RECORDS / entry["file"])
     cells = []
     for pair in entry["pairs"]:
         values = by_method(rows, pair["column"])
-        swept, chosen = values.get(pair["swept"]), values.get(pair["chosen"])
-        if not swept or not chosen:
-            raise SystemExit(f"label_free '{pair['label']}': no {pair['column']} of both methods in {entry['record']}")
-        cells.append([pair["label"], pair["split"], spread(swept), spread(chosen), paired(chosen, swept)])
-    columns = ["mIoU (%) of", "split", "threshold swept on masks", "chosen without masks (otsu)", "difference"]
-    return [entry["text"].strip(), "", *markdown_table(columns, cells)]
+        first, second = values.get(pair["first"]), values.get(pair["second"])
+        if not first or not second:
+            raise SystemExit(f"{entry['file']}, '{pair['label']}': no {pair['column']} of both methods")
+        cells.append([pair["label"], pair["split"], spread(first), spread(second), paired(second, first)])
+    first_name, second_name = entry["columns"]
+    return markdown_table(["mIoU (%) of", "split", first_name, second_name, "difference, paired by seed"], cells)
+
+
+def readme_block(index: dict, name: str) -> list[str]:
+    """The pairs table of the record that names README block ``name``, with its text."""
+    entry = next(e for e in index["records"] if e.get("readme") == name)
+    return [_text(entry["text"]), "", *pairs_table(entry)]
 
 
 def _mean(rows: list[dict], column: str, method: str) -> float:
@@ -228,7 +237,7 @@ def pages() -> dict[Path, str]:
         readme: with_block(
             with_block(readme.read_text(), "results:headline", headline_table(_index()), "README.md"),
             "results:label_free",
-            label_free_table(_index()),
+            readme_block(_index(), "label_free"),
             "README.md",
         ),
         stages: with_block(stages.read_text(), "stages:table", stage_table(), "docs/stages.md"),

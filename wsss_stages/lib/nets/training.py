@@ -340,12 +340,15 @@ def stop_signals():
 
 
 def save_model(path: Path, model: nn.Module, meta: dict) -> None:
-    """The final weights, written atomically (by rank 0 alone under torchrun)."""
+    """The final weights, written atomically (by rank 0 alone under torchrun); then the run's checkpoint
+    (:func:`checkpoint_dir_for`) is removed, so a rerun of the stage (its code changed) trains afresh
+    instead of resuming the finished run."""
     if not distributed.current().main:
         return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"state_dict": state, "meta": meta}, tmp)
+    (checkpoint_dir_for(path) / "last.pt").unlink(missing_ok=True)
 
 
 def checkpoint_dir_for(output: Path) -> Path:

@@ -4,7 +4,8 @@ Each step, for a batch of crops ``x`` with labels ``Y`` and with no gradient thr
 
 - ``M_cam``: the CAMs of the labelled classes, each max-normalised;
 - ``M_rs = PAMR(SCG(M_cam))``: SCG on the backbone's own levels (``refiners/scg/scg.py``), then PAMR on
-  the crop at 1/4 of its resolution (``refiners/pamr/pamr.py``), the recursion's target;
+  the crop at 1/4 of its resolution (``refiners/pamr/pamr.py``), each map divided by its maximum like
+  M_cam (PAMR flattens peaks, and L_rec compares M_rs with max-normalised CAMs), the recursion's target;
 - ``M_seg = CF(M_rs)``: the strongest class where its score exceeds δ_fg, background below δ_bg,
   ignored (255) between.
 
@@ -64,7 +65,8 @@ def recursive_seeds(
         seeds = scg_maps(hsc, cams[b, present].float().cpu(), scg["fg"], scg["bg"], scg["variant"])
         full = F.interpolate(seeds[None], size=images.shape[-2:], mode="bilinear", align_corners=False)[0]
         refined = pamr_at_stride(images[b].float().cpu(), full, pamr["stride"], pamr["iterations"], DILATIONS)
-        out[b, present] = refined.clamp(0, 1)
+        # PAMR averages each peak with its neighbourhood; M_rs is the next step's M_cam, so it peaks at 1 as well
+        out[b, present] = refined.clamp_min(0) / refined.flatten(1).max(1).values.clamp_min(1e-5)[:, None, None]
     return out.to(cams.device)
 
 
