@@ -43,20 +43,11 @@ def test_the_benchmark_scores_each_rule_against_the_sweep_on_the_same_images(tmp
     from conftest import write_voc_tree
     from test_stats import load_benchmark_script
 
-    from wsss_stages.lib.data.artifacts import save_cams, write_manifest
     from wsss_stages.lib.data.voc import VOCDataset
 
     ids = ["a", "b", "c", "d"]
-    root = write_voc_tree(tmp_path / "VOC2012", {"train": ids})
-    dataset = VOCDataset(root)
-    cams = tmp_path / "cams"
-    cams.mkdir()
-    rng = np.random.default_rng(1)
-    for image_id in ids:
-        mask = dataset.load_mask(image_id)
-        cam = np.where(mask > 0, rng.uniform(0.7, 1.0, mask.shape), rng.uniform(0.0, 0.2, mask.shape))
-        save_cams(cams / f"{image_id}.npz", (cam / cam.max())[None], dataset.labels(image_id).tolist())
-    write_manifest(cams, "cams", ids)
+    dataset = VOCDataset(write_voc_tree(tmp_path / "VOC2012", {"train": ids}))
+    cams = cams_of_masks(tmp_path, dataset, ids)
     row = load_benchmark_script("label_free_thresholds").score_folder(dataset, cams, "train", GRID)
     assert row["images"] == 4 and row["swept_miou"] == 100.0
     assert 0.2 <= row["otsu"] < 0.7 and row["otsu_miou"] == 100.0 and row["otsu_loss"] == 0.0

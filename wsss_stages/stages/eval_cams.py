@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import load_cams, read_manifest
+from wsss_stages.lib.data.artifacts import load_cams
 from wsss_stages.lib.data.voc import VOCDataset
-from wsss_stages.lib.evaluation.evaluation import scoring_ids
-from wsss_stages.lib.evaluation.label_free import GROUND_TRUTH, LabelAgreement, choose_threshold, rule_for
+from wsss_stages.lib.evaluation.label_free import LabelAgreement
 from wsss_stages.lib.evaluation.metrics import confusion_matrix
-from wsss_stages.lib.evaluation.sweeps import write_label_sweep, write_sweep
+from wsss_stages.lib.evaluation.sweeps import seed_split, write_label_sweep, write_sweep
 from wsss_stages.lib.evaluation.thresholds import strongest
 from wsss_stages.lib.nets.runtime import progress
 
@@ -44,17 +42,6 @@ def sweep_agreements(dataset: VOCDataset, cams_dir: Path, ids: list[str], thresh
         for agreement, threshold in zip(found, thresholds):
             agreement.add(np.where(value > threshold, label, 0), dataset.labels(image_id))
     return [a.summary(dataset.class_names) for a in found]
-
-
-def chosen_threshold(rule: str, cams_dir: Path, ids: list[str], thresholds: list[float]) -> float | None:
-    """The threshold a label-free rule picks from the maps of ``ids`` (None for the sweep)."""
-    if rule == GROUND_TRUTH:
-        return None
-    maps = (load_cams(cams_dir / f"{i}.npz") for i in progress(ids, desc=f"rule {rule}"))
-    try:
-        return round(choose_threshold(rule, maps, thresholds), 4)
-    except ValueError as error:
-        raise WsssError(f"{cams_dir}: {error} (config key: threshold_rule)") from None
 
 
 def eval_cams(
@@ -90,16 +77,10 @@ def eval_cams(
     """
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
-    available = set(read_manifest(cams, "cams")["ids"])
-    ids, with_masks = scoring_ids(dataset, split, available)
-    try:
-        rule = rule_for(rule, with_masks)
-    except ValueError as error:
-        raise WsssError(f"split '{split}': {error} (config key: threshold_rule)") from None
-    every = [i for i in dataset.split_ids(split) if i in available]
-    chosen = chosen_threshold(rule, cams, every, list(thresholds))
+    chosen_by = seed_split(dataset, split, cams, rule, list(thresholds))
+    ids, rule, chosen = chosen_by.ids, chosen_by.rule, chosen_by.threshold
     grid = sorted(set(thresholds) | ({chosen} if chosen is not None else set()))
-    if with_masks:
+    if chosen_by.with_masks:
         best = write_sweep(
             sweep_confusions(dataset, cams, ids, grid),
             grid,

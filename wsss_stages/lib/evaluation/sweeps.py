@@ -10,15 +10,49 @@ holds each threshold's foreground share and missed / extra labels instead of sco
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wsss_stages.lib.data.artifacts import atomic_path, write_csv, write_json
-from wsss_stages.lib.evaluation.evaluation import labels_only_rows, per_class_rows, summary
+from wsss_stages import WsssError
+from wsss_stages.lib.data.artifacts import atomic_path, load_cams, read_manifest, write_csv, write_json
+from wsss_stages.lib.data.voc import VOCDataset
+from wsss_stages.lib.evaluation.evaluation import labels_only_rows, per_class_rows, scoring_ids, summary
+from wsss_stages.lib.evaluation.label_free import GROUND_TRUTH, choose_threshold, rule_for
 from wsss_stages.lib.evaluation.metrics import scores_from_confusion
+from wsss_stages.lib.nets.runtime import progress
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SeedSplit:
+    """How a stage chooses a threshold of a folder of maps on the seed split."""
+
+    ids: list[str]  # the images it scores: those with masks, or every image where the split has none
+    with_masks: bool
+    rule: str  # "sweep" or a rule that reads no mask (``auto`` resolved)
+    threshold: float | None  # where that rule puts the maps' threshold (None for the sweep)
+
+
+def seed_split(dataset: VOCDataset, split: str, maps: Path, rule: str, candidates: list[float]) -> SeedSplit:
+    """The images to score and, for a rule without masks, its threshold from the maps of every image."""
+    available = set(read_manifest(maps, "cams")["ids"])
+    ids, with_masks = scoring_ids(dataset, split, available)
+    try:
+        rule = rule_for(rule, with_masks)
+    except ValueError as error:
+        raise WsssError(f"split '{split}': {error} (config key: threshold_rule)") from None
+    if rule == GROUND_TRUTH:
+        return SeedSplit(ids, with_masks, rule, None)
+    every = [i for i in dataset.split_ids(split) if i in available]
+    found = (load_cams(Path(maps) / f"{i}.npz") for i in progress(every, desc=f"rule {rule}"))
+    try:
+        threshold = round(choose_threshold(rule, found, candidates), 4)
+    except ValueError as error:
+        raise WsssError(f"{maps}: {error} (config key: threshold_rule)") from None
+    return SeedSplit(ids, with_masks, rule, threshold)
 
 
 def plot_sweep(

@@ -17,16 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_stages import WsssError
-from wsss_stages.lib.data.artifacts import cams_to_scores, load_cams, read_manifest
+from wsss_stages.lib.data.artifacts import cams_to_scores, load_cams
 from wsss_stages.lib.data.voc import VOCDataset
-from wsss_stages.lib.evaluation.evaluation import scoring_ids
-from wsss_stages.lib.evaluation.label_free import GROUND_TRUTH, LabelAgreement, choose_threshold, rule_for
+from wsss_stages.lib.evaluation.label_free import LabelAgreement
 from wsss_stages.lib.evaluation.metrics import confusion_matrix, scores_from_confusion
-from wsss_stages.lib.evaluation.sweeps import write_label_sweep, write_sweep
+from wsss_stages.lib.evaluation.sweeps import seed_split, write_label_sweep, write_sweep
 from wsss_stages.lib.evaluation.thresholds import cam_labels
 from wsss_stages.lib.nets.parallel import parallel_map
-from wsss_stages.lib.nets.runtime import progress
 from wsss_stages.refiners.crf.densecrf import CrfParams, crf_on_scores
 
 log = logging.getLogger(__name__)
@@ -72,17 +69,6 @@ def _summed(results: list[dict], num_classes: int, n: int) -> dict:
     return total
 
 
-def reference_threshold(rule: str, cams_dir: Path, ids: list[str], thresholds: list[float]) -> float | None:
-    """Where a label-free rule thresholds the maps the CRF refines (None for the sweep)."""
-    if rule == GROUND_TRUTH:
-        return None
-    maps = (load_cams(cams_dir / f"{i}.npz") for i in progress(ids, desc=f"rule {rule}"))
-    try:
-        return choose_threshold(rule, maps, thresholds)
-    except ValueError as error:
-        raise WsssError(f"{cams_dir}: {error} (config key: threshold_rule)") from None
-
-
 def tune_crf(
     *,
     cams: Path,
@@ -118,14 +104,8 @@ def tune_crf(
     """
     dataset = VOCDataset(data_root, mask_folder)
     cams = Path(cams)
-    available = set(read_manifest(cams, "cams")["ids"])
-    ids, with_masks = scoring_ids(dataset, split, available)
-    try:
-        rule = rule_for(rule, with_masks)
-    except ValueError as error:
-        raise WsssError(f"split '{split}': {error} (config key: threshold_rule)") from None
-    every = [i for i in dataset.split_ids(split) if i in available]
-    reference = reference_threshold(rule, cams, every, list(cam_thresholds))
+    chosen_by = seed_split(dataset, split, cams, rule, list(cam_thresholds))
+    ids, with_masks, rule, reference = chosen_by.ids, chosen_by.with_masks, chosen_by.rule, chosen_by.threshold
     work = functools.partial(
         _sweep_one,
         dataset=dataset,
