@@ -38,6 +38,18 @@ def test_ep_of_a_map_with_one_edge_gives_two_superpixels_and_their_dominant_clas
     assert np.allclose(refined[1][inside], probs[1][inside].mean()) and (refined[[0, 2]][:, inside] == 0).all()
 
 
+def test_ep_targets_never_show_a_class_the_image_is_not_labelled_with():
+    from wsss_stages.methods.recurseed.recurseed import ep_targets, labelled_probs
+
+    probs = torch.zeros(1, 4, 16, 16)
+    probs[:, 0], probs[:, 3] = 0.1, 0.9  # the decoder is sure of class 3 everywhere; the image is labelled 1
+    probs[:, 1, :, :8] = 0.8
+    kept = labelled_probs(probs, torch.tensor([[1.0, 0, 0]]))
+    assert torch.allclose(kept.sum(1), torch.ones(1, 16, 16)) and (kept[:, 2:] == 0).all()
+    masks, labels = ep_targets(kept, torch.full((1, 3, 16, 16), 0.5), {"stride": 1, "iterations": 2}, 0.4, (50, 100))
+    assert set(labels.unique().tolist()) <= {0, 1, 255} and masks[0, :, :6].all() and not masks[0, :, 10:].any()
+
+
 def test_the_mix_keeps_image_mseg_and_mrs_aligned_pixel_for_pixel():
     rng = np.random.default_rng(0)
     b, h, w = 4, 8, 10

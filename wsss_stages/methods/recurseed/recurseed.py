@@ -112,6 +112,13 @@ def edge_predict(probs: np.ndarray, canny: tuple[int, int] = (50, 100)) -> tuple
     return refined, np.where(edges, 0, pieces)
 
 
+def labelled_probs(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The softmax ``[B, C + 1, H, W]`` kept to the background and each image's labelled classes, renormalised."""
+    keep = torch.cat([torch.ones_like(labels[:, :1]), labels], 1)[:, :, None, None]
+    kept = probs * keep
+    return kept / kept.sum(1, keepdim=True).clamp_min(1e-8)
+
+
 def ep_targets(
     probs: torch.Tensor, images: torch.Tensor, pamr: dict, delta_fg: float, canny: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +242,8 @@ class RecurSeed:
         rng = np.random.default_rng([self.context.seed, int(round(progress * 1e9))])
         with torch.no_grad():
             if o["mix"] == "epm":
-                masks, seg = ep_targets(logits.softmax(1), images, o["pamr"], o["delta_fg"], tuple(o["canny"]))
+                probs = labelled_probs(logits.float().softmax(1), labels)
+                masks, seg = ep_targets(probs, images, o["pamr"], o["delta_fg"], tuple(o["canny"]))
             elif o["mix"] == "cutmix":
                 masks = cutmix_masks(x.shape[0], tuple(x.shape[-2:]), rng).to(x.device)
             else:
