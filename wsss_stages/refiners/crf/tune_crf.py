@@ -53,9 +53,10 @@ def _sweep_one(
             out["gt"][t] = confusion_matrix(gt, crf, c)
         if seeds is not None:
             out["ref"][t] = confusion_matrix(seeds, crf, c)
-        agreement = LabelAgreement(c)
-        agreement.add(crf, dataset.labels(image_id))
-        out["labels"].append(agreement)
+        if gt is None:  # only a split without masks reports the labels' view
+            agreement = LabelAgreement(c)
+            agreement.add(crf, dataset.labels(image_id))
+            out["labels"].append(agreement)
     return out
 
 
