@@ -183,9 +183,15 @@ class TrainLoop:
     checkpoint_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     progress: float = 0.0
     timing: list = field(default_factory=list)  # per epoch: images/s and the share of the time spent waiting for data
+    # a step of its own (two networks, two optimisers): update(model, x, targets, global_step, precision) does its
+    # backward passes, optimiser steps and learning rates and returns the loss to log; `precision()` is the
+    # autocast context. ``optimizer`` then only needs state_dict / load_state_dict (one checkpoint for all)
+    update: Callable | None = None
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
         world = distributed.current()
+        if self.update is not None and world.size > 1:
+            raise WsssError("a training stage with its own update step runs in one process (no torchrun)")
         self.device = distributed.setup(self.device)
         steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
         total = steps_per_epoch * self.epochs
@@ -215,18 +221,21 @@ class TrainLoop:
                 bar = progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", total=steps_per_epoch, initial=skip)
                 clock = EpochClock()
                 for step, (x, y) in enumerate(clock.wrap(bar), start=skip):
-                    poly_lr(self.optimizer, epoch * steps_per_epoch + step, total)
-                    self.progress = (
-                        epoch * steps_per_epoch + step
-                    ) / total  # for schedules inside a loss (Puzzle-CAM's α)
+                    global_step = epoch * steps_per_epoch + step
+                    self.progress = global_step / total  # for schedules inside a loss (Puzzle-CAM's α)
                     x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                    with autocast(self.device, self.dtype):
-                        loss = loss_fn(self.model, x, {k: v.to(self.device) for k, v in y.items()})
-                    self.optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()  # fp16 only: bf16 and fp32 need no loss scaling
-                    distributed.average_gradients(parameters, world)
-                    scaler.step(self.optimizer)
-                    scaler.update()
+                    y = {k: v.to(self.device) for k, v in y.items()}
+                    if self.update is not None:
+                        loss = self.update(self.model, x, y, global_step, lambda: autocast(self.device, self.dtype))
+                    else:
+                        poly_lr(self.optimizer, global_step, total)
+                        with autocast(self.device, self.dtype):
+                            loss = loss_fn(self.model, x, y)
+                        self.optimizer.zero_grad(set_to_none=True)
+                        scaler.scale(loss).backward()  # fp16 only: bf16 and fp32 need no loss scaling
+                        distributed.average_gradients(parameters, world)
+                        scaler.step(self.optimizer)
+                        scaler.update()
                     losses.append(distributed.mean_over_processes(loss.item(), world))
                     if not math.isfinite(losses[-1]):
                         raise WsssError(
@@ -280,6 +289,7 @@ class TrainLoop:
                 "history": history,
                 "partial": list(partial),
                 "signature": json.dumps(self.signature, sort_keys=True),
+                "rng": torch.get_rng_state(),  # dropout and other draws continue as if never interrupted
             }
             with atomic_path(self._checkpoint) as tmp:
                 torch.save(state, tmp)
@@ -307,6 +317,8 @@ class TrainLoop:
                 str(exc).splitlines()[0],
             )
             return 0, 0, [], []
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
         step = int(state.get("step", 0))
         log.info(
             "resuming from %s after epoch %d%s", self._checkpoint, state["epoch"], f", step {step}" if step else ""

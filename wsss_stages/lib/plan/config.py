@@ -198,6 +198,7 @@ def _check_cross_keys(config: dict) -> None:
                 if name not in allowed
             ]
     classifier = config["train_classifier"]
+    problems += _acr_problems(config)
     method = REGISTRY.methods[classifier["method"]]
     if method.check:
         problems += method.check(classifier.get(method.name, {}), classifier)
@@ -213,6 +214,27 @@ def _check_cross_keys(config: dict) -> None:
             problems.append(f"config key '{stage}.training.scale_range': {lo} > {hi}")
     if problems:
         raise WsssError("invalid config:\n" + "\n".join("  " + p for p in problems))
+
+
+def _acr_problems(config: dict) -> list[str]:
+    acr = config["acr"]
+    if not acr["enabled"]:
+        return []
+    problems = []
+    if config["adversarial_erasing"]["enabled"]:
+        problems.append("config key 'acr.enabled': ACR and adversarial_erasing cannot both replace the classifier")
+    if config["train_classifier"]["method"] != "cam":
+        problems.append(
+            f"config key 'train_classifier.method': ACR trains a plain CAM classifier ('cam'), not "
+            f"'{config['train_classifier']['method']}'"
+        )
+    side = config["train_classifier"]["training"]["crop_size"] * acr["reconstructor"]["scale"]
+    if side != round(side) or round(side) % 4:
+        problems.append(
+            f"config key 'acr.reconstructor.scale': the rebuilt crop (crop_size × scale = {side:g} px) must be a "
+            f"whole number of pixels divisible by 4"
+        )
+    return problems
 
 
 def _chain_problems(config: dict) -> list[str]:

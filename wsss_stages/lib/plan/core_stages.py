@@ -16,6 +16,7 @@ from wsss_stages.lib.plan.pipeline import (
     chain_ref,
     chain_rule,
     chain_threshold,
+    classifier,
     reported_refinements,
     seeds,
 )
@@ -48,7 +49,6 @@ CLASSIFIER_RECIPE = {
 }
 CAM_INFERENCE = {"scales": "make_cams.scales", "flip": "make_cams.flip", "precision": "make_cams.precision"}
 SCORING = {"split": "splits.seeds", "mask_folder": "mask_folder"}
-CLASSIFIER = Ref("train_classifier", "out_model")
 RULE = Derived(("threshold_rule", "cam_bg_threshold"), chain_rule)
 
 
@@ -138,7 +138,7 @@ register_stage(
     Stage(
         "score_classifier",
         "multi-label classification mAP of the classifier on the scored splits (does it still classify?)",
-        inputs=lambda cfg, v: {"model": CLASSIFIER},
+        inputs=lambda cfg, v: {"model": classifier(cfg)},
         input_args=("model",),
         outputs={"out_json": Output("metrics.json")},
         params={
@@ -163,7 +163,7 @@ register_stage(
     Stage(
         "make_cams",
         "multi-scale + flip class maps of the chosen CAM source, for each image's classes",
-        inputs=lambda cfg, v: {"model": CLASSIFIER},
+        inputs=lambda cfg, v: {"model": classifier(cfg)},
         input_args=("model",),
         outputs={"out_dir": Output("cams", directory=True), "out_val_dir": Output("val_cams", directory=True)},
         params={
@@ -306,7 +306,7 @@ def has_decoder(cfg: dict) -> bool:
 def _segmentation_model(cfg: dict, refinement: str) -> dict:
     """The network trained on a refinement's pseudo-masks, or (``decoder_net``) the classifier's own decoder."""
     if refinement == DECODER_NET:
-        return {"model": CLASSIFIER}
+        return {"model": classifier(cfg)}
     return {"model": Ref("train_segmentation", "out_model", refinement)}
 
 
@@ -360,7 +360,7 @@ def _summary_inputs(cfg: dict, variant: str) -> dict:
         "pseudo_mask_dir": Ref("make_pseudo_masks", "out_dir", chosen),
         "segmentation": Ref("eval_segmentation", "out_json", chosen) if enabled else None,
         "cam_val": Ref("score_cams", "out_json") if scores_val(cfg) else None,
-        "classifier_info": Ref("train_classifier", "out_info"),
+        "classifier_info": classifier(cfg, "out_info"),
         "classifier_map": Ref("score_classifier", "out_json"),
         "seeds": seeds(cfg),
         "compare": {r: Ref("eval_pseudo_masks", "out_json", r) for r in compared},
@@ -484,7 +484,7 @@ def _gallery_inputs(cfg: dict, variant: str) -> dict:
         "cams": seeds(cfg),
         "pseudo_masks": {r: Ref("make_pseudo_masks", "out_dir", r) for r in reported},
         "per_class": {r: Ref("eval_pseudo_masks", "out_csv", r) for r in reported},
-        "classifier_info": Ref("train_classifier", "out_info"),
+        "classifier_info": classifier(cfg, "out_info"),
         "segmentation_model": Ref("train_segmentation", "out_model", chosen)
         if cfg["train_segmentation"]["enabled"]
         else None,

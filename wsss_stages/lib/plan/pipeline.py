@@ -31,6 +31,12 @@ SEEDS = "cams"  # the source name of the seed maps
 
 
 # ============================================================================ seeds and refinement chains
+def classifier(cfg: dict, output: str = "out_model") -> Ref:
+    """The classifier the CAMs come from (``out_model``, or its record ``out_info``): train_classifier's,
+    or ACR's C (``train_acr``) when ``acr.enabled``."""
+    return Ref("train_acr" if cfg["acr"]["enabled"] else "train_classifier", output)
+
+
 def seeds(cfg: dict) -> Ref:
     """The seed maps: one classifier's CAMs, or adversarial erasing's fused maps."""
     if cfg["adversarial_erasing"]["enabled"]:
@@ -276,6 +282,9 @@ def method_label(cfg: dict) -> str:
     classifier = cfg["train_classifier"]
     method = REGISTRY.methods[classifier["method"]]
     parts = [] if method.name == "cam" else [method.label(classifier.get(method.name, {}))]
+    acr = cfg["acr"]
+    if acr["enabled"]:
+        parts.append(f"ACR ({acr['strategy']}{' + SRF' if acr['srf']['enabled'] else ''})")
     erasing = cfg["adversarial_erasing"]
     if erasing["enabled"]:
         parts.append(f"AE-PSL (T {erasing['steps']}, δ {erasing['delta']:g})")

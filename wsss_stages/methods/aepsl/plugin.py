@@ -6,14 +6,15 @@ classifier on ever more erased images and fusing the seeds of every step.
 
 from __future__ import annotations
 
-from wsss_stages.lib.plan.core_stages import CAM_INFERENCE, CLASSIFIER, CLASSIFIER_RECIPE, cam_splits, code_of_method
+from wsss_stages.lib.plan.core_stages import CAM_INFERENCE, CLASSIFIER_RECIPE, cam_splits, code_of_method
 from wsss_stages.lib.plan.declare import Derived, Output, Stage, register_stage
+from wsss_stages.lib.plan.pipeline import classifier
 
 register_stage(
     Stage(
         "train_erasing",
         "adversarial erasing (AE-PSL): classifiers on ever more erased images, fused seeds",
-        inputs=lambda cfg, v: {"classifier": CLASSIFIER},
+        inputs=lambda cfg, v: {"classifier": classifier(cfg)},
         input_args=("classifier",),
         outputs={"out_dir": Output("cams", directory=True), "out_report": Output("steps.json")},
         params={

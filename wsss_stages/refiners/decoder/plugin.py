@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import yaml
 
-from wsss_stages.lib.plan.declare import Output, Ref, Refiner, Stage, register_refiner
-from wsss_stages.lib.plan.pipeline import chain_links, chain_ref, reported_refinements
+from wsss_stages.lib.plan.declare import Output, Refiner, Stage, register_refiner
+from wsss_stages.lib.plan.pipeline import chain_links, chain_ref, classifier, reported_refinements
 
 SECTION = yaml.safe_load("""
 type: object
@@ -40,7 +40,7 @@ def check(cfg: dict) -> list[str]:
 PREDICT = Stage(
     "predict_decoder",
     "a RecurSeed classifier's decoder on the seed split: score maps of the labelled classes",
-    inputs=lambda cfg, source: {"model": Ref("train_classifier", "out_model"), "cams": chain_ref(cfg, source)},
+    inputs=lambda cfg, source: {"model": classifier(cfg), "cams": chain_ref(cfg, source)},
     input_args=("model", "cams"),
     outputs={"out_dir": Output("{source}/scores", directory=True)},
     params={

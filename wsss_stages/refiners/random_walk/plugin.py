@@ -12,7 +12,7 @@ from __future__ import annotations
 import yaml
 
 from wsss_stages.lib.plan.declare import Derived, Output, Ref, Refiner, Stage, register_refiner
-from wsss_stages.lib.plan.pipeline import SEEDS, chain_ref, chain_threshold, seeds
+from wsss_stages.lib.plan.pipeline import SEEDS, chain_ref, chain_threshold, classifier, seeds
 
 SECTIONS = yaml.safe_load("""
 make_affinity_labels:
@@ -207,7 +207,7 @@ TRAIN = Stage(
     "train_affinitynet",
     "train the inter-pixel affinity network (resumable)",
     inputs=lambda cfg, v: {
-        "classifier": Ref("train_classifier", "out_model"),
+        "classifier": classifier(cfg),
         "labels": Ref("make_affinity_labels", "out_dir"),
     },
     input_args=("classifier", "labels"),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import yaml
 
-from wsss_stages.lib.plan.declare import Output, Ref, Refiner, Stage, register_refiner
-from wsss_stages.lib.plan.pipeline import chain_ref
+from wsss_stages.lib.plan.declare import Output, Refiner, Stage, register_refiner
+from wsss_stages.lib.plan.pipeline import chain_ref, classifier
 
 SECTION = yaml.safe_load("""
 type: object
@@ -46,7 +46,7 @@ KEYS = ("variant", "first_threshold", "second_threshold", "fg_threshold", "bg_th
 REFINE = Stage(
     "refine_scg",
     "self-correlation maps (SCG) from the classifier's features and a chain's CAMs",
-    inputs=lambda cfg, source: {"model": Ref("train_classifier", "out_model"), "cams": chain_ref(cfg, source)},
+    inputs=lambda cfg, source: {"model": classifier(cfg), "cams": chain_ref(cfg, source)},
     input_args=("model", "cams"),
     outputs={"out_dir": Output("{source}/maps", directory=True)},
     params={**{k: f"refine_scg.{k}" for k in KEYS}, "device": "device"},

@@ -1,0 +1,1 @@
+"""ACR: a classifier trained adversarially against an inpainting reconstructor (stage train_acr)."""
