@@ -333,6 +333,30 @@ def test_leaderboard_over_repeats_gives_spread_and_paired_intervals(tmp_path):
     assert lo == pytest.approx(2.8333 - 4.3027 * 0.7638 / 3**0.5, abs=1e-2) and hi > 2.83 > lo > 0
     md = out.with_suffix(".md").read_text()
     assert "31.33 ± 1.53" in md and "+2.83 [+0.94, +4.73] |" in md and "+1.00 [+1.00, +1.00] within noise" in md
+    assert "decoder (val)" not in md  # no method here has a decoder of its own
+
+
+def test_leaderboard_shows_a_methods_own_decoder_on_val(tmp_path):
+    from wsss_stages.reports.write_leaderboard import write_leaderboard
+
+    summaries = [_summary(tmp_path, "cam", 30.0, 25.0), _summary(tmp_path, "rs", 33.0, 26.0)]
+    path = tmp_path / "results" / "rs" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "decoder_net_miou": 29.5}))
+    out = tmp_path / "board"
+    write_leaderboard(
+        summaries=summaries,
+        groups=["cam=cam", "rs=rs"],
+        jobs=[],
+        labels=[],
+        out_md=out.with_suffix(".md"),
+        out_csv=out.with_suffix(".csv"),
+        out_plot=out.with_suffix(".png"),
+    )
+    rows = {r["experiment"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
+    assert float(rows["rs"]["decoder_val_miou"]) == 29.5 and rows["cam"]["decoder_val_miou"] == ""
+    md = out.with_suffix(".md").read_text()
+    assert "| final val | Δ final val | decoder (val) | Δ decoder (val) |" in md
+    assert "| **26.00** | +1.00 (one repeat) within noise | **29.50** | — |" in md
 
 
 def test_leaderboard_compares_refinements_of_the_same_cams_with_the_seeds_repeat_by_repeat(tmp_path):

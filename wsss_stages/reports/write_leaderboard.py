@@ -29,13 +29,20 @@ SCORES = (
     ("cam_miou_val", "CAM seeds (val)"),
     ("pseudo_mask_miou", "pseudo-masks"),
     ("val_miou", "final val"),
+    ("decoder_val_miou", "decoder (val)"),
 )
 SUMMARY_KEYS = {
     "cam_miou": "cam_miou",
     "cam_miou_val": "cam_miou_val",
     "pseudo_mask_miou": "pseudo_mask_miou",
     "val_miou": "segmentation_miou",
+    "decoder_val_miou": "decoder_net_miou",  # a classifier's own segmentation decoder (RecurSeed), no 2nd training
 }
+
+
+def _scored(rows: list[dict]) -> list[tuple[str, str]]:
+    """The scores some row has (the decoder's only where a method has one)."""
+    return [(key, label) for key, label in SCORES if key != "decoder_val_miou" or any(r[key] is not None for r in rows)]
 
 
 def job_times(jobs: list[tuple[str, str]], groups: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -193,7 +200,8 @@ def render_markdown(rows: list[dict]) -> str:
         f"mIoU in %, mean ± sample std over the repeats (training seeds; n = repeats): CAM seeds at their best "
         f"background threshold and pseudo-masks on `{seed_split}` (thresholds swept there), the seeds on `{val_split}` "
         f"at that threshold (never tuned there), the DeepLab trained on "
-        f"the pseudo-masks on `{val_split}`. Δ: the paired difference to the first experiment "
+        f"the pseudo-masks on `{val_split}` (and, for a method with a segmentation decoder of its own, that decoder "
+        f"on `{val_split}`, with no second training). Δ: the paired difference to the first experiment "
         f"({rows[0]['experiment']}), "
         "repeat by repeat (same seed), with its 95 % t-interval; differences below "
         f"{NOISE:g} points are marked *within noise*, intervals that hold 0 *spans 0*. Wall time: every job one "
@@ -204,8 +212,10 @@ def render_markdown(rows: list[dict]) -> str:
     ]
     mean_ap = f"classifier mAP ({seed_split} / val)"
     columns = ["experiment", "method", "refinement", "n", "CAM seeds", "Δ seeds", "bg thr", "seeds (val)"]
-    columns += ["Δ seeds (val)", "pseudo-masks", "Δ pseudo-masks", "final val", "Δ final val", mean_ap]
-    columns += ["wall time (s)", "own (s)", "CPU (s)"]
+    columns += ["Δ seeds (val)", "pseudo-masks", "Δ pseudo-masks", "final val", "Δ final val"]
+    decoder = len(_scored(rows)) > 4
+    columns += ["decoder (val)", "Δ decoder (val)"] if decoder else []
+    columns += [mean_ap, "wall time (s)", "own (s)", "CPU (s)"]
     cells = []
     for row in rows:
         wall = fmt(row["wall_seconds"], 0) + (
@@ -216,10 +226,11 @@ def render_markdown(rows: list[dict]) -> str:
             + [score(row, "cam_miou"), delta(row, "cam_miou"), fmt(row["cam_bg_threshold"])]
             + [score(row, "cam_miou_val"), delta(row, "cam_miou_val"), score(row, "pseudo_mask_miou")]
             + [delta(row, "pseudo_mask_miou"), score(row, "val_miou"), delta(row, "val_miou")]
+            + ([score(row, "decoder_val_miou"), delta(row, "decoder_val_miou")] if decoder else [])
             + [f"{fmt(row['classifier_map'], 1)} / {fmt(row['classifier_map_val'], 1)}", wall]
             + [fmt(row["own_wall_seconds"], 0), fmt(row["cpu_seconds"], 0)]
         )
-    numbers = {"n", "CAM seeds", "bg thr", "seeds (val)", "pseudo-masks", "final val", mean_ap}
+    numbers = {"n", "CAM seeds", "bg thr", "seeds (val)", "pseudo-masks", "final val", "decoder (val)", mean_ap}
     lines += markdown_table(columns, cells, right=numbers | {"wall time (s)", "own (s)", "CPU (s)"})
     return "\n".join(lines) + "\n"
 
@@ -231,16 +242,17 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    x, width = np.arange(len(rows)), 0.8 / len(SCORES)
-    offset = (len(SCORES) - 1) / 2
+    scores = _scored(rows)
+    x, width = np.arange(len(rows)), 0.8 / len(scores)
+    offset = (len(scores) - 1) / 2
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows)), 3.8), constrained_layout=True)
-    for k, (key, label) in enumerate(SCORES):
+    for k, (key, label) in enumerate(scores):
         values = [row[key] if row[key] is not None else np.nan for row in rows]
         errors = [row[f"{key}_std"] or 0.0 for row in rows]
         ax.bar(x + (k - offset) * width, values, width, yerr=errors, capsize=3, label=label)
     ax.set_xticks(x, [row["experiment"] for row in rows], rotation=20, ha="right")
     ax.set_ylabel("mIoU (%), mean ± std over repeats")
-    ax.legend(frameon=False, ncols=len(SCORES), loc="upper left")
+    ax.legend(frameon=False, ncols=len(scores), loc="upper left")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
