@@ -268,3 +268,18 @@ def test_the_erasing_steps_diagnostic_scores_fused_and_single_steps_and_what_eac
         (100 * 48 / valid, 100 * 32 / 48, 100 * 16 / 48)
     )  # what step 2 added: 32 cat, 16 background
     assert steps.table([first, second]).splitlines()[-1].startswith(f"| 2 | {second['fused']['miou']:.2f} (thr 0.50, ")
+
+
+def test_a_decoder_row_carries_the_decoder_scored_on_val():
+    from wsss_stages.lib.evaluation.records import row_from_metrics
+
+    metrics = {
+        "refinement": "pamr",
+        "pseudo_mask_miou_by_refinement": {"pamr": 44.0, "decoder": 41.0},
+        "decoder_net_miou": 38.5,
+        "pseudo_mask": {"precision": 55.0, "recall": 60.0},
+        "classifier_map": {"train": 99.0, "val": 75.0},
+    }
+    decoder = row_from_metrics("rs+decoder", 0, metrics, overlay="configs/x.yaml", command="s", refinement="decoder")
+    pamr = row_from_metrics("rs+pamr", 0, metrics, overlay="configs/x.yaml", command="s", refinement="pamr")
+    assert (decoder["miou_train"], decoder["miou_val"]) == (41.0, 38.5) and pamr["miou_val"] is None

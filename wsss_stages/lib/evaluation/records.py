@@ -67,7 +67,7 @@ def row_from_metrics(
     segmentation: bool = False,
 ) -> dict:
     """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, the pseudo-masks
-    of ``refinement``, or (``segmentation``) its final network. Precision, recall and threshold are kept for
+    of ``refinement`` (``decoder``: with the decoder itself on val), or (``segmentation``) its final network. Precision, recall and threshold are kept for
     the seeds, the experiment's own refinement and a final network; metrics.json holds only the mIoU of the
     refinements it merely compares."""
     prov = metrics.get("provenance") or {}
@@ -117,7 +117,8 @@ def row_from_metrics(
     return {
         **common,
         "miou_train": scored[refinement],
-        "miou_val": None,
+        # the decoder's pseudo-masks come with the decoder itself scored on val (no second training)
+        "miou_val": metrics.get("decoder_net_miou") if refinement == "decoder" else None,
         "threshold": metrics.get("pseudo_mask_bg_threshold") if own else None,
         "precision": metrics["pseudo_mask"]["precision"] if own else None,
         "recall": metrics["pseudo_mask"]["recall"] if own else None,
