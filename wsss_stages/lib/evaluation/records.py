@@ -67,9 +67,9 @@ def row_from_metrics(
     segmentation: bool = False,
 ) -> dict:
     """One record row from an experiment's metrics.json (summarize_metrics): its CAM seeds, the pseudo-masks
-    of ``refinement`` (``decoder``: with the decoder itself on val), or (``segmentation``) its final network. Precision, recall and threshold are kept for
-    the seeds, the experiment's own refinement and a final network; metrics.json holds only the mIoU of the
-    refinements it merely compares."""
+    of ``refinement`` (``decoder``: with the decoder itself on val), or (``segmentation``) its final network.
+    Precision, recall and threshold are kept for the seeds, the experiment's own refinement and a final
+    network; metrics.json holds only the mIoU of the refinements it merely compares."""
     prov = metrics.get("provenance") or {}
     machine, git = prov.get("machine") or {}, prov.get("git") or {}
     flags = machine.get("cpu_flags") or []

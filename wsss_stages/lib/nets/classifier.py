@@ -30,7 +30,6 @@ from wsss_stages.lib.nets.training import (
     Augment,
     EpochDataset,
     TrainLoop,
-    checkpoint_dir_for,
     files_fingerprint,
     make_optimizer,
     save_model,
@@ -140,21 +139,16 @@ def train_cam_classifier(
         "erase_masks": files_fingerprint(sorted(Path(erase_masks).glob("*.png"))) if erase_masks else None,
         "inputs": files_fingerprint([dataset.image_path(i) for i in ids]),
     }
-    loop = TrainLoop(
+    loop = TrainLoop.from_recipe(
         net,
         optimizer,
         EpochDataset(len(ids), load, augment),
-        training["batch_size"],
-        training["epochs"],
+        training,
+        backbone,
         torch_device,
-        checkpoint_dir_for(out_model),
+        Path(out_model),
         signature,
-        backbone["freeze_bn"],
-        training["workers"],
-        training["checkpoint_every"],
         seed,
-        training_dtype(training["precision"], torch_device),
-        training["checkpoint_steps"],
     )
     history = loop.run(lambda model, x, targets: impl.loss(model, x, targets, loop.progress))
     meta = model_meta(

@@ -8,12 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wsss_stages.lib.nets.models import DeepLabV2, DeepLabV3Plus, backbone_from_config, model_meta
-from wsss_stages.lib.nets.runtime import training_dtype
 from wsss_stages.lib.nets.training import (
     Augment,
     EpochDataset,
     TrainLoop,
-    checkpoint_dir_for,
     make_optimizer,
     save_model,
 )
@@ -73,21 +71,8 @@ def fit_segmentation(
         "seed": seed,
         "training": {k: v for k, v in training.items() if k not in RUN_ONLY},
     }
-    loop = TrainLoop(
-        net,
-        optimizer,
-        EpochDataset(count, load, augment),
-        training["batch_size"],
-        training["epochs"],
-        device,
-        checkpoint_dir_for(out_model),
-        signature,
-        backbone["freeze_bn"],
-        training["workers"],
-        training["checkpoint_every"],
-        seed,
-        training_dtype(training["precision"], device),
-        training["checkpoint_steps"],
+    loop = TrainLoop.from_recipe(
+        net, optimizer, EpochDataset(count, load, augment), training, backbone, device, Path(out_model), signature, seed
     )
     history = loop.run(loss)
     save_model(

@@ -31,7 +31,7 @@ from wsss_stages import WsssError
 from wsss_stages.lib.data.artifacts import IGNORE, atomic_path, read_manifest
 from wsss_stages.lib.nets import distributed
 from wsss_stages.lib.nets.models import freeze_batchnorm, to_tensor
-from wsss_stages.lib.nets.runtime import autocast, progress
+from wsss_stages.lib.nets.runtime import autocast, progress, training_dtype
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,41 @@ class TrainLoop:
     # backward passes, optimiser steps and learning rates and returns the loss to log; `precision()` is the
     # autocast context. ``optimizer`` then only needs state_dict / load_state_dict (one checkpoint for all)
     update: Callable | None = None
+
+    @classmethod
+    def from_recipe(
+        cls,
+        model: nn.Module,
+        optimizer,
+        dataset: EpochDataset,
+        training: dict,
+        backbone: dict,
+        device: torch.device,
+        out_model: Path,
+        signature: dict,
+        seed: int,
+        epochs: int | None = None,
+        update: Callable | None = None,
+    ) -> TrainLoop:
+        """The loop a training stage's config sections describe (``training``: batch, epochs, workers,
+        checkpoints, precision; ``backbone``: freeze_bn), checkpointing next to ``out_model``."""
+        return cls(
+            model,
+            optimizer,
+            dataset,
+            training["batch_size"],
+            training["epochs"] if epochs is None else epochs,
+            device,
+            checkpoint_dir_for(out_model),
+            signature,
+            backbone["freeze_bn"],
+            training["workers"],
+            training["checkpoint_every"],
+            seed,
+            training_dtype(training["precision"], device),
+            training["checkpoint_steps"],
+            update=update,
+        )
 
     def run(self, loss_fn: Callable[[nn.Module, torch.Tensor, dict], torch.Tensor]) -> list[float]:
         world = distributed.current()

@@ -24,7 +24,6 @@ from wsss_stages.lib.nets.training import (
     Augment,
     EpochDataset,
     TrainLoop,
-    checkpoint_dir_for,
     files_fingerprint,
     make_optimizer,
     save_model,
@@ -174,22 +173,18 @@ def train_acr(
         phase_epochs,
         steps_per_epoch,
     )
-    loop = TrainLoop(
+    loop = TrainLoop.from_recipe(
         pair,
         optimizers,
         EpochDataset(len(ids), load, augment),
-        training["batch_size"],
-        phase_epochs,
+        training,
+        backbone,
         torch_device,
-        checkpoint_dir_for(out_model),
+        Path(out_model),
         signature,
-        backbone["freeze_bn"],
-        training["workers"],
-        training["checkpoint_every"],
         seed,
-        dtype,
-        training["checkpoint_steps"],
-        update=update,
+        phase_epochs,
+        update,
     )
     history = loop.run(None)
     meta = model_meta(
