@@ -267,3 +267,25 @@ def test_acrs_classifier_replaces_train_classifiers_for_every_later_stage(tmp_pa
     out = snakemake(tmp_path / "p", "-n", "--config", pretrained).stdout
     assert {"train_acr", "train_classifier"} <= planned_jobs(out)
     assert "--classifier results/tiny/train_classifier/model.pt" in out
+
+
+@pytest.mark.integration
+def test_the_dag_runs_on_acrs_classifier_to_the_end(tmp_path):
+    import json
+
+    from test_pipeline import snakemake
+
+    work = tmp_path / "w"
+    snakemake(
+        work,
+        "--config",
+        "acr={enabled: true, epochs: 2, reconstructor: {feature_dim: 8, reduce: [4, 4], width: 4, levels: 3}}",
+        "make_pseudo_masks={refinement: pamr, compare: [none]}",
+        "train_segmentation={training: {epochs: 1}}",
+    )
+    results = work / "results" / "tiny"
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert 0 < metrics["cam_miou"] <= 100 and 0 < metrics["segmentation_miou"] <= 100
+    info = json.loads((results / "train_acr" / "model.json").read_text())
+    assert info["strategy"] == "adversarial" and len(info["loss_terms"]["c_target"]) == 2
+    assert not (results / "train_classifier").exists()
