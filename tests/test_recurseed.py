@@ -179,3 +179,22 @@ def test_the_decoder_refinement_needs_a_recurseed_classifier():
 
     with pytest.raises(WsssError, match="only RecurSeed trains"):
         validate_config({"make_pseudo_masks": {"refinement": "decoder"}})
+
+
+def test_the_monitor_scores_mseg_against_the_masks_per_epoch(tmp_path):
+    import json
+
+    from conftest import stage_args, write_voc_tree
+    from test_seed_methods import tiny_config
+
+    from wsss_stages.stages.train_classifier import train_classifier
+
+    tree = write_voc_tree(tmp_path / "VOC2012", {"train": [f"i{n}" for n in range(8)]}, size=(32, 48))
+    (tree / "SegmentationClass" / "i3.png").unlink()  # an image without a mask takes part, unscored
+    model = tmp_path / "cls" / "model.pt"
+    section = {"method": "recurseed", "recurseed": {"decoder_width": 16, "monitor": True}, "training": {"epochs": 2}}
+    args = stage_args("train_classifier", tiny_config(train_classifier=section))
+    train_classifier(data_root=tree, out_model=model, out_info=model.with_suffix(".json"), threads=1, **args)
+    info = json.loads(model.with_suffix(".json").read_text())
+    assert len(info["mseg_precision"]) == 2 and len(info["mseg_coverage"]) == 2
+    assert all(0 <= v <= 100 for v in info["mseg_precision"] + info["mseg_coverage"])

@@ -5,7 +5,8 @@ A method's implementation (``ClassifierMethod.impl``) is a class built as ``impl
 with a :class:`MethodContext`; it must have ``loss(model, x, targets, progress) -> Tensor`` and may have
 ``build(backbone, num_classes) -> nn.Module`` (default: :class:`~wsss_stages.lib.nets.models.CamClassifier`),
 ``augment(augment) -> augment`` (wrap the sample augmentation) and ``targets(image_id) -> dict`` of
-per-pixel uint8 maps (saliency, edges …) that are rescaled, flipped and cropped with the image.
+per-pixel uint8 maps (saliency, edges …) that are rescaled, flipped and cropped with the image, and
+``report(epochs) -> dict`` of diagnostics for train_classifier's record.
 ``targets`` in ``loss`` is a dict of batched tensors: "labels" (multi-hot, always) plus those maps.
 """
 
@@ -175,6 +176,7 @@ def train_cam_classifier(
             "images": len(ids),
             **signature,
             "loss_history": history,
+            **(impl.report(len(history)) if hasattr(impl, "report") else {}),  # a method's own diagnostics
             "timing": loop.timing,
             "weights_source": features.weights_source,
             "precision_used": str(dtype or torch.float32),

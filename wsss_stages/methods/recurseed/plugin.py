@@ -50,6 +50,12 @@ SCHEMA = {
         "default": [50, 100],
         "description": "EP: Canny's low and high hysteresis thresholds on probabilities scaled to 0..255",
     },
+    "monitor": {
+        "type": "boolean",
+        "default": False,
+        "description": "diagnostics: score M_seg against the training images' masks each step (precision and "
+        "coverage per epoch in train_classifier's model.json); nothing trains on them",
+    },
     "decoder_width": {
         "type": "integer",
         "minimum": 0,

@@ -208,11 +208,42 @@ class RecurSeed:
         self.options, self.context = options, context
         self.mean = torch.tensor(context.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(context.std).view(1, 3, 1, 1)
+        self.watched: list[tuple[int, int, int]] = []  # per step: M_seg's decided, right and labelled pixels
 
     def build(self, backbone, num_classes: int):
         from wsss_stages.lib.nets.models import RecurSeedNet
 
         return RecurSeedNet(backbone, num_classes, self.options["decoder_width"])
+
+    def targets(self, image_id: str) -> dict:
+        """With ``monitor``: the image's ground-truth mask (all ignore where it has none), cropped with it."""
+        if not self.options["monitor"]:
+            return {}
+        dataset = self.context.dataset
+        if dataset.has_mask(image_id):
+            return {"gt": dataset.load_mask(image_id)}
+        return {"gt": np.full(dataset.image_size(image_id), IGNORE, np.uint8)}
+
+    def _watch(self, seg: torch.Tensor, gt: torch.Tensor | None) -> None:
+        """Count M_seg against the masks (diagnostics only; nothing trains on them)."""
+        if gt is None:
+            return
+        labelled = gt.cpu() != IGNORE
+        decided = labelled & (seg.cpu() != IGNORE)
+        self.watched.append((int(decided.sum()), int((decided & (seg.cpu() == gt.cpu())).sum()), int(labelled.sum())))
+
+    def report(self, epochs: int) -> dict:
+        """Per epoch, M_seg's precision (right labels among the pixels it decides) and coverage (share of
+        the labelled pixels it decides), in %, against the ground truth (``monitor`` only)."""
+        if not self.watched or not epochs:
+            return {}
+        per_epoch = max(1, len(self.watched) // epochs)
+        chunks = [self.watched[i : i + per_epoch] for i in range(0, per_epoch * epochs, per_epoch)]
+        sums = [np.sum(chunk, axis=0) for chunk in chunks if chunk]
+        return {
+            "mseg_precision": [100.0 * right / max(decided, 1) for decided, right, _ in sums],
+            "mseg_coverage": [100.0 * decided / max(labelled, 1) for decided, _, labelled in sums],
+        }
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """The crops in [0, 1] (PAMR's colour affinities)."""
@@ -228,6 +259,7 @@ class RecurSeed:
             levels = [feats["low"].detach(), feats["high"].detach()]
             rs = recursive_seeds(cams.detach(), levels, images, labels, o["scg"], o["pamr"])
             seg = confidence_split(rs, o["delta_fg"], o["delta_bg"])
+            self._watch(seg, targets.get("gt"))
         total = (
             F.multilabel_soft_margin_loss(maps.float().mean((2, 3)), labels)
             + segmentation_loss(logits, seg)
